@@ -1,0 +1,212 @@
+// Package storage defines the persistence contract of the default
+// authorization-server Provider (package provider) and the record types that
+// cross it. Backends live in subpackages: memory (tests, ephemeral), sqlite
+// (the embedded default) and, later, postgres. Every backend runs the
+// backend-independent conformance suite in package storetest.
+//
+// Secrets never reach a Store in plaintext: codes, refresh tokens, client
+// secrets, user codes and browser handles are passed as the hex SHA-256 of
+// the value (fields named Hash). Operations that must be atomic under
+// concurrency (redeeming a code, rotating a refresh token, deciding or
+// completing a pending request) are single methods, so that each backend can
+// implement them as one statement or one transaction.
+//
+// Methods that read time-bounded rows take now and never return a row whose
+// expiry is at or before it; Sweep deletes such rows.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	oauth "github.com/mcp-oauth/oauth"
+)
+
+// ErrNotFound is returned when a row does not exist or has expired.
+var ErrNotFound = errors.New("storage: not found")
+
+// ErrConflict is returned when an atomic operation's precondition no longer
+// holds: the code was already redeemed, the refresh token already rotated,
+// the pending request already decided, or the grant was revoked.
+var ErrConflict = errors.New("storage: conflict")
+
+// Store is everything the default Provider persists. The small interfaces it
+// is composed of can be implemented and tested one at a time; the compiler
+// rejects a backend that lacks any of them.
+type Store interface {
+	ClientStore
+	GrantStore
+	CodeStore
+	RefreshTokenStore
+	PendingStore
+	KeyStore
+
+	// Sweep deletes every row that can no longer be used at now: expired
+	// codes, pending requests, refresh tokens and client registrations
+	// (with their grants), and revoked grants. It returns the number of rows
+	// deleted. It is safe to call concurrently with everything else.
+	Sweep(ctx context.Context, now time.Time) (int64, error)
+
+	// Close releases the backend's resources.
+	Close() error
+}
+
+// ClientStore persists registered clients (RFC 7591).
+type ClientStore interface {
+	// CreateClient stores c; ErrConflict if its ID is taken.
+	CreateClient(ctx context.Context, c *oauth.Client) error
+	// GetClient returns the client, or ErrNotFound if it does not exist or
+	// its registration lapsed (ExpiresAt non-zero and not after now).
+	GetClient(ctx context.Context, id string, now time.Time) (*oauth.Client, error)
+	// TouchClient renews a registration on use: ExpiresAt becomes expiresAt.
+	TouchClient(ctx context.Context, id string, expiresAt time.Time) error
+	// DeleteClient removes the client and revokes all of its grants,
+	// deleting their codes and refresh tokens. ErrNotFound if absent.
+	DeleteClient(ctx context.Context, id string, now time.Time) error
+	// ListClients returns all live clients, oldest first.
+	ListClients(ctx context.Context, now time.Time) ([]*oauth.Client, error)
+}
+
+// GrantStore persists grants: an owner's consent for one client.
+type GrantStore interface {
+	// GetGrant returns the grant, revoked or not; ErrNotFound if absent.
+	GetGrant(ctx context.Context, id string) (*oauth.Grant, error)
+	// ListGrants returns the active grants, oldest first.
+	ListGrants(ctx context.Context) ([]*oauth.Grant, error)
+	// RevokeGrant marks the grant revoked at now and deletes its codes and
+	// refresh tokens. Revoking a revoked grant is not an error; ErrNotFound
+	// if absent.
+	RevokeGrant(ctx context.Context, id string, now time.Time) error
+	// TouchGrant records that the grant was used at now.
+	TouchGrant(ctx context.Context, id string, now time.Time) error
+}
+
+// CodeRecord is a stored authorization code. Code (the plaintext) is empty.
+type CodeRecord struct {
+	// Hash is the hex SHA-256 of the code.
+	Hash string
+	oauth.AuthorizationCode
+	// ConsumedAt is zero until the code is redeemed.
+	ConsumedAt time.Time
+}
+
+// CodeStore persists authorization codes. Codes are created by
+// PendingStore.CompletePending.
+type CodeStore interface {
+	// GetCode returns the code, redeemed or not, or ErrNotFound if it does
+	// not exist or has expired.
+	GetCode(ctx context.Context, hash string, now time.Time) (*CodeRecord, error)
+	// RedeemCode marks the code consumed and stores rt, in one atomic step.
+	// Exactly one of any number of concurrent calls for one code succeeds;
+	// the others get ErrConflict, as do calls for a code whose grant was
+	// revoked. ErrNotFound if the code does not exist or has expired.
+	RedeemCode(ctx context.Context, hash string, now time.Time, rt *RefreshRecord) error
+}
+
+// RefreshRecord is a stored refresh token. Tokens of one grant form a chain:
+// each rotation stores a successor and points Successor at it.
+type RefreshRecord struct {
+	// Hash is the hex SHA-256 of the token.
+	Hash      string
+	ClientID  string
+	GrantID   string
+	Subject   string
+	Scopes    []string
+	Resource  string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	// Parent is the hash of the token this one replaced, if any.
+	Parent string
+	// Successor is the hash of the token that replaced this one; empty while
+	// this token is the newest of its chain.
+	Successor string
+	// Spent is set once a later token of the chain has been used, or this
+	// token was superseded by a retry. Presenting a spent token is replay.
+	Spent bool
+}
+
+// RefreshTokenStore persists refresh tokens.
+type RefreshTokenStore interface {
+	// GetRefreshToken returns the token, spent or not, or ErrNotFound if it
+	// does not exist or has expired.
+	GetRefreshToken(ctx context.Context, hash string, now time.Time) (*RefreshRecord, error)
+	// RotateRefreshToken atomically replaces the token oldHash by next:
+	// it succeeds only if oldHash exists, is unexpired and not spent, its
+	// Successor equals expectedSuccessor and its grant is active. It then
+	// sets old.Successor = next.Hash, marks the previous successor (if any)
+	// and old's Parent (now superseded for good) spent, and stores next.
+	// Of concurrent calls with the same expectedSuccessor exactly one
+	// succeeds; the others get ErrConflict.
+	RotateRefreshToken(ctx context.Context, oldHash, expectedSuccessor string, next *RefreshRecord, now time.Time) error
+}
+
+// Pending request states.
+const (
+	PendingWaiting   = "pending"
+	PendingApproved  = "approved"
+	PendingDenied    = "denied"
+	PendingCompleted = "completed"
+)
+
+// PendingRecord is an authorization request waiting for the owner's decision.
+type PendingRecord struct {
+	// ID is a public identifier, safe to show in consoles and logs.
+	ID string
+	// HandleHash is the hex SHA-256 of the secret handle in the URL of the
+	// browser tab that made the request.
+	HandleHash string
+	// UserCodeHash is the hex SHA-256 of the normalized user code.
+	UserCodeHash string
+	oauth.AuthorizationParams
+	// Status is one of the Pending* constants.
+	Status string
+	// Subject is the owner who approved; empty until then.
+	Subject   string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// PendingStore persists pending authorization requests.
+type PendingStore interface {
+	// CreatePending stores p; ErrConflict if its ID, handle or user code is taken.
+	CreatePending(ctx context.Context, p *PendingRecord) error
+	// GetPendingByHandle returns the unexpired request, or ErrNotFound.
+	GetPendingByHandle(ctx context.Context, handleHash string, now time.Time) (*PendingRecord, error)
+	// GetPendingByUserCode returns the unexpired request, or ErrNotFound.
+	GetPendingByUserCode(ctx context.Context, userCodeHash string, now time.Time) (*PendingRecord, error)
+	// DecidePending moves a waiting, unexpired request to status (approved
+	// or denied) with subject. ErrConflict if it was already decided,
+	// ErrNotFound if absent or expired.
+	DecidePending(ctx context.Context, id, status, subject string, now time.Time) error
+	// CompletePending atomically moves an approved, unexpired request to
+	// completed and stores grant and code. ErrConflict if the request is
+	// not in the approved state (so it yields at most one code).
+	CompletePending(ctx context.Context, id string, grant *oauth.Grant, code *CodeRecord, now time.Time) error
+	// ListPending returns the unexpired requests still waiting, oldest first.
+	ListPending(ctx context.Context, now time.Time) ([]*PendingRecord, error)
+}
+
+// KeyRecord is a signing key for access tokens.
+type KeyRecord struct {
+	// ID is the JWS key ID (kid).
+	ID string
+	// Algorithm is the JWS alg: "ES256" or "EdDSA".
+	Algorithm string
+	// Private is the PKCS #8 DER encoding of the private key.
+	Private   []byte
+	CreatedAt time.Time
+	// RetiredAt is zero for the active key; a retired key only verifies.
+	RetiredAt time.Time
+}
+
+// KeyStore persists signing keys.
+type KeyStore interface {
+	// ListKeys returns every key, newest first.
+	ListKeys(ctx context.Context) ([]*KeyRecord, error)
+	// AddKey stores k as the active key and, in the same step, retires at
+	// k.CreatedAt every key that was active.
+	AddKey(ctx context.Context, k *KeyRecord) error
+	// DeleteKey removes a key; ErrNotFound if absent.
+	DeleteKey(ctx context.Context, id string) error
+}
