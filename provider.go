@@ -171,6 +171,10 @@ type RefreshToken struct {
 	Scopes    []string
 	Resource  string
 	ExpiresAt time.Time
+	// Rotation is opaque provider state carried from LoadRefreshToken to
+	// ExchangeRefreshToken, so that of concurrent exchanges of one token
+	// exactly one rotates it (optimistic concurrency).
+	Rotation string
 }
 
 // AccessToken is what a verified access token grants (RFC 9068 claims).

@@ -1,0 +1,164 @@
+// Package devicepage serves the approval page that the MCP client's browser
+// tab lands on after /authorize: it shows the user code, the client's name,
+// the host of the redirect URI and the requested scopes, and waits for the
+// owner to approve that code elsewhere (a console, the server's terminal, or
+// Go code). Once the request is decided, loading the page again answers 303
+// to the client's redirect URI, so the flow finishes with JavaScript off.
+//
+// Templates are html/template files embedded with embed.FS: everything a
+// client registered is escaped. The page sends no script and loads nothing
+// from elsewhere.
+package devicepage
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/mcp-oauth/oauth/provider"
+)
+
+// Backend is what the page needs from the authorization server; the default
+// *provider.Provider implements it.
+type Backend interface {
+	// PendingByHandle returns the request made by the browser holding handle.
+	PendingByHandle(ctx context.Context, handle, userCode string) (*provider.Pending, error)
+	// Complete returns the client redirect for a decided request, or
+	// provider.ErrNotDecided / provider.ErrCompleted.
+	Complete(ctx context.Context, handle, userCode string) (string, error)
+}
+
+// Options configure the page. The zero value is usable.
+type Options struct {
+	// ProductName is shown in the page title; empty means "MCP server".
+	ProductName string
+	// ApproveHint tells the owner where to approve; empty means a generic
+	// sentence naming the terminal command of the example server.
+	ApproveHint string
+	// RefreshSeconds is how often the waiting page reloads itself; zero
+	// means 3.
+	RefreshSeconds int
+	// Logger receives render errors; nil discards them.
+	Logger *slog.Logger
+}
+
+//go:embed templates/*.html
+var files embed.FS
+
+var page = template.Must(template.ParseFS(files, "templates/*.html"))
+
+// Handler serves the approval page. Create it with New.
+type Handler struct {
+	b    Backend
+	opts Options
+	log  *slog.Logger
+}
+
+// New returns the page handler for b.
+func New(b Backend, opts Options) *Handler {
+	if opts.ProductName == "" {
+		opts.ProductName = "MCP server"
+	}
+	if opts.RefreshSeconds <= 0 {
+		opts.RefreshSeconds = 3
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{b: b, opts: opts, log: log}
+}
+
+type view struct {
+	Title, Heading, Message string
+	ProductName, UserCode   string
+	ClientName, ClientID    string
+	RedirectHost, Resource  string
+	Scopes                  []string
+	ApproveHint             string
+	Refresh                 int
+	ExpiresAt               string
+	Waiting                 bool
+}
+
+// ServeHTTP implements http.Handler for GET (and HEAD) of the page.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Frame-Options", "DENY")
+	hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Referrer-Policy", "no-referrer")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		hdr.Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	q := r.URL.Query()
+	handle, code := q.Get("request"), q.Get("user_code")
+	if len(handle) > 128 || len(code) > 32 {
+		h.render(w, http.StatusBadRequest, view{Title: "Invalid request", Heading: "This link is not valid", Message: "Start the connection again from your application."})
+		return
+	}
+	to, err := h.b.Complete(r.Context(), handle, code)
+	switch {
+	case err == nil:
+		http.Redirect(w, r, to, http.StatusSeeOther)
+		return
+	case errors.Is(err, provider.ErrCompleted):
+		h.render(w, http.StatusOK, view{Title: "Connected", Heading: "Done", Message: "This request was completed. You can close this tab."})
+		return
+	case errors.Is(err, provider.ErrUnknownRequest):
+		h.render(w, http.StatusNotFound, view{Title: "Expired", Heading: "This request has expired or does not exist", Message: "Start the connection again from your application."})
+		return
+	case !errors.Is(err, provider.ErrNotDecided):
+		h.log.Error("devicepage: complete", "err", err)
+		h.render(w, http.StatusInternalServerError, view{Title: "Error", Heading: "Something went wrong", Message: "Reload this page to try again."})
+		return
+	}
+	p, err := h.b.PendingByHandle(r.Context(), handle, code)
+	if err != nil {
+		h.render(w, http.StatusNotFound, view{Title: "Expired", Heading: "This request has expired or does not exist", Message: "Start the connection again from your application."})
+		return
+	}
+	v := view{
+		Title: "Approve " + p.UserCode, Waiting: true, UserCode: p.UserCode,
+		ClientName: p.Client.ClientName, ClientID: p.Client.ID, Resource: p.Resource, Scopes: p.Scopes,
+		ApproveHint: h.opts.ApproveHint, Refresh: h.opts.RefreshSeconds,
+		ExpiresAt: p.ExpiresAt.UTC().Format(time.RFC3339),
+	}
+	if u, err := url.Parse(p.RedirectURI); err == nil {
+		v.RedirectHost = u.Host
+		if v.RedirectHost == "" {
+			v.RedirectHost = u.Scheme + ":" // private-use scheme such as cursor:
+		}
+	}
+	if v.ClientName == "" {
+		v.ClientName = "An unnamed application"
+	}
+	if v.ApproveHint == "" {
+		v.ApproveHint = "On the server, run: approve " + p.UserCode
+	}
+	h.render(w, http.StatusOK, v)
+}
+
+func (h *Handler) render(w http.ResponseWriter, status int, v view) {
+	v.ProductName = h.opts.ProductName
+	if v.Heading == "" {
+		v.Heading = "Approve this connection"
+	}
+	if !v.Waiting {
+		v.Refresh = 0
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := page.ExecuteTemplate(w, "device.html", v); err != nil {
+		h.log.Debug("devicepage: render", "err", err)
+	}
+}
+

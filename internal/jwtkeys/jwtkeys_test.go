@@ -1,0 +1,142 @@
+package jwtkeys
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+func claims(now time.Time) *Claims {
+	return &Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: "https://as.example", Subject: "alice", Audience: jwt.ClaimStrings{"https://rs.example/mcp"},
+			ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)), IssuedAt: jwt.NewNumericDate(now), ID: "jti-1",
+		},
+		ClientID: "c1", Scope: "mcp", GrantID: "g1",
+	}
+}
+
+func TestSignVerify(t *testing.T) {
+	now := time.Now()
+	for _, alg := range []string{ES256, EdDSA} {
+		t.Run(alg, func(t *testing.T) {
+			rec, err := Generate(alg, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k, err := Parse(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			other, _ := Generate(alg, now)
+			ok, _ := Parse(other)
+			v := &Verifier{Issuer: "https://as.example", Audience: "https://rs.example/mcp", Lookup: func(kid string) *Key {
+				if kid == k.ID {
+					return k
+				}
+				return nil
+			}}
+			tok, err := k.Sign(claims(now))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := v.Verify(tok)
+			if err != nil || c.Subject != "alice" || c.GrantID != "g1" || c.ClientID != "c1" {
+				t.Fatalf("Verify = %+v, %v", c, err)
+			}
+			mut := func(f func(*Claims)) string {
+				c := claims(now)
+				f(c)
+				s, err := k.Sign(c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			forged, _ := ok.Sign(claims(now))
+			forged = strings.Replace(forged, strings.SplitN(forged, ".", 2)[0], strings.SplitN(tok, ".", 2)[0], 1) // claim k's kid
+			for name, bad := range map[string]string{
+				"wrong audience": mut(func(c *Claims) { c.Audience = jwt.ClaimStrings{"https://rs.example/other"} }),
+				"wrong issuer":   mut(func(c *Claims) { c.Issuer = "https://evil.example" }),
+				"expired":        mut(func(c *Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Minute)) }),
+				"no exp":         mut(func(c *Claims) { c.ExpiresAt = nil }),
+				"no grant":       mut(func(c *Claims) { c.GrantID = "" }),
+				"forged":         forged,
+				"truncated":      tok[:len(tok)-4],
+				"junk":           "a.b.c",
+				"alg none":       "eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0." + strings.Split(tok, ".")[1] + ".",
+			} {
+				if _, err := v.Verify(bad); err == nil {
+					t.Errorf("%s: verified", name)
+				}
+			}
+		})
+	}
+}
+
+func TestWrongTyp(t *testing.T) {
+	rec, _ := Generate(ES256, time.Now())
+	k, _ := Parse(rec)
+	tk := jwt.NewWithClaims(jwt.SigningMethodES256, claims(time.Now()))
+	tk.Header["kid"] = k.ID // typ stays "JWT": an ID token or other JWT, not an access token
+	s, err := tk.SignedString(k.Private)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &Verifier{Issuer: "https://as.example", Audience: "https://rs.example/mcp", Lookup: func(string) *Key { return k }}
+	if _, err := v.Verify(s); err == nil {
+		t.Fatal("a JWT without typ at+jwt verified")
+	}
+}
+
+func TestJWKSRoundTrip(t *testing.T) {
+	var keys []*Key
+	for _, alg := range []string{ES256, EdDSA} {
+		rec, _ := Generate(alg, time.Now())
+		k, _ := Parse(rec)
+		keys = append(keys, k)
+	}
+	b, err := MarshalJWKS(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), `"d"`) {
+		t.Fatal("JWKS leaks a private part")
+	}
+	got, err := ParseJWKS(b)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("ParseJWKS = %v, %v", got, err)
+	}
+	for i, k := range got {
+		if k.ID != keys[i].ID || k.Algorithm != keys[i].Algorithm {
+			t.Errorf("key %d: %s/%s, want %s/%s", i, k.ID, k.Algorithm, keys[i].ID, keys[i].Algorithm)
+		}
+		tok, _ := keys[i].Sign(claims(time.Now()))
+		v := &Verifier{Issuer: "https://as.example", Audience: "https://rs.example/mcp", Lookup: func(string) *Key { return k }}
+		if _, err := v.Verify(tok); err != nil {
+			t.Errorf("key %d parsed from JWKS does not verify: %v", i, err)
+		}
+	}
+}
+
+func FuzzParseJWKS(f *testing.F) {
+	rec, _ := Generate(ES256, time.Now())
+	k, _ := Parse(rec)
+	b, _ := MarshalJWKS([]*Key{k})
+	f.Add(b)
+	f.Add([]byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"AAAA"}]}`))
+	f.Add([]byte(`{"keys":[{"kty":"EC","crv":"P-256","x":"","y":""}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		keys, err := ParseJWKS(data)
+		if err != nil {
+			return
+		}
+		for _, k := range keys {
+			if k.Public == nil {
+				t.Fatal("nil public key")
+			}
+		}
+	})
+}

@@ -1,0 +1,281 @@
+package mcpauth
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	oauth "github.com/mcp-oauth/oauth"
+)
+
+// TokenVerifier verifies a bearer access token and returns what it grants,
+// or an error wrapping oauth.ErrInvalidToken. (*provider.Provider).LoadAccessToken
+// and (*RemoteVerifier).Verify have this shape.
+type TokenVerifier func(ctx context.Context, token string) (*oauth.AccessToken, error)
+
+// BearerOptions configure [RequireBearer].
+type BearerOptions struct {
+	// ResourceMetadataURL is the RFC 9728 protected resource metadata URL
+	// named in every challenge (resource_metadata). Required.
+	ResourceMetadataURL string
+	// Scopes are the scopes a client should request, named in the scope
+	// parameter of the 401 challenge (MCP authorization, scope selection).
+	Scopes []string
+	// RequiredScopes must all be granted for any request; empty means a
+	// valid token suffices.
+	RequiredScopes []string
+	// ToolScopes maps a tool name to the scopes a tools/call of it needs in
+	// addition to RequiredScopes. A call lacking one is answered 403
+	// insufficient_scope with every scope the call needs.
+	ToolScopes map[string][]string
+	// MaxBodyBytes bounds the request body read to find the tool name;
+	// zero means mcp.DefaultMaxRequestBodyBytes.
+	MaxBodyBytes int64
+	// Logger receives verification failures caused by the server; nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+type tokenInfoKey struct{}
+
+// Extra keys of auth.TokenInfo.Extra set by RequireBearer.
+const (
+	ExtraClientID = "client_id"
+	ExtraGrantID  = "grant_id"
+	ExtraTokenID  = "jti"
+	ExtraResource = "resource"
+)
+
+// RequireBearer returns middleware that admits a request only with a valid
+// bearer access token (RFC 6750 §2.1), answering with the complete RFC 6750
+// §3 challenge otherwise:
+//
+//   - no credentials: 401, WWW-Authenticate: Bearer resource_metadata="…", scope="…" (no error);
+//   - a malformed Authorization header: 400 invalid_request;
+//   - a bad, expired, revoked or wrong-audience token: 401 error="invalid_token";
+//   - a token lacking a needed scope: 403 error="insufficient_scope", scope="<all needed>".
+//
+// The token is verified once; the result then goes through go-sdk's
+// auth.RequireBearerToken, so auth.TokenInfo reaches tool handlers
+// (req.Extra.TokenInfo) and go-sdk's session-to-user binding keeps working.
+func RequireBearer(verify TokenVerifier, opts BearerOptions) func(http.Handler) http.Handler {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = mcp.DefaultMaxRequestBodyBytes
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	fromContext := func(ctx context.Context, _ string, r *http.Request) (*auth.TokenInfo, error) {
+		if ti, ok := r.Context().Value(tokenInfoKey{}).(*auth.TokenInfo); ok {
+			return ti, nil
+		}
+		return nil, auth.ErrInvalidToken
+	}
+	sdk := auth.RequireBearerToken(fromContext, &auth.RequireBearerTokenOptions{ResourceMetadataURL: opts.ResourceMetadataURL})
+	return func(next http.Handler) http.Handler {
+		inner := sdk(next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			tok, status := extractBearer(r)
+			switch status {
+			case http.StatusUnauthorized:
+				challenge(w, opts, http.StatusUnauthorized, nil, opts.Scopes)
+				return
+			case http.StatusBadRequest:
+				challenge(w, opts, http.StatusBadRequest, oauth.ErrInvalidRequest.WithDescription("malformed Authorization header"), nil)
+				return
+			}
+			at, err := verify(r.Context(), tok)
+			if err != nil {
+				e := oauth.AsError(err)
+				if e.Code == oauth.ErrServerError.Code {
+					log.Error("mcpauth: verify token", "err", err)
+					challenge(w, opts, http.StatusInternalServerError, oauth.ErrServerError.WithDescription("internal error"), nil)
+					return
+				}
+				challenge(w, opts, http.StatusUnauthorized, oauth.ErrInvalidToken.WithDescription(e.Description), nil)
+				return
+			}
+			needed := opts.RequiredScopes
+			if len(opts.ToolScopes) > 0 && r.Method == http.MethodPost {
+				tools, err := peekToolCalls(r, opts.MaxBodyBytes)
+				if err != nil {
+					http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+					return
+				}
+				for _, t := range tools {
+					needed = union(needed, opts.ToolScopes[t])
+				}
+			}
+			for _, s := range needed {
+				if !slices.Contains(at.Scopes, s) {
+					challenge(w, opts, http.StatusForbidden, oauth.ErrInsufficientScope.WithDescription("the token lacks a scope this request needs"), union(needed, at.Scopes))
+					return
+				}
+			}
+			ti := &auth.TokenInfo{
+				UserID:     at.Subject,
+				Scopes:     at.Scopes,
+				Expiration: at.ExpiresAt,
+				Extra: map[string]any{
+					ExtraClientID: at.ClientID, ExtraGrantID: at.GrantID, ExtraTokenID: at.ID, ExtraResource: at.Resource,
+				},
+			}
+			inner.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti)))
+		})
+	}
+}
+
+// extractBearer returns the token of an "Authorization: Bearer" header. The
+// status is 401 when no bearer credentials were sent and 400 when the header
+// is malformed or repeated. Tokens in the URL query are not accepted
+// (OAuth 2.1 §5.2.1).
+func extractBearer(r *http.Request) (string, int) {
+	hs := r.Header.Values("Authorization")
+	if len(hs) == 0 {
+		return "", http.StatusUnauthorized
+	}
+	if len(hs) > 1 {
+		return "", http.StatusBadRequest
+	}
+	scheme, tok, ok := strings.Cut(hs[0], " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", http.StatusUnauthorized
+	}
+	tok = strings.TrimLeft(tok, " ")
+	if !ok || tok == "" || len(tok) > 8192 || strings.ContainsAny(tok, " \t,") {
+		return "", http.StatusBadRequest
+	}
+	return tok, 0
+}
+
+// bearerToken returns the bearer token of r, if one is well formed.
+func bearerToken(r *http.Request) (string, bool) {
+	tok, st := extractBearer(r)
+	return tok, st == 0
+}
+
+// challenge writes an RFC 6750 §3 response with its WWW-Authenticate header.
+func challenge(w http.ResponseWriter, opts BearerOptions, status int, e *oauth.Error, scopes []string) {
+	params := []string{`resource_metadata="` + quoteSafe(opts.ResourceMetadataURL) + `"`}
+	if len(scopes) > 0 {
+		params = append(params, `scope="`+quoteSafe(strings.Join(scopes, " "))+`"`)
+	}
+	if e != nil && status != http.StatusInternalServerError {
+		params = append(params, `error="`+e.Code+`"`)
+		if e.Description != "" {
+			params = append(params, `error_description="`+quoteSafe(e.Description)+`"`)
+		}
+	}
+	w.Header().Set("WWW-Authenticate", "Bearer "+strings.Join(params, ", "))
+	if e == nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(status)
+		io.WriteString(w, "authorization required\n")
+		return
+	}
+	writeJSON(w, status, e)
+}
+
+// quoteSafe drops the characters that cannot appear in an RFC 7230
+// quoted-string without escaping, and control characters.
+func quoteSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+func union(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, s := range b {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// peekToolCalls reads the JSON-RPC body (bounded), restores it for the next
+// handler, and returns the names of the tools it calls.
+func peekToolCalls(r *http.Request, max int64) ([]string, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	buf, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	r.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(buf)) > max {
+		return nil, errors.New("body too large")
+	}
+	r.Body = io.NopCloser(bytes.NewReader(buf))
+	type call struct {
+		Method string `json:"method"`
+		Params struct {
+			Name string `json:"name"`
+		} `json:"params"`
+	}
+	var calls []call
+	trimmed := bytes.TrimLeft(buf, " \t\r\n")
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		_ = json.Unmarshal(buf, &calls)
+	} else {
+		var c call
+		if json.Unmarshal(buf, &c) == nil {
+			calls = []call{c}
+		}
+	}
+	var names []string
+	for _, c := range calls {
+		if c.Method == "tools/call" {
+			names = append(names, c.Params.Name)
+		}
+	}
+	return names, nil
+}
+
+// Caller is who is calling an MCP tool: the subject of the access token and
+// the client and grant it was issued to.
+type Caller struct {
+	Subject   string
+	ClientID  string
+	GrantID   string
+	TokenID   string
+	Scopes    []string
+	ExpiresAt time.Time
+}
+
+// CallerOf returns the authenticated caller of an MCP request handled
+// behind RequireBearer (or Wrap): one line in a tool handler,
+//
+//	caller, ok := mcpauth.CallerOf(req)
+func CallerOf(req mcp.Request) (*Caller, bool) {
+	if req == nil || req.GetExtra() == nil {
+		return nil, false
+	}
+	return CallerFromTokenInfo(req.GetExtra().TokenInfo)
+}
+
+// CallerFromTokenInfo converts the auth.TokenInfo set by RequireBearer.
+func CallerFromTokenInfo(ti *auth.TokenInfo) (*Caller, bool) {
+	if ti == nil || ti.UserID == "" {
+		return nil, false
+	}
+	str := func(k string) string { s, _ := ti.Extra[k].(string); return s }
+	return &Caller{Subject: ti.UserID, ClientID: str(ExtraClientID), GrantID: str(ExtraGrantID), TokenID: str(ExtraTokenID),
+		Scopes: slices.Clone(ti.Scopes), ExpiresAt: ti.Expiration}, true
+}

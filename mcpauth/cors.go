@@ -1,0 +1,24 @@
+package mcpauth
+
+import "net/http"
+
+// cors lets browser-based clients (the MCP Inspector, web apps) call an
+// endpoint from any origin. It is safe because these endpoints take no
+// ambient credentials (no cookies): clients authenticate with bearer tokens or
+// client credentials they send explicitly. WWW-Authenticate is exposed so the
+// browser client can read the RFC 9728 resource_metadata hint.
+func cors(methods string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Mcp-Session-Id, Mcp-Protocol-Version")
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", methods+", OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID")
+			h.Set("Access-Control-Max-Age", "86400")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,147 @@
+package mcpauth
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+
+	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/internal/secret"
+)
+
+// serveRegister implements dynamic client registration, RFC 7591 §3.
+func (s *AuthorizationServer) serveRegister(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
+	if s.opts.InitialAccessToken != "" {
+		tok, ok := bearerToken(r)
+		if !ok || !secret.Equal(tok, s.opts.InitialAccessToken) {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			writeError(w, s.log, oauth.ErrInvalidToken.WithDescription("registration requires a valid initial access token"))
+			return
+		}
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+		writeError(w, s.log, oauth.ErrInvalidClientMetadata.WithDescription("Content-Type must be application/json"))
+		return
+	}
+	var md oauthex.ClientRegistrationMetadata
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxRegistrationBytes))
+	if err := dec.Decode(&md); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, s.log, oauth.ErrInvalidClientMetadata.WithDescription("registration request too large").WithStatus(http.StatusRequestEntityTooLarge))
+			return
+		}
+		writeError(w, s.log, oauth.ErrInvalidClientMetadata.WithDescription("body is not a JSON client metadata object"))
+		return
+	}
+	if e := normalizeRegistration(&md); e != nil {
+		writeError(w, s.log, e)
+		return
+	}
+	resp, err := s.p.RegisterClient(r.Context(), &md)
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, registrationResponse{resp})
+}
+
+// registrationResponse adds client_secret_expires_at, which RFC 7591 §3.2.1
+// requires whenever a secret is issued (0: it does not expire) and which
+// oauthex omits when zero.
+type registrationResponse struct {
+	*oauthex.ClientRegistrationResponse
+}
+
+func (r registrationResponse) MarshalJSON() ([]byte, error) {
+	b, err := r.ClientRegistrationResponse.MarshalJSON()
+	if err != nil || r.ClientSecret == "" {
+		return b, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	m["client_secret_expires_at"] = json.RawMessage("0")
+	return json.Marshal(m)
+}
+
+// normalizeRegistration validates client metadata and fills defaults
+// (RFC 7591 §2): token_endpoint_auth_method defaults to client_secret_basic,
+// grant types are those we support (authorization_code, and refresh_token,
+// which every client gets since MCP clients rely on it), response_types
+// is ["code"], and application_type is inferred from the redirect URIs.
+func normalizeRegistration(md *oauthex.ClientRegistrationMetadata) *oauth.Error {
+	bad := oauth.ErrInvalidClientMetadata.WithDescription
+	if len(md.RedirectURIs) == 0 {
+		return oauth.ErrInvalidRedirectURI.WithDescription("redirect_uris is required")
+	}
+	if len(md.RedirectURIs) > maxRedirectURIs {
+		return oauth.ErrInvalidRedirectURI.WithDescription("too many redirect_uris")
+	}
+	for _, u := range md.RedirectURIs {
+		if e := checkRedirectURI(u); e != nil {
+			return e
+		}
+	}
+	switch md.TokenEndpointAuthMethod {
+	case "":
+		md.TokenEndpointAuthMethod = oauth.AuthMethodClientSecretBasic
+	case oauth.AuthMethodNone, oauth.AuthMethodClientSecretBasic, oauth.AuthMethodClientSecretPost:
+	default:
+		return bad("unsupported token_endpoint_auth_method; use none, client_secret_basic or client_secret_post")
+	}
+	if len(md.GrantTypes) > 0 && !slices.Contains(md.GrantTypes, oauth.GrantTypeAuthorizationCode) && !slices.Contains(md.GrantTypes, oauth.GrantTypeRefreshToken) {
+		return bad("grant_types must include authorization_code")
+	}
+	md.GrantTypes = []string{oauth.GrantTypeAuthorizationCode, oauth.GrantTypeRefreshToken}
+	if len(md.ResponseTypes) > 0 && !slices.Contains(md.ResponseTypes, "code") {
+		return bad("response_types must include code")
+	}
+	md.ResponseTypes = []string{"code"}
+	switch md.ApplicationType {
+	case "":
+		if allLoopbackOrApp(md.RedirectURIs) {
+			md.ApplicationType = "native"
+		} else {
+			md.ApplicationType = "web"
+		}
+	case "web", "native":
+	default:
+		return bad("application_type must be web or native")
+	}
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{
+		{"client_name", md.ClientName, 200},
+		{"client_uri", md.ClientURI, MaxParamLen},
+		{"logo_uri", md.LogoURI, MaxParamLen},
+		{"tos_uri", md.TOSURI, MaxParamLen},
+		{"policy_uri", md.PolicyURI, MaxParamLen},
+		{"jwks_uri", md.JWKSURI, MaxParamLen},
+		{"scope", md.Scope, MaxParamLen},
+		{"software_id", md.SoftwareID, 256},
+		{"software_version", md.SoftwareVersion, 256},
+		{"software_statement", md.SoftwareStatement, 8192},
+		{"jwks", md.JWKS, 8192},
+	} {
+		if len(f.v) > f.max {
+			return bad(f.name + " is too long")
+		}
+	}
+	if len(md.Contacts) > 10 {
+		return bad("too many contacts")
+	}
+	for _, c := range md.Contacts {
+		if len(c) > 256 {
+			return bad("contact is too long")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,243 @@
+package mcpauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+
+	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/devicepage"
+)
+
+// Endpoint paths, relative to the issuer (DESIGN.md, "HTTP surface").
+const (
+	PathAuthorize   = "/authorize"
+	PathToken       = "/token"
+	PathRegister    = "/register"
+	PathRevoke      = "/revoke"
+	PathIntrospect  = "/introspect"
+	PathJWKS        = "/jwks.json"
+	PathDevice      = "/device"
+	wellKnownAS     = "/.well-known/oauth-authorization-server"
+	wellKnownOIDC   = "/.well-known/openid-configuration"
+	wellKnownPRM    = "/.well-known/oauth-protected-resource"
+	DefaultMCPPath  = "/mcp"
+	defaultScopeMCP = "mcp"
+)
+
+// DefaultScopes is the scope set used when Options.Scopes is empty.
+var DefaultScopes = []string{defaultScopeMCP}
+
+// ServerOptions configure an [AuthorizationServer].
+type ServerOptions struct {
+	// Issuer is the public base URL of the authorization server (RFC 8414
+	// §2): https, or http on a loopback host for development. Required.
+	Issuer string
+	// Resource is the canonical URL of the protected MCP endpoint (RFC 8707
+	// §2); requests for any other resource fail with invalid_target, except
+	// the same URL with or without a trailing slash. Required.
+	Resource string
+	// Scopes are the scopes this server knows (scopes_supported). A request
+	// without scope is granted all of them; unknown requested scopes are
+	// ignored (RFC 6749 §3.3). Empty means DefaultScopes.
+	Scopes []string
+	// DisableRegistration turns off dynamic client registration (RFC 7591):
+	// /register answers 404 and the metadata omits registration_endpoint.
+	DisableRegistration bool
+	// InitialAccessToken, when set, gates /register: requests must carry it
+	// as a bearer token (RFC 7591 §3). Compared in constant time.
+	InitialAccessToken string
+	// Logger receives operational events; nil discards them. Tokens, codes
+	// and secrets are never logged.
+	Logger *slog.Logger
+}
+
+// AuthorizationServer serves the OAuth 2.1 endpoints of DESIGN.md over a
+// Provider. It is an http.Handler; mount it at the issuer's root.
+type AuthorizationServer struct {
+	p        oauth.Provider
+	opts     ServerOptions
+	log      *slog.Logger
+	mux      *http.ServeMux
+	meta     *oauthex.AuthServerMeta
+	issuerU  *url.URL
+	resource string
+}
+
+// jwksProvider is the optional capability of serving a JWK Set.
+type jwksProvider interface {
+	JWKS(ctx context.Context) ([]byte, error)
+}
+
+// NewAuthorizationServer returns the authorization server for p. When p also
+// implements the approval pages' backend (as *provider.Provider does), the
+// device page is served at /device.
+func NewAuthorizationServer(p oauth.Provider, opts ServerOptions) (*AuthorizationServer, error) {
+	if p == nil {
+		return nil, errors.New("mcpauth: nil Provider")
+	}
+	iu, err := checkIssuer(opts.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := checkIssuer(opts.Resource); err != nil {
+		return nil, fmt.Errorf("mcpauth: Resource: %w", err)
+	}
+	if len(opts.Scopes) == 0 {
+		opts.Scopes = DefaultScopes
+	}
+	for _, s := range opts.Scopes {
+		if !validScopeToken(s) {
+			return nil, fmt.Errorf("mcpauth: invalid scope %q (RFC 6749 §3.3 scope-token)", s)
+		}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &AuthorizationServer{p: p, opts: opts, log: log, mux: http.NewServeMux(), issuerU: iu, resource: opts.Resource}
+	s.meta = s.metadata()
+	s.routes()
+	return s, nil
+}
+
+// checkIssuer enforces RFC 8414 §2: an https URL with no query or fragment;
+// http is allowed for loopback hosts only (local development).
+func checkIssuer(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || s == "" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("mcpauth: %q is not an absolute URL without query, fragment or userinfo", s)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopbackHost(u.Hostname()) {
+			return nil, fmt.Errorf("mcpauth: %q: http is allowed only on loopback hosts; use https", s)
+		}
+	default:
+		return nil, fmt.Errorf("mcpauth: %q: scheme must be https", s)
+	}
+	return u, nil
+}
+
+func (s *AuthorizationServer) url(path string) string {
+	return strings.TrimSuffix(s.opts.Issuer, "/") + path
+}
+
+// Metadata returns the RFC 8414 authorization server metadata.
+func (s *AuthorizationServer) Metadata() *oauthex.AuthServerMeta {
+	m := *s.meta
+	return &m
+}
+
+func (s *AuthorizationServer) metadata() *oauthex.AuthServerMeta {
+	authMethods := []string{oauth.AuthMethodNone, oauth.AuthMethodClientSecretBasic, oauth.AuthMethodClientSecretPost}
+	m := &oauthex.AuthServerMeta{
+		Issuer:                                 s.opts.Issuer,
+		AuthorizationEndpoint:                  s.url(PathAuthorize),
+		TokenEndpoint:                          s.url(PathToken),
+		ScopesSupported:                        s.opts.Scopes,
+		ResponseTypesSupported:                 []string{"code"},
+		ResponseModesSupported:                 []string{"query"},
+		GrantTypesSupported:                    []string{oauth.GrantTypeAuthorizationCode, oauth.GrantTypeRefreshToken},
+		TokenEndpointAuthMethodsSupported:      authMethods,
+		RevocationEndpoint:                     s.url(PathRevoke),
+		RevocationEndpointAuthMethodsSupported: authMethods,
+		IntrospectionEndpoint:                  s.url(PathIntrospect),
+		IntrospectionEndpointAuthMethodsSupported: []string{oauth.AuthMethodClientSecretBasic, oauth.AuthMethodClientSecretPost},
+		CodeChallengeMethodsSupported:              []string{"S256"},
+		AuthorizationResponseIssParameterSupported: true,
+	}
+	if !s.opts.DisableRegistration {
+		m.RegistrationEndpoint = s.url(PathRegister)
+	}
+	if _, ok := s.p.(jwksProvider); ok {
+		m.JWKSURI = s.url(PathJWKS)
+	}
+	return m
+}
+
+func (s *AuthorizationServer) routes() {
+	// RFC 8414 §3: metadata at the well-known URI, path-inserted when the
+	// issuer has a path, plus the OpenID Connect discovery alias, which some
+	// MCP clients try first.
+	issuerPath := strings.TrimSuffix(s.issuerU.Path, "/")
+	meta := cors("GET", http.HandlerFunc(s.serveMetadata))
+	for _, p := range []string{wellKnownAS + issuerPath, wellKnownOIDC + issuerPath} {
+		s.mux.Handle("GET "+p, meta)
+		s.mux.Handle("OPTIONS "+p, meta)
+	}
+	if issuerPath != "" {
+		s.mux.Handle("GET "+issuerPath+wellKnownOIDC, meta)
+	}
+	base := issuerPath
+	s.mux.HandleFunc("GET "+base+PathAuthorize, s.serveAuthorize)
+	s.mux.HandleFunc("POST "+base+PathAuthorize, s.serveAuthorize)
+	for path, h := range map[string]http.HandlerFunc{
+		PathToken:      s.serveToken,
+		PathRevoke:     s.serveRevoke,
+		PathIntrospect: s.serveIntrospect,
+	} {
+		c := cors("POST", h)
+		s.mux.Handle("POST "+base+path, c)
+		s.mux.Handle("OPTIONS "+base+path, c)
+	}
+	if !s.opts.DisableRegistration {
+		c := cors("POST", http.HandlerFunc(s.serveRegister))
+		s.mux.Handle("POST "+base+PathRegister, c)
+		s.mux.Handle("OPTIONS "+base+PathRegister, c)
+	}
+	if jp, ok := s.p.(jwksProvider); ok {
+		c := cors("GET", jwksHandler(jp, s.log))
+		s.mux.Handle("GET "+base+PathJWKS, c)
+		s.mux.Handle("OPTIONS "+base+PathJWKS, c)
+	}
+	if b, ok := s.p.(devicepage.Backend); ok {
+		s.mux.Handle(base+PathDevice, devicepage.New(b, devicepage.Options{Logger: s.log}))
+	}
+}
+
+// ServeHTTP implements http.Handler.
+func (s *AuthorizationServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *AuthorizationServer) serveMetadata(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	writeJSON(w, http.StatusOK, s.meta)
+}
+
+func jwksHandler(p jwksProvider, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := p.JWKS(r.Context())
+		if err != nil {
+			log.Error("mcpauth: jwks", "err", err)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		w.Write(b)
+	})
+}
+
+// validScopeToken reports whether s is a RFC 6749 §3.3 scope-token:
+// 1*( %x21 / %x23-5B / %x5D-7E ).
+func validScopeToken(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c == 0x22 || c == 0x5C || c > 0x7E {
+			return false
+		}
+	}
+	return true
+}

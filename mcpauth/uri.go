@@ -1,0 +1,114 @@
+package mcpauth
+
+import (
+	"net"
+	"net/url"
+	"strings"
+
+	oauth "github.com/mcp-oauth/oauth"
+)
+
+// isLoopbackHost reports whether host (without port or brackets) names the
+// loopback interface: "localhost", 127.0.0.0/8 or ::1 (RFC 8252 §7.3, §8.3).
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// forbiddenSchemes can run code or read local files in a browser.
+var forbiddenSchemes = map[string]bool{
+	"javascript": true, "data": true, "vbscript": true, "file": true,
+	"about": true, "blob": true, "filesystem": true, "view-source": true,
+}
+
+// checkRedirectURI validates one registered redirect URI (RFC 7591 §2,
+// OAuth 2.1 §2.3.1, RFC 8252 §7): absolute, no fragment; https with a
+// host; http only on a loopback host; or a private-use scheme (such as
+// cursor:// or com.example.app:/cb), never one that runs code or reads files.
+func checkRedirectURI(s string) *oauth.Error {
+	bad := func(why string) *oauth.Error {
+		return oauth.ErrInvalidRedirectURI.WithDescription("redirect URI " + why)
+	}
+	if s == "" || len(s) > MaxParamLen {
+		return bad("is empty or too long")
+	}
+	u, err := url.Parse(s)
+	if err != nil || !u.IsAbs() {
+		return bad("is not an absolute URI")
+	}
+	if u.Fragment != "" || strings.Contains(s, "#") {
+		return bad("must not contain a fragment")
+	}
+	scheme := strings.ToLower(u.Scheme)
+	switch {
+	case forbiddenSchemes[scheme]:
+		return bad("uses a forbidden scheme")
+	case scheme == "https":
+		if u.Host == "" {
+			return bad("has no host")
+		}
+	case scheme == "http":
+		if !isLoopbackHost(u.Hostname()) {
+			return bad("uses http on a non-loopback host; use https")
+		}
+	case scheme == "ws" || scheme == "wss" || scheme == "ftp":
+		return bad("uses a scheme that is not a web or app callback")
+	}
+	if u.User != nil {
+		return bad("must not contain userinfo")
+	}
+	return nil
+}
+
+// matchRedirectURI reports whether the requested redirect URI matches a
+// registered one: exactly (simple string comparison, OAuth 2.1 §4.1.1), or,
+// for loopback http URIs, equal in everything but the port, which native
+// apps choose at run time (RFC 8252 §7.3).
+func matchRedirectURI(registered []string, requested string) bool {
+	var ru *url.URL
+	for _, r := range registered {
+		if r == requested {
+			return true
+		}
+		if ru == nil {
+			u, err := url.Parse(requested)
+			if err != nil || u.Scheme != "http" || !isLoopbackHost(u.Hostname()) {
+				return false
+			}
+			ru = u
+		}
+		gu, err := url.Parse(r)
+		if err != nil || gu.Scheme != "http" || !isLoopbackHost(gu.Hostname()) {
+			continue
+		}
+		if gu.Hostname() == ru.Hostname() && gu.EscapedPath() == ru.EscapedPath() && gu.RawQuery == ru.RawQuery && ru.User == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// allLoopbackOrApp reports whether every URI is a loopback http URI or a
+// private-use scheme: the client is a native app (RFC 8252).
+func allLoopbackOrApp(uris []string) bool {
+	for _, s := range uris {
+		u, err := url.Parse(s)
+		if err != nil {
+			return false
+		}
+		if u.Scheme == "https" || (u.Scheme == "http" && !isLoopbackHost(u.Hostname())) {
+			return false
+		}
+	}
+	return len(uris) > 0
+}
+
+// sameResource reports whether the requested resource (RFC 8707) names the
+// canonical one, tolerating only a trailing slash difference (Claude sends
+// the MCP URL with one).
+func sameResource(canonical, requested string) bool {
+	return requested == canonical || strings.TrimSuffix(requested, "/") == strings.TrimSuffix(canonical, "/")
+}

@@ -1,0 +1,296 @@
+// Package mcpauth is the HTTP layer of the OAuth 2.1 authorization server
+// for MCP servers built on github.com/modelcontextprotocol/go-sdk. One call,
+//
+//	h, err := mcpauth.Wrap(server, mcpauth.Options{Issuer: "https://notes.example.com", Store: store})
+//
+// serves the MCP endpoint behind bearer tokens together with everything an
+// MCP client needs to obtain them: protected resource metadata (RFC 9728),
+// authorization server metadata (RFC 8414), dynamic client registration
+// (RFC 7591), the authorization endpoint with PKCE (OAuth 2.1, RFC 7636,
+// RFC 8707, RFC 9207), the token endpoint with refresh rotation, revocation
+// (RFC 7009), introspection (RFC 7662), the JWK Set, and the approval page on
+// which the user reads a short code that the owner approves.
+//
+// The parts are usable alone: [NewAuthorizationServer] over any
+// oauth.Provider, [RequireBearer] in front of any handler, and
+// [RemoteVerifier] for a resource server that runs apart from the
+// authorization server.
+package mcpauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+
+	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/provider"
+	"github.com/mcp-oauth/oauth/storage"
+	"github.com/mcp-oauth/oauth/storage/memory"
+)
+
+// Options configure [Wrap] and [New]. Only Issuer is required; every other
+// zero value selects the documented default.
+type Options struct {
+	// Issuer is the public base URL clients reach the server at, such as
+	// "https://notes.example.com" (RFC 8414 §2). It must be https, except
+	// on a loopback host. Behind a reverse proxy it is the proxy's URL.
+	// Required.
+	Issuer string
+	// Store persists clients, grants, codes, tokens and signing keys. Nil
+	// means an in-memory store: everything is lost on restart (tests only).
+	Store storage.Store
+	// Provider replaces the default provider built on Store. When set,
+	// Store and the token lifetimes below are ignored.
+	Provider oauth.Provider
+	// MCPPath is the path of the MCP endpoint; empty means "/mcp". The
+	// resource (RFC 8707) is Issuer + MCPPath.
+	MCPPath string
+	// Scopes are the scopes the server knows (scopes_supported). Empty
+	// means DefaultScopes, ["mcp"].
+	Scopes []string
+	// RequiredScopes must be granted for every MCP request. Empty means a
+	// valid token suffices.
+	RequiredScopes []string
+	// ToolScopes declares per-tool scopes: a tools/call of the named tool
+	// needs these scopes in addition to RequiredScopes (403
+	// insufficient_scope otherwise). Every scope named must be in Scopes.
+	ToolScopes map[string][]string
+	// ResourceName is the human-readable resource_name of RFC 9728 §2.
+	ResourceName string
+	// DisableRegistration turns off dynamic client registration.
+	DisableRegistration bool
+	// InitialAccessToken, when set, gates /register (RFC 7591 §3).
+	InitialAccessToken string
+	// Token lifetimes; zero selects the provider package defaults
+	// (access 1 h, refresh 30 days, code 10 min, pending 10 min, unused
+	// client registrations 90 days).
+	AccessTokenTTL, RefreshTokenTTL, CodeTTL, PendingTTL, ClientTTL time.Duration
+	// SigningAlgorithm is "ES256" (default) or "EdDSA".
+	SigningAlgorithm string
+	// AllowedHosts are extra Host header values accepted on a loopback
+	// listener, besides loopback names and the Issuer's host. See
+	// TrustProxyHeaders.
+	AllowedHosts []string
+	// TrustProxyHeaders makes the server believe X-Forwarded-Host when it
+	// checks the Host of requests that reach a loopback listener (DNS
+	// rebinding protection). Set it only when a reverse proxy you control
+	// sets that header; otherwise any client could claim any host.
+	TrustProxyHeaders bool
+	// Streamable configures go-sdk's streamable HTTP handler. Its
+	// DisableLocalhostProtection is always set: Wrap performs that check
+	// itself, accepting the Issuer's host (so a reverse proxy on the same
+	// machine works) and refusing others.
+	Streamable *mcp.StreamableHTTPOptions
+	// Logger receives operational events; nil discards them. Tokens,
+	// codes and secrets are never logged.
+	Logger *slog.Logger
+}
+
+// Handler is the http.Handler returned by Wrap and New.
+type Handler struct {
+	mux      *http.ServeMux
+	as       *AuthorizationServer
+	provider oauth.Provider
+	def      *provider.Provider
+	handler  http.Handler
+	resource string
+	prmURL   string
+}
+
+// Wrap serves server over streamable HTTP at Options.MCPPath behind OAuth
+// 2.1 bearer tokens, together with the authorization server. The returned
+// handler is a *Handler, whose Approve method approves user codes from Go.
+func Wrap(server *mcp.Server, opts Options) (http.Handler, error) {
+	h, err := New(server, opts)
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// New is Wrap returning the concrete *Handler.
+func New(server *mcp.Server, opts Options) (*Handler, error) {
+	if server == nil {
+		return nil, errors.New("mcpauth: nil server")
+	}
+	iu, err := checkIssuer(opts.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("mcpauth: Issuer: %w", err)
+	}
+	if opts.MCPPath == "" {
+		opts.MCPPath = DefaultMCPPath
+	}
+	if !strings.HasPrefix(opts.MCPPath, "/") || strings.ContainsAny(opts.MCPPath, "?#{} ") {
+		return nil, fmt.Errorf("mcpauth: MCPPath %q must be a plain absolute path", opts.MCPPath)
+	}
+	if len(opts.Scopes) == 0 {
+		opts.Scopes = DefaultScopes
+	}
+	for tool, scopes := range opts.ToolScopes {
+		for _, s := range scopes {
+			if !contains(opts.Scopes, s) {
+				return nil, fmt.Errorf("mcpauth: ToolScopes[%q] names %q, which is not in Scopes", tool, s)
+			}
+		}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	base := strings.TrimSuffix(opts.Issuer, "/")
+	resource := base + opts.MCPPath
+	h := &Handler{mux: http.NewServeMux(), resource: resource, prmURL: base + wellKnownPRM + opts.MCPPath}
+
+	h.provider = opts.Provider
+	if h.provider == nil {
+		store := opts.Store
+		if store == nil {
+			log.Warn("mcpauth: no Store configured; using an in-memory store, all registrations and grants are lost on restart")
+			store = memory.New()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		p, err := provider.New(ctx, store, provider.Options{
+			Issuer: opts.Issuer, Resource: resource,
+			AccessTokenTTL: opts.AccessTokenTTL, RefreshTokenTTL: opts.RefreshTokenTTL, CodeTTL: opts.CodeTTL,
+			PendingTTL: opts.PendingTTL, ClientTTL: opts.ClientTTL, SigningAlgorithm: opts.SigningAlgorithm,
+			ApprovalPath: iu.Path + PathDevice, Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("mcpauth: %w", err)
+		}
+		h.provider, h.def = p, p
+	}
+	h.as, err = NewAuthorizationServer(h.provider, ServerOptions{
+		Issuer: opts.Issuer, Resource: resource, Scopes: opts.Scopes,
+		DisableRegistration: opts.DisableRegistration, InitialAccessToken: opts.InitialAccessToken, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// RFC 9728 §3.1: metadata at the path-inserted well-known URI of the
+	// resource, and at the root for clients of earlier MCP revisions. Both
+	// name the MCP endpoint itself as the resource, byte for byte.
+	prm := &oauthex.ProtectedResourceMetadata{
+		Resource:               resource,
+		AuthorizationServers:   []string{opts.Issuer},
+		ScopesSupported:        opts.Scopes,
+		BearerMethodsSupported: []string{"header"},
+		ResourceName:           opts.ResourceName,
+	}
+	prmHandler := cors("GET", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		writeJSON(w, http.StatusOK, prm)
+	}))
+	for _, p := range []string{wellKnownPRM + opts.MCPPath, wellKnownPRM} {
+		h.mux.Handle("GET "+p, prmHandler)
+		h.mux.Handle("OPTIONS "+p, prmHandler)
+	}
+
+	var sopts mcp.StreamableHTTPOptions
+	if opts.Streamable != nil {
+		sopts = *opts.Streamable
+	}
+	sopts.DisableLocalhostProtection = true
+	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &sopts)
+	maxBody := sopts.MaxRequestBodyBytes
+	bearer := RequireBearer(h.provider.LoadAccessToken, BearerOptions{
+		ResourceMetadataURL: h.prmURL, Scopes: opts.Scopes, RequiredScopes: opts.RequiredScopes,
+		ToolScopes: opts.ToolScopes, MaxBodyBytes: maxBody, Logger: log,
+	})
+	protected := cors("GET, POST, DELETE", bearer(mcpHandler))
+	h.mux.Handle(opts.MCPPath, protected)
+	h.mux.Handle("/", h.as)
+
+	allowed := map[string]bool{strings.ToLower(iu.Host): true}
+	for _, a := range opts.AllowedHosts {
+		allowed[strings.ToLower(a)] = true
+	}
+	h.handler = hostGuard(allowed, opts.TrustProxyHeaders, h.mux)
+	return h, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.handler.ServeHTTP(w, r) }
+
+// AuthorizationServer returns the authorization server part.
+func (h *Handler) AuthorizationServer() *AuthorizationServer { return h.as }
+
+// Provider returns the default provider, or nil when Options.Provider
+// replaced it.
+func (h *Handler) Provider() *provider.Provider { return h.def }
+
+// Resource returns the canonical resource URL of the MCP endpoint.
+func (h *Handler) Resource() string { return h.resource }
+
+// Approve approves the pending authorization request with the given user
+// code on behalf of subject (the owner's account name); the waiting browser
+// then continues to the client with an authorization code.
+func (h *Handler) Approve(ctx context.Context, userCode, subject string) (*provider.Pending, error) {
+	if h.def == nil {
+		return nil, errors.New("mcpauth: Approve needs the default provider")
+	}
+	return h.def.Approve(ctx, userCode, subject)
+}
+
+// hostGuard is the DNS-rebinding protection that go-sdk applies to
+// loopback listeners, made proxy-aware: a request that reached a loopback
+// address must name a loopback host, the Issuer's host, or an allowed host.
+func hostGuard(allowed map[string]bool, trustProxy bool, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && isLoopbackAddr(la) {
+			host := r.Host
+			if trustProxy {
+				if fh := r.Header.Get("X-Forwarded-Host"); fh != "" {
+					host, _, _ = strings.Cut(fh, ",")
+					host = strings.TrimSpace(host)
+				}
+			}
+			if !hostAllowed(host, allowed) {
+				http.Error(w, "mcpauth: requests for host "+quoteSafe(host)+" are not served here (DNS rebinding protection); set Options.Issuer to the public URL or add the host to Options.AllowedHosts", http.StatusForbidden)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func isLoopbackAddr(a net.Addr) bool {
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		host = a.String()
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func hostAllowed(hostport string, allowed map[string]bool) bool {
+	hp := strings.ToLower(hostport)
+	if allowed[hp] {
+		return true
+	}
+	host := hp
+	if h, _, err := net.SplitHostPort(hp); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	return isLoopbackHost(host) || allowed[host]
+}

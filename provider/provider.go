@@ -1,0 +1,816 @@
+// Package provider is the batteries-included [oauth.Provider]: it keeps its
+// state in a [storage.Store], issues ES256 (or EdDSA) JWT access tokens with
+// keys it generates and persists, and approves authorization requests by a
+// short user code that the owner confirms out of band (a console, a terminal
+// command, or [Provider.Approve] from Go), in the manner of the RFC 8628
+// device flow.
+//
+// A user who wants a different backend replaces exactly this package: the
+// HTTP layer (package mcpauth) only needs an oauth.Provider.
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+
+	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/internal/jwtkeys"
+	"github.com/mcp-oauth/oauth/internal/redirect"
+	"github.com/mcp-oauth/oauth/internal/secret"
+	"github.com/mcp-oauth/oauth/storage"
+)
+
+// Default lifetimes.
+const (
+	DefaultAccessTokenTTL  = time.Hour
+	DefaultRefreshTokenTTL = 30 * 24 * time.Hour
+	DefaultCodeTTL         = 10 * time.Minute
+	DefaultPendingTTL      = 10 * time.Minute
+	DefaultClientTTL       = 90 * 24 * time.Hour
+	// DefaultApprovalPath is where Authorize sends the user's browser.
+	DefaultApprovalPath = "/device"
+	// DefaultSigningAlgorithm is the JWS algorithm of new signing keys.
+	DefaultSigningAlgorithm = jwtkeys.ES256
+	// sweepInterval is how often expired rows are deleted, lazily.
+	sweepInterval = 10 * time.Minute
+	// keyReloadInterval bounds how often an unknown kid reloads the key set.
+	keyReloadInterval = 10 * time.Second
+)
+
+// Options configure a Provider. Only Issuer and Resource are required; every
+// other zero value selects the documented default.
+type Options struct {
+	// Issuer is the authorization server's issuer identifier (RFC 8414 §2):
+	// its public https (or loopback http) base URL, without query or fragment.
+	// It is the "iss" of tokens and of authorization responses (RFC 9207).
+	Issuer string
+	// Resource is the canonical URL of the protected MCP endpoint (RFC 8707,
+	// RFC 9728 "resource"); access tokens carry it as their audience.
+	Resource string
+	// AccessTokenTTL is the lifetime of access tokens; zero means 1 hour.
+	AccessTokenTTL time.Duration
+	// RefreshTokenTTL is the lifetime of each refresh token; zero means 30 days.
+	RefreshTokenTTL time.Duration
+	// CodeTTL is the lifetime of authorization codes; zero means 10 minutes.
+	CodeTTL time.Duration
+	// PendingTTL is how long a request waits for approval; zero means 10 minutes.
+	PendingTTL time.Duration
+	// ClientTTL is how long an unused client registration lives; each use
+	// renews it. Zero means 90 days; negative means forever.
+	ClientTTL time.Duration
+	// SigningAlgorithm is "ES256" (the default) or "EdDSA" for new keys.
+	SigningAlgorithm string
+	// ApprovalPath is the path, under Issuer, of the page that shows the user
+	// code; zero means "/device".
+	ApprovalPath string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives operational events; nil means no logging. Tokens,
+	// codes and secrets are never logged.
+	Logger *slog.Logger
+}
+
+// Provider implements oauth.Provider on a storage.Store. Create it with New.
+type Provider struct {
+	store      storage.Store
+	opts       Options
+	approveURL string
+	log        *slog.Logger
+
+	keys       atomic.Pointer[keySet]
+	reloadMu   sync.Mutex
+	lastReload time.Time
+	verifier   jwtkeys.Verifier
+	lastSweep  atomic.Int64
+}
+
+var _ oauth.Provider = (*Provider)(nil)
+
+type keySet struct {
+	active *jwtkeys.Key
+	byID   map[string]*jwtkeys.Key
+	all    []*jwtkeys.Key
+}
+
+// New returns a Provider on store. It loads the signing keys, generating and
+// persisting a first key when the store has none.
+func New(ctx context.Context, store storage.Store, opts Options) (*Provider, error) {
+	if store == nil {
+		return nil, errors.New("provider: nil store")
+	}
+	if err := checkBaseURL("Issuer", opts.Issuer); err != nil {
+		return nil, err
+	}
+	if err := checkBaseURL("Resource", opts.Resource); err != nil {
+		return nil, err
+	}
+	setDefault(&opts.AccessTokenTTL, DefaultAccessTokenTTL)
+	setDefault(&opts.RefreshTokenTTL, DefaultRefreshTokenTTL)
+	setDefault(&opts.CodeTTL, DefaultCodeTTL)
+	setDefault(&opts.PendingTTL, DefaultPendingTTL)
+	setDefault(&opts.ClientTTL, DefaultClientTTL)
+	if opts.SigningAlgorithm == "" {
+		opts.SigningAlgorithm = DefaultSigningAlgorithm
+	}
+	if opts.SigningAlgorithm != jwtkeys.ES256 && opts.SigningAlgorithm != jwtkeys.EdDSA {
+		return nil, fmt.Errorf("provider: unsupported SigningAlgorithm %q (want ES256 or EdDSA)", opts.SigningAlgorithm)
+	}
+	if opts.ApprovalPath == "" {
+		opts.ApprovalPath = DefaultApprovalPath
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Provider{
+		store:      store,
+		opts:       opts,
+		approveURL: strings.TrimSuffix(opts.Issuer, "/") + opts.ApprovalPath,
+		log:        log,
+	}
+	p.verifier = jwtkeys.Verifier{
+		Issuer:   opts.Issuer,
+		Audience: opts.Resource,
+		Lookup:   p.lookupKey,
+		Leeway:   5 * time.Second,
+		Now:      opts.Now,
+	}
+	if err := p.reloadKeys(ctx); err != nil {
+		return nil, err
+	}
+	if p.keys.Load().active == nil {
+		if err := p.RotateKeys(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func setDefault(d *time.Duration, def time.Duration) {
+	if *d == 0 {
+		*d = def
+	}
+}
+
+func checkBaseURL(name, s string) error {
+	u, err := url.Parse(s)
+	if err != nil || s == "" || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("provider: %s %q must be an absolute http(s) URL without query or fragment", name, s)
+	}
+	return nil
+}
+
+// Options returns the effective options, defaults filled in.
+func (p *Provider) Options() Options { return p.opts }
+
+// Store returns the provider's store.
+func (p *Provider) Store() storage.Store { return p.store }
+
+func (p *Provider) now() time.Time { return p.opts.Now() }
+
+// ---- keys ----
+
+func (p *Provider) reloadKeys(ctx context.Context) error {
+	recs, err := p.store.ListKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("provider: load keys: %w", err)
+	}
+	ks := &keySet{byID: make(map[string]*jwtkeys.Key, len(recs))}
+	for _, r := range recs {
+		k, err := jwtkeys.Parse(r)
+		if err != nil {
+			return fmt.Errorf("provider: %w", err)
+		}
+		ks.byID[k.ID] = k
+		ks.all = append(ks.all, k)
+		if k.RetiredAt.IsZero() && (ks.active == nil) {
+			ks.active = k
+		}
+	}
+	p.keys.Store(ks)
+	return nil
+}
+
+func (p *Provider) lookupKey(kid string) *jwtkeys.Key {
+	return p.keys.Load().byID[kid]
+}
+
+// RotateKeys generates a new signing key and makes it the active one. Older
+// keys keep verifying the tokens they signed; [Provider.Sweep] deletes a
+// retired key once every token it signed has expired.
+func (p *Provider) RotateKeys(ctx context.Context) error {
+	rec, err := jwtkeys.Generate(p.opts.SigningAlgorithm, p.now())
+	if err != nil {
+		return fmt.Errorf("provider: %w", err)
+	}
+	if err := p.store.AddKey(ctx, rec); err != nil {
+		return fmt.Errorf("provider: store key: %w", err)
+	}
+	p.log.Info("mcpauth: signing key rotated", "kid", rec.ID, "alg", rec.Algorithm)
+	return p.reloadKeys(ctx)
+}
+
+// JWKS returns the JWK Set (RFC 7517 §5) of every key that may still verify
+// a live token.
+func (p *Provider) JWKS(ctx context.Context) ([]byte, error) {
+	return jwtkeys.MarshalJWKS(p.keys.Load().all)
+}
+
+// ---- clients ----
+
+// GetClient implements oauth.Provider.
+func (p *Provider) GetClient(ctx context.Context, clientID string) (*oauth.Client, error) {
+	if clientID == "" || len(clientID) > 256 {
+		return nil, oauth.ErrInvalidClient.WithDescription("unknown client")
+	}
+	c, err := p.store.GetClient(ctx, clientID, p.now())
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, oauth.ErrInvalidClient.WithDescription("unknown client")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("provider: get client: %w", err)
+	}
+	return c, nil
+}
+
+// RegisterClient implements oauth.Provider. A client with
+// token_endpoint_auth_method "none" is public; any other method receives a
+// 256-bit secret, returned once and stored as its SHA-256.
+func (p *Provider) RegisterClient(ctx context.Context, md *oauthex.ClientRegistrationMetadata) (*oauthex.ClientRegistrationResponse, error) {
+	p.maybeSweep()
+	now := p.now()
+	c := &oauth.Client{
+		ClientRegistrationMetadata: *md,
+		ID:                         uuid.NewString(),
+		IssuedAt:                   now.Truncate(time.Second),
+	}
+	if p.opts.ClientTTL > 0 {
+		c.ExpiresAt = now.Add(p.opts.ClientTTL)
+	}
+	var plain string
+	if md.TokenEndpointAuthMethod != oauth.AuthMethodNone {
+		plain = secret.New(secret.PrefixClientSecret)
+		c.SecretHash = secret.Hash(plain)
+	}
+	if err := p.store.CreateClient(ctx, c); err != nil {
+		return nil, fmt.Errorf("provider: register client: %w", err)
+	}
+	p.log.Info("mcpauth: client registered", "client_id", c.ID, "client_name", md.ClientName, "auth_method", md.TokenEndpointAuthMethod)
+	return &oauthex.ClientRegistrationResponse{
+		ClientRegistrationMetadata: *md,
+		ClientID:                   c.ID,
+		ClientSecret:               plain,
+		ClientIDIssuedAt:           c.IssuedAt,
+	}, nil
+}
+
+// AuthenticateClient checks a presented client secret against the stored
+// hash in constant time.
+func AuthenticateClient(c *oauth.Client, presented string) bool {
+	if c.SecretHash == "" {
+		return false
+	}
+	return secret.Equal(secret.Hash(presented), c.SecretHash)
+}
+
+// ListClients returns the live registered clients, oldest first.
+func (p *Provider) ListClients(ctx context.Context) ([]*oauth.Client, error) {
+	return p.store.ListClients(ctx, p.now())
+}
+
+// DeleteClient deletes a client and revokes all of its grants.
+func (p *Provider) DeleteClient(ctx context.Context, clientID string) error {
+	if err := p.store.DeleteClient(ctx, clientID, p.now()); err != nil {
+		return fmt.Errorf("provider: delete client: %w", err)
+	}
+	p.log.Info("mcpauth: client deleted", "client_id", clientID)
+	return nil
+}
+
+// ---- authorization and approval ----
+
+// Authorize implements oauth.Provider: it records the request as pending
+// and returns the approval page's URL, which carries a secret handle for this
+// browser and the user code to show.
+func (p *Provider) Authorize(ctx context.Context, client *oauth.Client, params *oauth.AuthorizationParams) (string, error) {
+	p.maybeSweep()
+	now := p.now()
+	for attempt := 0; ; attempt++ {
+		handle := secret.New(secret.PrefixHandle)
+		code := secret.NewUserCode()
+		rec := &storage.PendingRecord{
+			ID:                  uuid.NewString(),
+			HandleHash:          secret.Hash(handle),
+			UserCodeHash:        secret.Hash(secret.NormalizeUserCode(code)),
+			AuthorizationParams: *params,
+			Status:              storage.PendingWaiting,
+			CreatedAt:           now,
+			ExpiresAt:           now.Add(p.opts.PendingTTL),
+		}
+		err := p.store.CreatePending(ctx, rec)
+		if errors.Is(err, storage.ErrConflict) && attempt < 3 {
+			continue // a user code collision among live requests; draw again
+		}
+		if err != nil {
+			return "", fmt.Errorf("provider: store pending request: %w", err)
+		}
+		p.log.Info("mcpauth: authorization pending", "request_id", rec.ID, "client_id", client.ID)
+		return p.approveURL + "?" + url.Values{"request": {handle}, "user_code": {code}}.Encode(), nil
+	}
+}
+
+// Pending is an authorization request as the approval UX shows it.
+type Pending struct {
+	// ID is the request's public identifier.
+	ID string
+	// UserCode is the code in display form (XXXX-XXXX); set only when the
+	// request was looked up by its handle and code.
+	UserCode string
+	Client   *oauth.Client
+	oauth.AuthorizationParams
+	// Status is storage.PendingWaiting, PendingApproved, PendingDenied or
+	// PendingCompleted.
+	Status    string
+	Subject   string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// ErrUnknownRequest is returned for a handle or user code that matches no
+// live request.
+var ErrUnknownRequest = errors.New("provider: no such pending request (unknown or expired)")
+
+// ErrAlreadyDecided is returned when approving or denying a request that
+// was already approved or denied.
+var ErrAlreadyDecided = errors.New("provider: request already decided")
+
+func (p *Provider) pendingView(ctx context.Context, rec *storage.PendingRecord) (*Pending, error) {
+	c, err := p.store.GetClient(ctx, rec.ClientID, p.now())
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, ErrUnknownRequest
+	}
+	if err != nil {
+		return nil, fmt.Errorf("provider: %w", err)
+	}
+	return &Pending{ID: rec.ID, Client: c, AuthorizationParams: rec.AuthorizationParams, Status: rec.Status,
+		Subject: rec.Subject, CreatedAt: rec.CreatedAt, ExpiresAt: rec.ExpiresAt}, nil
+}
+
+// PendingByHandle returns the request that the browser holding handle made,
+// provided userCode is the code issued with it.
+func (p *Provider) PendingByHandle(ctx context.Context, handle, userCode string) (*Pending, error) {
+	norm := secret.NormalizeUserCode(userCode)
+	if !secret.WellFormed(secret.PrefixHandle, handle) || norm == "" {
+		return nil, ErrUnknownRequest
+	}
+	rec, err := p.store.GetPendingByHandle(ctx, secret.Hash(handle), p.now())
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, ErrUnknownRequest
+	}
+	if err != nil {
+		return nil, fmt.Errorf("provider: %w", err)
+	}
+	if !secret.Equal(secret.Hash(norm), rec.UserCodeHash) {
+		return nil, ErrUnknownRequest
+	}
+	v, err := p.pendingView(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	v.UserCode = norm[:4] + "-" + norm[4:]
+	return v, nil
+}
+
+// PendingByUserCode returns the live request with the given user code
+// (case-insensitive, hyphen optional).
+func (p *Provider) PendingByUserCode(ctx context.Context, userCode string) (*Pending, error) {
+	norm := secret.NormalizeUserCode(userCode)
+	if norm == "" {
+		return nil, ErrUnknownRequest
+	}
+	rec, err := p.store.GetPendingByUserCode(ctx, secret.Hash(norm), p.now())
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, ErrUnknownRequest
+	}
+	if err != nil {
+		return nil, fmt.Errorf("provider: %w", err)
+	}
+	return p.pendingView(ctx, rec)
+}
+
+// ListPending returns the requests waiting for a decision, oldest first.
+func (p *Provider) ListPending(ctx context.Context) ([]*Pending, error) {
+	recs, err := p.store.ListPending(ctx, p.now())
+	if err != nil {
+		return nil, fmt.Errorf("provider: %w", err)
+	}
+	out := make([]*Pending, 0, len(recs))
+	for _, r := range recs {
+		v, err := p.pendingView(ctx, r)
+		if errors.Is(err, ErrUnknownRequest) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// Approve approves the waiting request with the given user code on behalf
+// of subject, the resource owner. The browser that made the request then
+// receives an authorization code. It returns the approved request.
+func (p *Provider) Approve(ctx context.Context, userCode, subject string) (*Pending, error) {
+	if subject == "" || len(subject) > 255 {
+		return nil, errors.New("provider: approve: subject must be 1 to 255 bytes")
+	}
+	return p.decide(ctx, userCode, storage.PendingApproved, subject)
+}
+
+// Deny denies the waiting request with the given user code; the browser
+// that made it is sent back to the client with error=access_denied.
+func (p *Provider) Deny(ctx context.Context, userCode string) (*Pending, error) {
+	return p.decide(ctx, userCode, storage.PendingDenied, "")
+}
+
+func (p *Provider) decide(ctx context.Context, userCode, status, subject string) (*Pending, error) {
+	v, err := p.PendingByUserCode(ctx, userCode)
+	if err != nil {
+		return nil, err
+	}
+	switch err := p.store.DecidePending(ctx, v.ID, status, subject, p.now()); {
+	case errors.Is(err, storage.ErrConflict):
+		return nil, ErrAlreadyDecided
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, ErrUnknownRequest
+	case err != nil:
+		return nil, fmt.Errorf("provider: decide: %w", err)
+	}
+	v.Status, v.Subject = status, subject
+	p.log.Info("mcpauth: authorization "+status, "request_id", v.ID, "client_id", v.ClientID, "subject", subject)
+	return v, nil
+}
+
+// ErrNotDecided is returned by Complete while the request still waits.
+var ErrNotDecided = errors.New("provider: request not yet decided")
+
+// ErrCompleted is returned by Complete when the request already produced
+// its authorization response (a reload of a finished page).
+var ErrCompleted = errors.New("provider: request already completed")
+
+// Complete finishes the request that the browser holding handle made, once
+// it is decided: for an approved request it creates the grant and a
+// single-use authorization code and returns the client's redirect URI with
+// code, state and iss (RFC 9207); for a denied one, the redirect URI with
+// error=access_denied. It returns ErrNotDecided while the request waits and
+// ErrCompleted if a code was already issued for it.
+func (p *Provider) Complete(ctx context.Context, handle, userCode string) (string, error) {
+	v, err := p.PendingByHandle(ctx, handle, userCode)
+	if err != nil {
+		return "", err
+	}
+	resp := url.Values{"state": {v.State}, "iss": {p.opts.Issuer}}
+	switch v.Status {
+	case storage.PendingWaiting:
+		return "", ErrNotDecided
+	case storage.PendingCompleted:
+		return "", ErrCompleted
+	case storage.PendingDenied:
+		resp.Set("error", oauth.ErrAccessDenied.Code)
+		resp.Set("error_description", "the owner denied the request")
+		return redirect.With(v.RedirectURI, resp)
+	}
+	now := p.now()
+	code := secret.New(secret.PrefixCode)
+	grant := &oauth.Grant{
+		ID: uuid.NewString(), ClientID: v.ClientID, Subject: v.Subject,
+		Scopes: v.Scopes, Resource: v.Resource, CreatedAt: now, LastUsedAt: now,
+	}
+	rec := &storage.CodeRecord{
+		Hash: secret.Hash(code),
+		AuthorizationCode: oauth.AuthorizationCode{
+			GrantID: grant.ID, Subject: v.Subject, ExpiresAt: now.Add(p.opts.CodeTTL),
+			AuthorizationParams: v.AuthorizationParams,
+		},
+	}
+	switch err := p.store.CompletePending(ctx, v.ID, grant, rec, now); {
+	case errors.Is(err, storage.ErrConflict):
+		return "", ErrCompleted
+	case errors.Is(err, storage.ErrNotFound):
+		return "", ErrUnknownRequest
+	case err != nil:
+		return "", fmt.Errorf("provider: complete: %w", err)
+	}
+	p.log.Info("mcpauth: authorization code issued", "request_id", v.ID, "client_id", v.ClientID, "grant_id", grant.ID)
+	resp.Set("code", code)
+	return redirect.With(v.RedirectURI, resp)
+}
+
+// ---- codes and tokens ----
+
+// LoadAuthorizationCode implements oauth.Provider. A code that was already
+// redeemed revokes its grant (OAuth 2.1 §4.1.3).
+func (p *Provider) LoadAuthorizationCode(ctx context.Context, code string) (*oauth.AuthorizationCode, error) {
+	if !secret.WellFormed(secret.PrefixCode, code) {
+		return nil, oauth.ErrInvalidGrant.WithDescription("invalid authorization code")
+	}
+	rec, err := p.store.GetCode(ctx, secret.Hash(code), p.now())
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, oauth.ErrInvalidGrant.WithDescription("invalid or expired authorization code")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("provider: get code: %w", err)
+	}
+	if !rec.ConsumedAt.IsZero() {
+		p.revokeForReplay(ctx, rec.GrantID, "authorization code replayed")
+		return nil, oauth.ErrInvalidGrant.WithDescription("authorization code already used")
+	}
+	ac := rec.AuthorizationCode
+	ac.Code = code
+	return &ac, nil
+}
+
+func (p *Provider) revokeForReplay(ctx context.Context, grantID, why string) {
+	if err := p.store.RevokeGrant(ctx, grantID, p.now()); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		p.log.Error("mcpauth: revoking grant after replay failed", "grant_id", grantID, "err", err)
+		return
+	}
+	p.log.Warn("mcpauth: grant revoked: "+why, "grant_id", grantID)
+}
+
+// ExchangeAuthorizationCode implements oauth.Provider.
+func (p *Provider) ExchangeAuthorizationCode(ctx context.Context, client *oauth.Client, code *oauth.AuthorizationCode) (*oauth.TokenResponse, error) {
+	now := p.now()
+	rt := secret.New(secret.PrefixRefreshToken)
+	rec := &storage.RefreshRecord{
+		Hash: secret.Hash(rt), ClientID: client.ID, GrantID: code.GrantID, Subject: code.Subject,
+		Scopes: code.Scopes, Resource: code.Resource, CreatedAt: now, ExpiresAt: now.Add(p.opts.RefreshTokenTTL),
+	}
+	switch err := p.store.RedeemCode(ctx, secret.Hash(code.Code), now, rec); {
+	case errors.Is(err, storage.ErrConflict):
+		p.revokeForReplay(ctx, code.GrantID, "authorization code redeemed twice")
+		return nil, oauth.ErrInvalidGrant.WithDescription("authorization code already used")
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, oauth.ErrInvalidGrant.WithDescription("invalid or expired authorization code")
+	case err != nil:
+		return nil, fmt.Errorf("provider: redeem code: %w", err)
+	}
+	p.touch(ctx, client, code.GrantID)
+	return p.tokenResponse(client.ID, code.GrantID, code.Subject, code.Scopes, code.Resource, rt, false)
+}
+
+// touch renews the client registration and records grant use; failures are
+// logged, not returned, since the exchange itself has succeeded.
+func (p *Provider) touch(ctx context.Context, client *oauth.Client, grantID string) {
+	now := p.now()
+	if p.opts.ClientTTL > 0 && client.ExpiresAt.Sub(now) < p.opts.ClientTTL-24*time.Hour {
+		if err := p.store.TouchClient(ctx, client.ID, now.Add(p.opts.ClientTTL)); err != nil {
+			p.log.Error("mcpauth: renew client", "client_id", client.ID, "err", err)
+		}
+	}
+	if err := p.store.TouchGrant(ctx, grantID, now); err != nil {
+		p.log.Error("mcpauth: touch grant", "grant_id", grantID, "err", err)
+	}
+}
+
+func (p *Provider) tokenResponse(clientID, grantID, subject string, scopes []string, resource, refresh string, narrowed bool) (*oauth.TokenResponse, error) {
+	now := p.now()
+	k := p.keys.Load().active
+	scope := strings.Join(scopes, " ")
+	at, err := k.Sign(&jwtkeys.Claims{
+		RegisteredClaims: jwtkeysRegistered(p.opts.Issuer, subject, resource, now, p.opts.AccessTokenTTL),
+		ClientID:         clientID,
+		Scope:            scope,
+		GrantID:          grantID,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provider: %w", err)
+	}
+	return &oauth.TokenResponse{
+		AccessToken:  at,
+		TokenType:    "Bearer",
+		ExpiresIn:    int64(p.opts.AccessTokenTTL / time.Second),
+		RefreshToken: refresh,
+		Scope:        scope,
+	}, nil
+}
+
+// LoadRefreshToken implements oauth.Provider. Presenting a spent token
+// (one whose successor was already used) revokes the whole grant.
+func (p *Provider) LoadRefreshToken(ctx context.Context, token string) (*oauth.RefreshToken, error) {
+	if !secret.WellFormed(secret.PrefixRefreshToken, token) {
+		return nil, oauth.ErrInvalidGrant.WithDescription("invalid refresh token")
+	}
+	rec, err := p.store.GetRefreshToken(ctx, secret.Hash(token), p.now())
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, oauth.ErrInvalidGrant.WithDescription("invalid, expired or revoked refresh token")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("provider: get refresh token: %w", err)
+	}
+	if rec.Spent {
+		p.revokeForReplay(ctx, rec.GrantID, "spent refresh token presented")
+		return nil, oauth.ErrInvalidGrant.WithDescription("refresh token already used")
+	}
+	return &oauth.RefreshToken{
+		Token: token, ClientID: rec.ClientID, GrantID: rec.GrantID, Subject: rec.Subject,
+		Scopes: rec.Scopes, Resource: rec.Resource, ExpiresAt: rec.ExpiresAt, Rotation: rec.Successor,
+	}, nil
+}
+
+// ExchangeRefreshToken implements oauth.Provider. The presented token stays
+// usable until its successor is first used, so a client that lost the
+// response can retry; each retry supersedes the unused successor.
+func (p *Provider) ExchangeRefreshToken(ctx context.Context, client *oauth.Client, rt *oauth.RefreshToken, scopes []string) (*oauth.TokenResponse, error) {
+	now := p.now()
+	next := secret.New(secret.PrefixRefreshToken)
+	rec := &storage.RefreshRecord{
+		Hash: secret.Hash(next), ClientID: client.ID, GrantID: rt.GrantID, Subject: rt.Subject,
+		Scopes: rt.Scopes, Resource: rt.Resource, CreatedAt: now, ExpiresAt: now.Add(p.opts.RefreshTokenTTL),
+		Parent: secret.Hash(rt.Token),
+	}
+	switch err := p.store.RotateRefreshToken(ctx, rec.Parent, rt.Rotation, rec, now); {
+	case errors.Is(err, storage.ErrConflict), errors.Is(err, storage.ErrNotFound):
+		return nil, oauth.ErrInvalidGrant.WithDescription("refresh token already used or revoked")
+	case err != nil:
+		return nil, fmt.Errorf("provider: rotate refresh token: %w", err)
+	}
+	p.touch(ctx, client, rt.GrantID)
+	if len(scopes) == 0 {
+		scopes = rt.Scopes
+	}
+	return p.tokenResponse(client.ID, rt.GrantID, rt.Subject, scopes, rt.Resource, next, true)
+}
+
+// LoadAccessToken implements oauth.Provider: signature, typ, iss, aud and
+// exp are checked, then the grant must still be active.
+func (p *Provider) LoadAccessToken(ctx context.Context, token string) (*oauth.AccessToken, error) {
+	c, err := p.verify(ctx, token)
+	if err != nil {
+		return nil, oauth.ErrInvalidToken.WithDescription("the access token is invalid or expired").WithCause(err)
+	}
+	g, err := p.store.GetGrant(ctx, c.GrantID)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && (!g.RevokedAt.IsZero() || g.ClientID != c.ClientID)) {
+		return nil, oauth.ErrInvalidToken.WithDescription("the access token was revoked")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("provider: get grant: %w", err)
+	}
+	return accessToken(token, c), nil
+}
+
+func accessToken(token string, c *jwtkeys.Claims) *oauth.AccessToken {
+	at := &oauth.AccessToken{
+		Token: token, ID: c.ID, ClientID: c.ClientID, GrantID: c.GrantID, Subject: c.Subject,
+		Scopes: strings.Fields(c.Scope), Resource: c.Audience[0],
+	}
+	if c.IssuedAt != nil {
+		at.IssuedAt = c.IssuedAt.Time
+	}
+	if c.ExpiresAt != nil {
+		at.ExpiresAt = c.ExpiresAt.Time
+	}
+	return at
+}
+
+// verify checks a JWT against the key set, reloading it (rate-limited) when
+// the token names a kid this replica has not seen.
+func (p *Provider) verify(ctx context.Context, token string) (*jwtkeys.Claims, error) {
+	if len(token) > 4096 {
+		return nil, errors.New("token too long")
+	}
+	c, err := p.verifier.Verify(token)
+	if errors.Is(err, jwtkeys.ErrUnknownKey) && p.reloadAllowed() {
+		if rerr := p.reloadKeys(ctx); rerr != nil {
+			return nil, rerr
+		}
+		c, err = p.verifier.Verify(token)
+	}
+	return c, err
+}
+
+func (p *Provider) reloadAllowed() bool {
+	p.reloadMu.Lock()
+	defer p.reloadMu.Unlock()
+	now := time.Now()
+	if now.Sub(p.lastReload) < keyReloadInterval {
+		return false
+	}
+	p.lastReload = now
+	return true
+}
+
+// RevokeToken implements oauth.Provider (RFC 7009 §2.1): revoking a refresh
+// or access token revokes the grant it belongs to, if the grant is the
+// client's. Anything else is ignored.
+func (p *Provider) RevokeToken(ctx context.Context, client *oauth.Client, token, hint string) error {
+	grantID := ""
+	if secret.WellFormed(secret.PrefixRefreshToken, token) {
+		rec, err := p.store.GetRefreshToken(ctx, secret.Hash(token), p.now())
+		if err == nil && rec.ClientID == client.ID {
+			grantID = rec.GrantID
+		} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("provider: revoke: %w", err)
+		}
+	} else if c, err := p.verify(ctx, token); err == nil && c.ClientID == client.ID {
+		grantID = c.GrantID
+	}
+	if grantID == "" {
+		return nil
+	}
+	if err := p.store.RevokeGrant(ctx, grantID, p.now()); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("provider: revoke: %w", err)
+	}
+	p.log.Info("mcpauth: grant revoked by client", "grant_id", grantID, "client_id", client.ID)
+	return nil
+}
+
+// ---- grants ----
+
+// ListGrants returns the active grants, oldest first.
+func (p *Provider) ListGrants(ctx context.Context) ([]*oauth.Grant, error) {
+	return p.store.ListGrants(ctx)
+}
+
+// RevokeGrant revokes a grant: its refresh tokens and codes are deleted and
+// its access tokens are refused from the next request on.
+func (p *Provider) RevokeGrant(ctx context.Context, grantID string) error {
+	if err := p.store.RevokeGrant(ctx, grantID, p.now()); err != nil {
+		return fmt.Errorf("provider: revoke grant: %w", err)
+	}
+	p.log.Info("mcpauth: grant revoked", "grant_id", grantID)
+	return nil
+}
+
+// ---- housekeeping ----
+
+// Sweep deletes expired rows and signing keys retired longer ago than the
+// access-token lifetime (so no live token needs them).
+func (p *Provider) Sweep(ctx context.Context) error {
+	now := p.now()
+	p.lastSweep.Store(now.UnixNano())
+	n, err := p.store.Sweep(ctx, now)
+	if err != nil {
+		return fmt.Errorf("provider: sweep: %w", err)
+	}
+	ks := p.keys.Load()
+	deleted := 0
+	for _, k := range ks.all {
+		if !k.RetiredAt.IsZero() && now.Sub(k.RetiredAt) > p.opts.AccessTokenTTL+time.Minute {
+			if err := p.store.DeleteKey(ctx, k.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("provider: delete retired key: %w", err)
+			}
+			deleted++
+		}
+	}
+	if deleted > 0 {
+		if err := p.reloadKeys(ctx); err != nil {
+			return err
+		}
+	}
+	if n > 0 || deleted > 0 {
+		p.log.Debug("mcpauth: swept expired rows", "rows", n, "keys", deleted)
+	}
+	return nil
+}
+
+// maybeSweep runs Sweep in the background at most every sweepInterval.
+func (p *Provider) maybeSweep() {
+	last := p.lastSweep.Load()
+	now := p.now().UnixNano()
+	if now-last < int64(sweepInterval) || !p.lastSweep.CompareAndSwap(last, now) {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := p.Sweep(ctx); err != nil {
+			p.log.Error("mcpauth: sweep failed", "err", err)
+		}
+	}()
+}
+
+// ScopesSubset reports whether every scope in want is in have.
+func ScopesSubset(want, have []string) bool {
+	for _, s := range want {
+		if !slices.Contains(have, s) {
+			return false
+		}
+	}
+	return true
+}
