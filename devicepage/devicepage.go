@@ -161,4 +161,3 @@ func (h *Handler) render(w http.ResponseWriter, status int, v view) {
 		h.log.Debug("devicepage: render", "err", err)
 	}
 }
-

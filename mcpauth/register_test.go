@@ -100,11 +100,11 @@ func TestRevoke(t *testing.T) {
 	c, tok := f.tokens()
 	other := f.publicClient()
 	for name, form := range map[string]url.Values{
-		"unknown token":    {"token": {"mcp_rt_nonexistent"}, "client_id": {c.id}},
-		"junk token":       {"token": {"junk"}, "client_id": {c.id}},
-		"other's token":    {"token": {tok.str("refresh_token")}, "client_id": {other.id}},
-		"other's access":   {"token": {tok.str("access_token")}, "client_id": {other.id}},
-		"unknown hint":     {"token": {"x"}, "client_id": {c.id}, "token_type_hint": {"weird"}},
+		"unknown token":  {"token": {"mcp_rt_nonexistent"}, "client_id": {c.id}},
+		"junk token":     {"token": {"junk"}, "client_id": {c.id}},
+		"other's token":  {"token": {tok.str("refresh_token")}, "client_id": {other.id}},
+		"other's access": {"token": {tok.str("access_token")}, "client_id": {other.id}},
+		"unknown hint":   {"token": {"x"}, "client_id": {c.id}, "token_type_hint": {"weird"}},
 	} {
 		if r := f.post("/revoke", form, nil); r.status != 200 {
 			t.Errorf("%s: %d %s", name, r.status, r.body)

@@ -177,11 +177,11 @@ func TestBearerChallenges(t *testing.T) {
 		return s
 	}
 	for name, bad := range map[string]string{
-		"garbage":         "not-a-token",
-		"wrong audience":  sign(func(c *jwtkeys.Claims) { c.Audience = jwt.ClaimStrings{f.base + "/other"} }),
-		"expired":         sign(func(c *jwtkeys.Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Hour)) }),
-		"unknown grant":   sign(func(c *jwtkeys.Claims) {}),
-		"tampered":        at[:len(at)-3] + "AAA",
+		"garbage":           "not-a-token",
+		"wrong audience":    sign(func(c *jwtkeys.Claims) { c.Audience = jwt.ClaimStrings{f.base + "/other"} }),
+		"expired":           sign(func(c *jwtkeys.Claims) { c.ExpiresAt = jwt.NewNumericDate(now.Add(-time.Hour)) }),
+		"unknown grant":     sign(func(c *jwtkeys.Claims) {}),
+		"tampered":          at[:len(at)-3] + "AAA",
 		"refresh as bearer": tok.str("refresh_token"),
 	} {
 		r := f.mcpCall(bad, initialize)

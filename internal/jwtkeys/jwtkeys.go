@@ -285,4 +285,3 @@ func ParseJWKS(data []byte) ([]*Key, error) {
 	}
 	return out, nil
 }
-

@@ -52,13 +52,13 @@ func TestUserCodes(t *testing.T) {
 		t.Fatalf("only %d distinct codes in 2000", len(seen))
 	}
 	for in, want := range map[string]string{
-		"bcdf-ghjk":   "BCDFGHJK",
-		"BCDFGHJK":    "BCDFGHJK",
-		" bcdf ghjk ": "BCDFGHJK",
-		"BCDF-GHJ":    "",
-		"BCDF-GHJA":   "", // vowel: not in the alphabet
-		"BCDF-GHJ0":   "",
-		"":            "",
+		"bcdf-ghjk":             "BCDFGHJK",
+		"BCDFGHJK":              "BCDFGHJK",
+		" bcdf ghjk ":           "BCDFGHJK",
+		"BCDF-GHJ":              "",
+		"BCDF-GHJA":             "", // vowel: not in the alphabet
+		"BCDF-GHJ0":             "",
+		"":                      "",
 		strings.Repeat("B", 40): "",
 	} {
 		if got := NormalizeUserCode(in); got != want {

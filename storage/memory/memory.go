@@ -159,7 +159,6 @@ func sortByOrder[T any](s *Store, list []T, kind string, id func(T) string) {
 	sort.SliceStable(list, func(i, j int) bool { return s.order[kind+"/"+id(list[i])] < s.order[kind+"/"+id(list[j])] })
 }
 
-
 // ---- grants ----
 
 // GetGrant implements storage.GrantStore.
