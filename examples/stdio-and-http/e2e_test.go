@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+	"golang.org/x/oauth2"
+
+	"github.com/mcp-oauth/oauth/mcpauth"
+)
+
+// startExample runs the example's HTTP server on a free loopback port, as
+// `go run ./examples/stdio-and-http` does, with its database in a temp dir.
+func startExample(t *testing.T) (base, dbPath string, h *mcpauth.Handler) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base = "http://" + ln.Addr().String()
+	dbPath = filepath.Join(t.TempDir(), "mcpauth.db")
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan *mcpauth.Handler, 1)
+	done := make(chan error, 1)
+	go func() { done <- serveHTTP(ctx, ln, base, dbPath, io.Discard, func(h *mcpauth.Handler) { ready <- h }) }()
+	select {
+	case h = <-ready:
+	case err := <-done:
+		t.Fatalf("server did not start: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+	})
+	return base, dbPath, h
+}
+
+var noRedirect = &http.Client{
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	Timeout:       10 * time.Second,
+}
+
+var userCodeRE = regexp.MustCompile(`data-user-code="([A-Z]{4}-[A-Z]{4})"`)
+
+// browse plays the user's browser: it opens the authorization URL, follows
+// it to the approval page, reads the user code, lets approve decide, and
+// reloads the page to receive the redirect back to the client.
+func browse(t *testing.T, authURL string, approve func(code string) error) (*url.URL, error) {
+	resp, err := noRedirect.Get(authURL)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		return nil, fmt.Errorf("authorize: status %d, want 302", resp.StatusCode)
+	}
+	page, err := resp.Location()
+	if err != nil {
+		return nil, err
+	}
+	resp, err = noRedirect.Get(page.String())
+	if err != nil {
+		return nil, err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("device page: status %d", resp.StatusCode)
+	}
+	m := userCodeRE.FindSubmatch(body)
+	if m == nil {
+		return nil, fmt.Errorf("device page shows no user code:\n%s", body)
+	}
+	if !strings.Contains(string(body), "127.0.0.1:49152") {
+		return nil, fmt.Errorf("device page does not show the redirect host")
+	}
+	// Before the decision, reloading keeps waiting.
+	resp, err = noRedirect.Get(page.String())
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("undecided reload: status %d, want 200", resp.StatusCode)
+	}
+	if err := approve(string(m[1])); err != nil {
+		return nil, err
+	}
+	resp, err = noRedirect.Get(page.String())
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		return nil, fmt.Errorf("decided reload: status %d, want 303", resp.StatusCode)
+	}
+	return resp.Location()
+}
+
+const testRedirect = "http://127.0.0.1:49152/callback"
+
+// TestEndToEndGoSDKClient drives the whole flow with go-sdk's own OAuth
+// client: 401 → discovery → registration → authorization with PKCE → the
+// owner approves the code through the Go API → token → tool call → refresh
+// → revoke → the revoked token is refused.
+func TestEndToEndGoSDKClient(t *testing.T) {
+	base, _, h := startExample(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	fetcher := func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
+		loc, err := browse(t, args.URL, func(code string) error {
+			_, err := h.Approve(ctx, code, "alice")
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		q := loc.Query()
+		return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
+	}
+	oh, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
+			RedirectURIs:            []string{testRedirect},
+			ClientName:              "e2e <script>client</script>",
+			TokenEndpointAuthMethod: "none",
+			GrantTypes:              []string{"authorization_code", "refresh_token"},
+		}},
+		AuthorizationCodeFetcher: fetcher,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: base + "/mcp", OAuthHandler: oh}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer cs.Close()
+
+	who := callWhoami(t, ctx, cs)
+	if who.Subject != "alice" || who.ClientID == "" || who.GrantID == "" {
+		t.Fatalf("whoami = %+v, want subject alice with client and grant ids", who)
+	}
+	for _, s := range []string{"mcp", "notes:read", "notes:write"} {
+		if !contains(who.Scopes, s) {
+			t.Errorf("scopes %v lack %q", who.Scopes, s)
+		}
+	}
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "add_note", Arguments: map[string]any{"text": "buy milk"}}); err != nil {
+		t.Fatalf("add_note: %v", err)
+	}
+
+	ts, err := oh.TokenSource(ctx)
+	if err != nil || ts == nil {
+		t.Fatalf("token source: %v", err)
+	}
+	tok, err := ts.Token()
+	if err != nil || tok.RefreshToken == "" {
+		t.Fatalf("token %v, err %v: want a refresh token", tok, err)
+	}
+
+	// Refresh with x/oauth2, as any client library does.
+	cfg := &oauth2.Config{ClientID: who.ClientID, Endpoint: oauth2.Endpoint{TokenURL: base + "/token", AuthStyle: oauth2.AuthStyleInParams}}
+	fresh, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken, Expiry: time.Now().Add(-time.Hour)}).Token()
+	if err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	if fresh.AccessToken == tok.AccessToken || fresh.RefreshToken == "" || fresh.RefreshToken == tok.RefreshToken {
+		t.Fatal("refresh did not rotate both tokens")
+	}
+	if st := mcpStatus(t, base, fresh.AccessToken); st != http.StatusOK {
+		t.Fatalf("refreshed access token: status %d, want 200", st)
+	}
+
+	// Revoke (RFC 7009) the new refresh token: the grant and every access
+	// token of it stop working at once.
+	resp, err := http.PostForm(base+"/revoke", url.Values{"token": {fresh.RefreshToken}, "client_id": {who.ClientID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: status %d", resp.StatusCode)
+	}
+	for _, at := range []string{fresh.AccessToken, tok.AccessToken} {
+		req, _ := http.NewRequest("POST", base+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+		req.Header.Set("Authorization", "Bearer "+at)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Fatalf("revoked token: status %d, WWW-Authenticate %q; want 401 invalid_token", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+}
+
+type whoami struct {
+	Subject  string   `json:"subject"`
+	ClientID string   `json:"client_id"`
+	GrantID  string   `json:"grant_id"`
+	Scopes   []string `json:"scopes"`
+}
+
+func callWhoami(t *testing.T, ctx context.Context, cs *mcp.ClientSession) whoami {
+	t.Helper()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "whoami"})
+	if err != nil {
+		t.Fatalf("whoami: %v", err)
+	}
+	if res.IsError || len(res.Content) == 0 {
+		t.Fatalf("whoami failed: %+v", res)
+	}
+	var w whoami
+	if err := json.Unmarshal([]byte(res.Content[0].(*mcp.TextContent).Text), &w); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// mcpStatus connects an MCP client that sends a fixed bearer token and
+// reports 200 when whoami succeeds, or the HTTP status that refused it.
+func mcpStatus(t *testing.T, base, accessToken string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	hc := &http.Client{Transport: &oauth2.Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: accessToken})}}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "static", Version: "1"}, nil).
+		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: base + "/mcp", HTTPClient: hc, MaxRetries: -1}, nil)
+	if err != nil {
+		req, _ := http.NewRequest("POST", base+"/mcp", strings.NewReader(`{}`))
+		req.Header.Set("Authorization", "Bearer "+accessToken)
+		resp, err2 := http.DefaultClient.Do(req)
+		if err2 != nil {
+			t.Fatal(err2)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	defer cs.Close()
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "whoami"}); err != nil {
+		t.Fatalf("whoami with static token: %v", err)
+	}
+	return http.StatusOK
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

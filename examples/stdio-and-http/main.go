@@ -1,0 +1,245 @@
+// Command stdio-and-http is an MCP server with a few real tools, served over
+// stdio (local clients, no auth) or over HTTP behind mcpauth.Wrap with SQLite
+// in a local file. Subcommands approve the short codes that connecting
+// clients show, and list or revoke grants and clients, while the server runs.
+//
+//	go run ./examples/stdio-and-http                 # HTTP on 127.0.0.1:8080
+//	go run ./examples/stdio-and-http stdio           # stdio, no auth
+//	go run ./examples/stdio-and-http approve CODE    # approve a connection
+//	go run ./examples/stdio-and-http deny CODE
+//	go run ./examples/stdio-and-http grants | revoke GRANT_ID | clients
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcp-oauth/oauth/mcpauth"
+	"github.com/mcp-oauth/oauth/provider"
+	"github.com/mcp-oauth/oauth/storage/sqlite"
+)
+
+const usage = `usage: stdio-and-http [command] [flags]
+
+commands:
+  serve (default)   serve MCP over HTTP behind OAuth: -addr, -issuer, -db
+  stdio             serve MCP over stdio (no auth: the local process is trusted)
+  approve CODE      approve a pending connection: [-db F] [-as SUBJECT]
+  deny CODE         deny a pending connection: [-db F]
+  pending           list connections waiting for approval: [-db F]
+  grants            list active grants: [-db F]
+  revoke GRANT_ID   revoke a grant and all of its tokens: [-db F]
+  clients           list registered clients: [-db F]
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "error:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// run executes one command; tests call it directly.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	db := fs.String("db", "./mcpauth.db", "SQLite database file")
+	switch cmd {
+	case "serve":
+		addr := fs.String("addr", "127.0.0.1:8080", "listen address")
+		issuer := fs.String("issuer", "", "public base URL (default http://ADDR)")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", *addr)
+		if err != nil {
+			return err
+		}
+		iss := *issuer
+		if iss == "" {
+			iss = "http://" + ln.Addr().String()
+		}
+		return serveHTTP(ctx, ln, iss, *db, stdout, nil)
+	case "stdio":
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return newMCPServer(newNotes()).Run(ctx, &mcp.IOTransport{Reader: io.NopCloser(stdin), Writer: nopWriteCloser{stdout}})
+	case "approve", "deny", "pending", "grants", "revoke", "clients":
+		as := fs.String("as", "owner", "subject (account) that approves, with approve")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return admin(ctx, cmd, *db, *as, fs.Args(), stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
+
+// serveHTTP serves the MCP server behind mcpauth on ln until ctx ends.
+// ready, if non-nil, receives the handler once it is serving.
+func serveHTTP(ctx context.Context, ln net.Listener, issuer, dbPath string, stdout io.Writer, ready func(*mcpauth.Handler)) error {
+	store, err := sqlite.Open(ctx, dbPath)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	logger := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	h, err := mcpauth.New(newMCPServer(newNotes()), mcpauth.Options{
+		Issuer:       issuer,
+		Store:        store,
+		Scopes:       []string{"mcp", "notes:read", "notes:write"},
+		ToolScopes:   map[string][]string{"list_notes": {"notes:read"}, "add_note": {"notes:write"}},
+		ResourceName: "Notes example",
+		Logger:       logger,
+	})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	self := os.Args[0]
+	if strings.Contains(self, "go-build") {
+		self = "go run ./examples/stdio-and-http"
+	}
+	fmt.Fprintf(stdout, `
+MCP server with OAuth listening on %s
+  MCP endpoint (give this URL to your client): %s
+  When the client's browser shows a code, approve it here:
+      %s approve -db %s CODE
+`, ln.Addr(), h.Resource(), self, dbPath)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	if ready != nil {
+		ready(h)
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	}
+}
+
+// admin runs the terminal commands against the same database as a running
+// server: SQLite in WAL mode lets both use it at once.
+func admin(ctx context.Context, cmd, dbPath, subject string, args []string, stdout io.Writer) error {
+	if _, err := os.Stat(dbPath); err != nil {
+		return fmt.Errorf("no database at %s (start the server first, or pass -db): %w", dbPath, err)
+	}
+	store, err := sqlite.Open(ctx, dbPath)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	// The issuer and resource only shape the tokens a provider issues; the
+	// admin commands issue none, so placeholders do.
+	p, err := provider.New(ctx, store, provider.Options{Issuer: "http://127.0.0.1", Resource: "http://127.0.0.1/mcp"})
+	if err != nil {
+		return err
+	}
+	need := func(n int) error {
+		if len(args) != n {
+			return fmt.Errorf("%s takes %d argument(s)", cmd, n)
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	switch cmd {
+	case "approve", "deny":
+		if err := need(1); err != nil {
+			return err
+		}
+		var pr *provider.Pending
+		if cmd == "approve" {
+			pr, err = p.Approve(ctx, args[0], subject)
+		} else {
+			pr, err = p.Deny(ctx, args[0])
+		}
+		if err != nil {
+			return err
+		}
+		verb := "Approved"
+		if cmd == "deny" {
+			verb = "Denied"
+		}
+		fmt.Fprintf(stdout, "%s %q (client %s) for %s, scopes %s. The browser continues by itself.\n",
+			verb, pr.Client.ClientName, pr.ClientID, orDash(pr.Subject), strings.Join(pr.Scopes, " "))
+	case "pending":
+		list, err := p.ListPending(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(tw, "REQUEST\tCLIENT\tREDIRECT\tSCOPES\tEXPIRES")
+		for _, r := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Client.ClientName, r.RedirectURI, strings.Join(r.Scopes, " "), r.ExpiresAt.Local().Format(time.TimeOnly))
+		}
+	case "grants":
+		list, err := p.ListGrants(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(tw, "GRANT\tCLIENT\tSUBJECT\tSCOPES\tCREATED\tLAST USED")
+		for _, g := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.ClientID, g.Subject, strings.Join(g.Scopes, " "),
+				g.CreatedAt.Local().Format(time.DateTime), g.LastUsedAt.Local().Format(time.DateTime))
+		}
+	case "revoke":
+		if err := need(1); err != nil {
+			return err
+		}
+		if err := p.RevokeGrant(ctx, args[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Revoked grant %s: its refresh tokens are gone and its access tokens are refused.\n", args[0])
+	case "clients":
+		list, err := p.ListClients(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(tw, "CLIENT\tNAME\tAUTH\tREDIRECT URIS\tREGISTERED")
+		for _, c := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.ID, c.ClientName, c.TokenEndpointAuthMethod, strings.Join(c.RedirectURIs, " "), c.IssuedAt.Local().Format(time.DateTime))
+		}
+	}
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
