@@ -1,13 +1,17 @@
 // Package memory is an in-memory storage.Store for tests and ephemeral
-// servers: everything is lost when the process exits. All state sits behind
-// one mutex, which makes every operation trivially atomic; records are
-// copied on the way in and out so callers cannot alias stored state.
+// servers: everything is lost when the process exits.
+//
+// All state sits behind one mutex, which makes every operation, including
+// the ones the contract requires to be atomic, trivially so. Records are
+// deep-copied on the way in and on the way out, so callers can never alias
+// or mutate stored state.
 package memory
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -15,39 +19,79 @@ import (
 	"github.com/mcp-oauth/oauth/storage"
 )
 
-// Store implements storage.Store in memory. Create it with New.
+// Store implements storage.Store in memory. Create it with New; the zero
+// value is not usable. A Store is safe for concurrent use.
 type Store struct {
-	mu       sync.Mutex
-	clients  map[string]*oauth.Client
-	grants   map[string]*oauth.Grant
-	codes    map[string]*storage.CodeRecord
-	refresh  map[string]*storage.RefreshRecord
-	pending  map[string]*storage.PendingRecord // by ID
-	byHandle map[string]string                 // handle hash → pending ID
-	byUCode  map[string]string                 // user code hash → pending ID
-	keys     map[string]*storage.KeyRecord
-	seq      int64 // insertion order for stable listing
-	order    map[string]int64
+	mu sync.Mutex
+	// seq numbers insertions; it breaks ties between rows created at the
+	// same instant so that listings are stable.
+	seq int64
+
+	clients map[string]*clientRow // by ID
+	grants  map[string]*grantRow  // by ID
+	codes   map[string]*storage.CodeRecord
+	refresh map[string]*storage.RefreshRecord
+	pending map[string]*pendingRow // by ID
+	keys    map[string]*keyRow     // by ID
+
+	pendingByHandle   map[string]string // handle hash → pending ID
+	pendingByUserCode map[string]string // user code hash → pending ID
+}
+
+type clientRow struct {
+	*oauth.Client
+	seq int64
+}
+
+type grantRow struct {
+	*oauth.Grant
+	seq int64
+}
+
+type pendingRow struct {
+	*storage.PendingRecord
+	seq int64
+}
+
+type keyRow struct {
+	*storage.KeyRecord
+	seq int64
 }
 
 var _ storage.Store = (*Store)(nil)
 
-// New returns an empty store.
+// New returns an empty Store.
 func New() *Store {
 	return &Store{
-		clients: map[string]*oauth.Client{}, grants: map[string]*oauth.Grant{},
-		codes: map[string]*storage.CodeRecord{}, refresh: map[string]*storage.RefreshRecord{},
-		pending: map[string]*storage.PendingRecord{}, byHandle: map[string]string{}, byUCode: map[string]string{},
-		keys: map[string]*storage.KeyRecord{}, order: map[string]int64{},
+		clients:           map[string]*clientRow{},
+		grants:            map[string]*grantRow{},
+		codes:             map[string]*storage.CodeRecord{},
+		refresh:           map[string]*storage.RefreshRecord{},
+		pending:           map[string]*pendingRow{},
+		keys:              map[string]*keyRow{},
+		pendingByHandle:   map[string]string{},
+		pendingByUserCode: map[string]string{},
 	}
 }
 
-func (s *Store) stamp(kind, id string) {
+func (s *Store) next() int64 {
 	s.seq++
-	s.order[kind+"/"+id] = s.seq
+	return s.seq
 }
 
+// expired reports whether a row with expiry exp is unusable at now. A zero
+// expiry never lapses.
 func expired(exp, now time.Time) bool { return !exp.IsZero() && !exp.After(now) }
+
+// byTime orders rows by timestamp, then by insertion.
+func byTime(ta, tb time.Time, sa, sb int64) int {
+	if c := ta.Compare(tb); c != 0 {
+		return c
+	}
+	return cmp.Compare(sa, sb)
+}
+
+// ---- deep copies ----
 
 func copyClient(c *oauth.Client) *oauth.Client {
 	d := *c
@@ -70,8 +114,10 @@ func copyParams(p oauth.AuthorizationParams) oauth.AuthorizationParams {
 	return p
 }
 
+// copyCode copies c; the plaintext Code is never kept (storage.CodeRecord).
 func copyCode(c *storage.CodeRecord) *storage.CodeRecord {
 	d := *c
+	d.Code = ""
 	d.AuthorizationParams = copyParams(c.AuthorizationParams)
 	return &d
 }
@@ -88,152 +134,181 @@ func copyPending(p *storage.PendingRecord) *storage.PendingRecord {
 	return &d
 }
 
+func copyKey(k *storage.KeyRecord) *storage.KeyRecord {
+	d := *k
+	d.Private = slices.Clone(k.Private)
+	return &d
+}
+
 // ---- clients ----
 
-// CreateClient implements storage.ClientStore.
+// CreateClient stores a copy of c; storage.ErrConflict if its ID is taken,
+// even by a lapsed registration that Sweep has not yet deleted.
 func (s *Store) CreateClient(ctx context.Context, c *oauth.Client) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.clients[c.ID]; ok {
-		return storage.ErrConflict
+		return fmt.Errorf("memory: client %q: %w", c.ID, storage.ErrConflict)
 	}
-	s.clients[c.ID] = copyClient(c)
-	s.stamp("client", c.ID)
+	s.clients[c.ID] = &clientRow{Client: copyClient(c), seq: s.next()}
 	return nil
 }
 
-// GetClient implements storage.ClientStore.
+// GetClient returns a copy of the client, or storage.ErrNotFound if it does
+// not exist or its registration lapsed (ExpiresAt non-zero and not after
+// now).
 func (s *Store) GetClient(ctx context.Context, id string, now time.Time) (*oauth.Client, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, ok := s.clients[id]
-	if !ok || expired(c.ExpiresAt, now) {
+	r, ok := s.clients[id]
+	if !ok || expired(r.ExpiresAt, now) {
 		return nil, storage.ErrNotFound
 	}
-	return copyClient(c), nil
+	return copyClient(r.Client), nil
 }
 
-// TouchClient implements storage.ClientStore.
+// TouchClient sets the client's ExpiresAt to expiresAt; storage.ErrNotFound
+// if there is no such client.
 func (s *Store) TouchClient(ctx context.Context, id string, expiresAt time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, ok := s.clients[id]
+	r, ok := s.clients[id]
 	if !ok {
 		return storage.ErrNotFound
 	}
-	c.ExpiresAt = expiresAt
+	r.ExpiresAt = expiresAt
 	return nil
 }
 
-// DeleteClient implements storage.ClientStore.
+// DeleteClient removes the client and revokes all of its grants at now,
+// deleting their codes and refresh tokens; storage.ErrNotFound if there is
+// no such client.
 func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.clients[id]; !ok {
 		return storage.ErrNotFound
 	}
-	for gid, g := range s.grants {
+	for _, g := range s.grants {
 		if g.ClientID == id {
-			s.revokeLocked(gid, now)
+			s.revokeLocked(g.Grant, now)
 		}
 	}
 	delete(s.clients, id)
 	return nil
 }
 
-// ListClients implements storage.ClientStore.
+// ListClients returns copies of all live clients, oldest (by IssuedAt)
+// first.
 func (s *Store) ListClients(ctx context.Context, now time.Time) ([]*oauth.Client, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []*oauth.Client
-	for _, c := range s.clients {
-		if !expired(c.ExpiresAt, now) {
-			out = append(out, copyClient(c))
+	rows := make([]*clientRow, 0, len(s.clients))
+	for _, r := range s.clients {
+		if !expired(r.ExpiresAt, now) {
+			rows = append(rows, r)
 		}
 	}
-	sortByOrder(s, out, "client", func(c *oauth.Client) string { return c.ID })
+	slices.SortFunc(rows, func(a, b *clientRow) int { return byTime(a.IssuedAt, b.IssuedAt, a.seq, b.seq) })
+	out := make([]*oauth.Client, len(rows))
+	for i, r := range rows {
+		out[i] = copyClient(r.Client)
+	}
 	return out, nil
-}
-
-func sortByOrder[T any](s *Store, list []T, kind string, id func(T) string) {
-	sort.SliceStable(list, func(i, j int) bool { return s.order[kind+"/"+id(list[i])] < s.order[kind+"/"+id(list[j])] })
 }
 
 // ---- grants ----
 
-// GetGrant implements storage.GrantStore.
+// GetGrant returns a copy of the grant, revoked or not; storage.ErrNotFound
+// if absent.
 func (s *Store) GetGrant(ctx context.Context, id string) (*oauth.Grant, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g, ok := s.grants[id]
+	r, ok := s.grants[id]
 	if !ok {
 		return nil, storage.ErrNotFound
 	}
-	return copyGrant(g), nil
+	return copyGrant(r.Grant), nil
 }
 
-// ListGrants implements storage.GrantStore.
+// ListGrants returns copies of the active (unrevoked) grants, oldest (by
+// CreatedAt) first.
 func (s *Store) ListGrants(ctx context.Context) ([]*oauth.Grant, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []*oauth.Grant
-	for _, g := range s.grants {
-		if g.RevokedAt.IsZero() {
-			out = append(out, copyGrant(g))
+	rows := make([]*grantRow, 0, len(s.grants))
+	for _, r := range s.grants {
+		if r.RevokedAt.IsZero() {
+			rows = append(rows, r)
 		}
 	}
-	sortByOrder(s, out, "grant", func(g *oauth.Grant) string { return g.ID })
+	slices.SortFunc(rows, func(a, b *grantRow) int { return byTime(a.CreatedAt, b.CreatedAt, a.seq, b.seq) })
+	out := make([]*oauth.Grant, len(rows))
+	for i, r := range rows {
+		out[i] = copyGrant(r.Grant)
+	}
 	return out, nil
 }
 
-// RevokeGrant implements storage.GrantStore.
+// RevokeGrant marks the grant revoked at now and deletes its codes and
+// refresh tokens. Revoking a revoked grant succeeds and keeps the first
+// revocation time; storage.ErrNotFound if absent.
 func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.grants[id]; !ok {
-		return storage.ErrNotFound
-	}
-	s.revokeLocked(id, now)
-	return nil
-}
-
-func (s *Store) revokeLocked(id string, now time.Time) {
-	g := s.grants[id]
-	if g.RevokedAt.IsZero() {
-		g.RevokedAt = now
-	}
-	for h, c := range s.codes {
-		if c.GrantID == id {
-			delete(s.codes, h)
-		}
-	}
-	for h, r := range s.refresh {
-		if r.GrantID == id {
-			delete(s.refresh, h)
-		}
-	}
-}
-
-// TouchGrant implements storage.GrantStore.
-func (s *Store) TouchGrant(ctx context.Context, id string, now time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	g, ok := s.grants[id]
+	r, ok := s.grants[id]
 	if !ok {
 		return storage.ErrNotFound
 	}
-	g.LastUsedAt = now
+	s.revokeLocked(r.Grant, now)
 	return nil
 }
 
+// revokeLocked marks g revoked (unless it already is) and deletes its codes
+// and refresh tokens, returning how many it deleted.
+func (s *Store) revokeLocked(g *oauth.Grant, now time.Time) int64 {
+	if g.RevokedAt.IsZero() {
+		g.RevokedAt = now
+	}
+	var n int64
+	for h, c := range s.codes {
+		if c.GrantID == g.ID {
+			delete(s.codes, h)
+			n++
+		}
+	}
+	for h, r := range s.refresh {
+		if r.GrantID == g.ID {
+			delete(s.refresh, h)
+			n++
+		}
+	}
+	return n
+}
+
+// TouchGrant sets the grant's LastUsedAt to now; storage.ErrNotFound if
+// absent.
+func (s *Store) TouchGrant(ctx context.Context, id string, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.grants[id]
+	if !ok {
+		return storage.ErrNotFound
+	}
+	r.LastUsedAt = now
+	return nil
+}
+
+// grantActiveLocked reports whether the grant exists and is not revoked.
 func (s *Store) grantActiveLocked(id string) bool {
-	g, ok := s.grants[id]
-	return ok && g.RevokedAt.IsZero()
+	r, ok := s.grants[id]
+	return ok && r.RevokedAt.IsZero()
 }
 
 // ---- codes ----
 
-// GetCode implements storage.CodeStore.
+// GetCode returns a copy of the code, redeemed or not, or
+// storage.ErrNotFound if it does not exist or has expired.
 func (s *Store) GetCode(ctx context.Context, hash string, now time.Time) (*storage.CodeRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -244,7 +319,10 @@ func (s *Store) GetCode(ctx context.Context, hash string, now time.Time) (*stora
 	return copyCode(c), nil
 }
 
-// RedeemCode implements storage.CodeStore.
+// RedeemCode marks the code consumed at now and stores a copy of rt, under
+// one lock. storage.ErrNotFound if the code does not exist or has expired;
+// storage.ErrConflict if it was already redeemed, its grant is revoked or
+// missing, or a refresh token with rt's hash already exists.
 func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, rt *storage.RefreshRecord) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -252,11 +330,14 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, rt *
 	if !ok || expired(c.ExpiresAt, now) {
 		return storage.ErrNotFound
 	}
-	if !c.ConsumedAt.IsZero() || !s.grantActiveLocked(c.GrantID) {
-		return storage.ErrConflict
+	switch {
+	case !c.ConsumedAt.IsZero():
+		return fmt.Errorf("memory: code already redeemed: %w", storage.ErrConflict)
+	case !s.grantActiveLocked(c.GrantID):
+		return fmt.Errorf("memory: grant %q of code is not active: %w", c.GrantID, storage.ErrConflict)
 	}
 	if _, dup := s.refresh[rt.Hash]; dup {
-		return storage.ErrConflict
+		return fmt.Errorf("memory: refresh token already stored: %w", storage.ErrConflict)
 	}
 	c.ConsumedAt = now
 	s.refresh[rt.Hash] = copyRefresh(rt)
@@ -265,7 +346,8 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, rt *
 
 // ---- refresh tokens ----
 
-// GetRefreshToken implements storage.RefreshTokenStore.
+// GetRefreshToken returns a copy of the token, spent or not, or
+// storage.ErrNotFound if it does not exist or has expired.
 func (s *Store) GetRefreshToken(ctx context.Context, hash string, now time.Time) (*storage.RefreshRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -276,7 +358,11 @@ func (s *Store) GetRefreshToken(ctx context.Context, hash string, now time.Time)
 	return copyRefresh(r), nil
 }
 
-// RotateRefreshToken implements storage.RefreshTokenStore.
+// RotateRefreshToken replaces oldHash by next under one lock, as
+// storage.RefreshTokenStore describes. storage.ErrNotFound if oldHash does
+// not exist or has expired; storage.ErrConflict if it is spent, its
+// Successor is not expectedSuccessor, its grant is revoked or missing, or a
+// token with next's hash already exists.
 func (s *Store) RotateRefreshToken(ctx context.Context, oldHash, expectedSuccessor string, next *storage.RefreshRecord, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -284,17 +370,26 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash, expectedSuccess
 	if !ok || expired(old.ExpiresAt, now) {
 		return storage.ErrNotFound
 	}
-	if old.Spent || old.Successor != expectedSuccessor || !s.grantActiveLocked(old.GrantID) {
-		return storage.ErrConflict
+	switch {
+	case old.Spent:
+		return fmt.Errorf("memory: refresh token spent: %w", storage.ErrConflict)
+	case old.Successor != expectedSuccessor:
+		return fmt.Errorf("memory: refresh token already rotated: %w", storage.ErrConflict)
+	case !s.grantActiveLocked(old.GrantID):
+		return fmt.Errorf("memory: grant %q of refresh token is not active: %w", old.GrantID, storage.ErrConflict)
 	}
 	if _, dup := s.refresh[next.Hash]; dup {
-		return storage.ErrConflict
+		return fmt.Errorf("memory: refresh token already stored: %w", storage.ErrConflict)
 	}
-	if prev, ok := s.refresh[expectedSuccessor]; ok && expectedSuccessor != "" {
-		prev.Spent = true
+	if expectedSuccessor != "" {
+		if prev, ok := s.refresh[expectedSuccessor]; ok {
+			prev.Spent = true
+		}
 	}
-	if parent, ok := s.refresh[old.Parent]; ok && old.Parent != "" {
-		parent.Spent = true
+	if old.Parent != "" {
+		if parent, ok := s.refresh[old.Parent]; ok {
+			parent.Spent = true
+		}
 	}
 	old.Successor = next.Hash
 	s.refresh[next.Hash] = copyRefresh(next)
@@ -303,147 +398,175 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash, expectedSuccess
 
 // ---- pending requests ----
 
-// CreatePending implements storage.PendingStore.
+// CreatePending stores a copy of p; storage.ErrConflict if its ID, handle
+// or user code is taken, even by an expired request that Sweep has not yet
+// deleted.
 func (s *Store) CreatePending(ctx context.Context, p *storage.PendingRecord) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.pending[p.ID]; ok {
-		return storage.ErrConflict
+		return fmt.Errorf("memory: pending request ID taken: %w", storage.ErrConflict)
 	}
-	if _, ok := s.byHandle[p.HandleHash]; ok {
-		return storage.ErrConflict
+	if _, ok := s.pendingByHandle[p.HandleHash]; ok {
+		return fmt.Errorf("memory: pending request handle taken: %w", storage.ErrConflict)
 	}
-	if _, ok := s.byUCode[p.UserCodeHash]; ok {
-		return storage.ErrConflict
+	if _, ok := s.pendingByUserCode[p.UserCodeHash]; ok {
+		return fmt.Errorf("memory: pending request user code taken: %w", storage.ErrConflict)
 	}
-	s.pending[p.ID] = copyPending(p)
-	s.byHandle[p.HandleHash] = p.ID
-	s.byUCode[p.UserCodeHash] = p.ID
-	s.stamp("pending", p.ID)
+	s.pending[p.ID] = &pendingRow{PendingRecord: copyPending(p), seq: s.next()}
+	s.pendingByHandle[p.HandleHash] = p.ID
+	s.pendingByUserCode[p.UserCodeHash] = p.ID
 	return nil
 }
 
-func (s *Store) livePendingLocked(id string, now time.Time) (*storage.PendingRecord, bool) {
-	p, ok := s.pending[id]
-	if !ok || expired(p.ExpiresAt, now) {
+// livePendingLocked returns the request with the given ID if it exists and
+// has not expired at now.
+func (s *Store) livePendingLocked(id string, now time.Time) (*pendingRow, bool) {
+	r, ok := s.pending[id]
+	if !ok || expired(r.ExpiresAt, now) {
 		return nil, false
 	}
-	return p, true
+	return r, true
 }
 
-// GetPendingByHandle implements storage.PendingStore.
+// GetPendingByHandle returns a copy of the unexpired request whose handle
+// hash is handleHash, or storage.ErrNotFound.
 func (s *Store) GetPendingByHandle(ctx context.Context, handleHash string, now time.Time) (*storage.PendingRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.livePendingLocked(s.byHandle[handleHash], now)
+	id, ok := s.pendingByHandle[handleHash]
 	if !ok {
 		return nil, storage.ErrNotFound
 	}
-	return copyPending(p), nil
+	r, ok := s.livePendingLocked(id, now)
+	if !ok {
+		return nil, storage.ErrNotFound
+	}
+	return copyPending(r.PendingRecord), nil
 }
 
-// GetPendingByUserCode implements storage.PendingStore.
+// GetPendingByUserCode returns a copy of the unexpired request whose user
+// code hash is userCodeHash, or storage.ErrNotFound.
 func (s *Store) GetPendingByUserCode(ctx context.Context, userCodeHash string, now time.Time) (*storage.PendingRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.livePendingLocked(s.byUCode[userCodeHash], now)
+	id, ok := s.pendingByUserCode[userCodeHash]
 	if !ok {
 		return nil, storage.ErrNotFound
 	}
-	return copyPending(p), nil
+	r, ok := s.livePendingLocked(id, now)
+	if !ok {
+		return nil, storage.ErrNotFound
+	}
+	return copyPending(r.PendingRecord), nil
 }
 
-// DecidePending implements storage.PendingStore.
+// DecidePending moves a waiting, unexpired request to status
+// (storage.PendingApproved or storage.PendingDenied) with subject.
+// storage.ErrNotFound if absent or expired, storage.ErrConflict if it is no
+// longer waiting; any other status is an error.
 func (s *Store) DecidePending(ctx context.Context, id, status, subject string, now time.Time) error {
+	if status != storage.PendingApproved && status != storage.PendingDenied {
+		return fmt.Errorf("memory: decide pending request: invalid status %q", status)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.livePendingLocked(id, now)
+	r, ok := s.livePendingLocked(id, now)
 	if !ok {
 		return storage.ErrNotFound
 	}
-	if p.Status != storage.PendingWaiting {
-		return storage.ErrConflict
+	if r.Status != storage.PendingWaiting {
+		return fmt.Errorf("memory: pending request is %s: %w", r.Status, storage.ErrConflict)
 	}
-	p.Status, p.Subject = status, subject
+	r.Status, r.Subject = status, subject
 	return nil
 }
 
-// CompletePending implements storage.PendingStore.
-func (s *Store) CompletePending(ctx context.Context, id string, g *oauth.Grant, code *storage.CodeRecord, now time.Time) error {
+// CompletePending moves an approved, unexpired request to completed and
+// stores copies of grant and code, under one lock. storage.ErrNotFound if
+// the request is absent or expired; storage.ErrConflict if it is not
+// approved, or a grant with grant's ID or a code with code's hash already
+// exists.
+func (s *Store) CompletePending(ctx context.Context, id string, grant *oauth.Grant, code *storage.CodeRecord, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.livePendingLocked(id, now)
+	r, ok := s.livePendingLocked(id, now)
 	if !ok {
 		return storage.ErrNotFound
 	}
-	if p.Status != storage.PendingApproved {
-		return storage.ErrConflict
+	if r.Status != storage.PendingApproved {
+		return fmt.Errorf("memory: pending request is %s: %w", r.Status, storage.ErrConflict)
 	}
-	if _, dup := s.grants[g.ID]; dup {
-		return storage.ErrConflict
+	if _, dup := s.grants[grant.ID]; dup {
+		return fmt.Errorf("memory: grant %q exists: %w", grant.ID, storage.ErrConflict)
 	}
 	if _, dup := s.codes[code.Hash]; dup {
-		return storage.ErrConflict
+		return fmt.Errorf("memory: code exists: %w", storage.ErrConflict)
 	}
-	p.Status = storage.PendingCompleted
-	s.grants[g.ID] = copyGrant(g)
-	s.stamp("grant", g.ID)
+	r.Status = storage.PendingCompleted
+	s.grants[grant.ID] = &grantRow{Grant: copyGrant(grant), seq: s.next()}
 	s.codes[code.Hash] = copyCode(code)
 	return nil
 }
 
-// ListPending implements storage.PendingStore.
+// ListPending returns copies of the unexpired requests still waiting,
+// oldest (by CreatedAt) first.
 func (s *Store) ListPending(ctx context.Context, now time.Time) ([]*storage.PendingRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []*storage.PendingRecord
-	for _, p := range s.pending {
-		if p.Status == storage.PendingWaiting && !expired(p.ExpiresAt, now) {
-			out = append(out, copyPending(p))
+	rows := make([]*pendingRow, 0, len(s.pending))
+	for _, r := range s.pending {
+		if r.Status == storage.PendingWaiting && !expired(r.ExpiresAt, now) {
+			rows = append(rows, r)
 		}
 	}
-	sortByOrder(s, out, "pending", func(p *storage.PendingRecord) string { return p.ID })
+	slices.SortFunc(rows, func(a, b *pendingRow) int { return byTime(a.CreatedAt, b.CreatedAt, a.seq, b.seq) })
+	out := make([]*storage.PendingRecord, len(rows))
+	for i, r := range rows {
+		out[i] = copyPending(r.PendingRecord)
+	}
 	return out, nil
 }
 
 // ---- keys ----
 
-// ListKeys implements storage.KeyStore.
+// ListKeys returns copies of every key, newest (by CreatedAt) first.
 func (s *Store) ListKeys(ctx context.Context) ([]*storage.KeyRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]*storage.KeyRecord, 0, len(s.keys))
-	for _, k := range s.keys {
-		d := *k
-		d.Private = slices.Clone(k.Private)
-		out = append(out, &d)
+	rows := make([]*keyRow, 0, len(s.keys))
+	for _, r := range s.keys {
+		rows = append(rows, r)
 	}
-	sortByOrder(s, out, "key", func(k *storage.KeyRecord) string { return k.ID })
-	slices.Reverse(out)
+	slices.SortFunc(rows, func(a, b *keyRow) int { return byTime(b.CreatedAt, a.CreatedAt, b.seq, a.seq) })
+	out := make([]*storage.KeyRecord, len(rows))
+	for i, r := range rows {
+		out[i] = copyKey(r.KeyRecord)
+	}
 	return out, nil
 }
 
-// AddKey implements storage.KeyStore.
+// AddKey stores a copy of k as the active key (its RetiredAt is stored as
+// zero) and, under the same lock, retires at k.CreatedAt every key that was
+// active. storage.ErrConflict if a key with k's ID exists.
 func (s *Store) AddKey(ctx context.Context, k *storage.KeyRecord) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.keys[k.ID]; ok {
-		return storage.ErrConflict
+		return fmt.Errorf("memory: key %q exists: %w", k.ID, storage.ErrConflict)
 	}
-	for _, o := range s.keys {
-		if o.RetiredAt.IsZero() {
-			o.RetiredAt = k.CreatedAt
+	for _, r := range s.keys {
+		if r.RetiredAt.IsZero() {
+			r.RetiredAt = k.CreatedAt
 		}
 	}
-	d := *k
-	d.Private = slices.Clone(k.Private)
+	d := copyKey(k)
 	d.RetiredAt = time.Time{}
-	s.keys[k.ID] = &d
-	s.stamp("key", k.ID)
+	s.keys[k.ID] = &keyRow{KeyRecord: d, seq: s.next()}
 	return nil
 }
 
-// DeleteKey implements storage.KeyStore.
+// DeleteKey removes a key; storage.ErrNotFound if absent.
 func (s *Store) DeleteKey(ctx context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -456,19 +579,32 @@ func (s *Store) DeleteKey(ctx context.Context, id string) error {
 
 // ---- housekeeping ----
 
-// Sweep implements storage.Store.
+// Sweep deletes every row that can no longer be used at now: expired codes,
+// pending requests and refresh tokens; lapsed clients with their grants and
+// those grants' codes and refresh tokens; and revoked grants. It returns the
+// number of rows deleted, counting every row of every kind.
 func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var n int64
 	for id, c := range s.clients {
-		if expired(c.ExpiresAt, now) {
-			for gid, g := range s.grants {
-				if g.ClientID == id {
-					s.revokeLocked(gid, now)
-				}
+		if !expired(c.ExpiresAt, now) {
+			continue
+		}
+		for gid, g := range s.grants {
+			if g.ClientID == id {
+				n += s.revokeLocked(g.Grant, now)
+				delete(s.grants, gid)
+				n++
 			}
-			delete(s.clients, id)
+		}
+		delete(s.clients, id)
+		n++
+	}
+	for gid, g := range s.grants {
+		if !g.RevokedAt.IsZero() {
+			n += s.revokeLocked(g.Grant, now) // none left, unless a caller stored some
+			delete(s.grants, gid)
 			n++
 		}
 	}
@@ -487,19 +623,14 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 	for id, p := range s.pending {
 		if expired(p.ExpiresAt, now) {
 			delete(s.pending, id)
-			delete(s.byHandle, p.HandleHash)
-			delete(s.byUCode, p.UserCodeHash)
-			n++
-		}
-	}
-	for id, g := range s.grants {
-		if !g.RevokedAt.IsZero() {
-			delete(s.grants, id)
+			delete(s.pendingByHandle, p.HandleHash)
+			delete(s.pendingByUserCode, p.UserCodeHash)
 			n++
 		}
 	}
 	return n, nil
 }
 
-// Close implements storage.Store; it is a no-op.
+// Close implements storage.Store; it does nothing, and the Store stays
+// usable.
 func (s *Store) Close() error { return nil }
