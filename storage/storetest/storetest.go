@@ -62,7 +62,9 @@ func hash() string {
 
 func id(prefix string) string { return prefix + hash()[:12] }
 
-func sameTime(a, b time.Time) bool { return a.Truncate(time.Millisecond).Equal(b.Truncate(time.Millisecond)) }
+func sameTime(a, b time.Time) bool {
+	return a.Truncate(time.Millisecond).Equal(b.Truncate(time.Millisecond))
+}
 
 func must(t *testing.T, err error) {
 	t.Helper()
@@ -382,7 +384,11 @@ func testRefresh(t *testing.T, s storage.Store) {
 	g, code := flow(t, s, "", time.Minute)
 	r0 := refreshFor(g, base.Add(time.Hour))
 	must(t, s.RedeemCode(ctx, code.Hash, base, r0))
-	next := func(parent string) *storage.RefreshRecord { r := refreshFor(g, base.Add(2*time.Hour)); r.Parent = parent; return r }
+	next := func(parent string) *storage.RefreshRecord {
+		r := refreshFor(g, base.Add(2*time.Hour))
+		r.Parent = parent
+		return r
+	}
 
 	r1 := next(r0.Hash)
 	wantErr(t, "wrong expected successor", s.RotateRefreshToken(ctx, r0.Hash, "bogus", r1, base), storage.ErrConflict)
