@@ -134,19 +134,7 @@ func (v *RemoteVerifier) Verify(ctx context.Context, token string) (*oauth.Acces
 			return nil, oauth.ErrInvalidToken.WithDescription("the access token was revoked")
 		}
 	}
-	return accessTokenFromClaims(token, c), nil
-}
-
-func accessTokenFromClaims(token string, c *jwtkeys.Claims) *oauth.AccessToken {
-	at := &oauth.AccessToken{Token: token, ID: c.ID, ClientID: c.ClientID, GrantID: c.GrantID, Subject: c.Subject,
-		Scopes: strings.Fields(c.Scope), Resource: c.Audience[0]}
-	if c.IssuedAt != nil {
-		at.IssuedAt = c.IssuedAt.Time
-	}
-	if c.ExpiresAt != nil {
-		at.ExpiresAt = c.ExpiresAt.Time
-	}
-	return at
+	return c.AccessToken(token), nil
 }
 
 // refresh fetches the JWK Set; forced fetches (unknown kid) are limited to

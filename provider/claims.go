@@ -7,9 +7,9 @@ import (
 	"github.com/google/uuid"
 )
 
-// jwtkeysRegistered returns the RFC 9068 §2.2 registered claims of a new
+// registeredClaims returns the RFC 9068 §2.2 registered claims of a new
 // access token.
-func jwtkeysRegistered(iss, sub, aud string, now time.Time, ttl time.Duration) jwt.RegisteredClaims {
+func registeredClaims(iss, sub, aud string, now time.Time, ttl time.Duration) jwt.RegisteredClaims {
 	return jwt.RegisteredClaims{
 		Issuer:    iss,
 		Subject:   sub,

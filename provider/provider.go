@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -571,7 +570,7 @@ func (p *Provider) ExchangeAuthorizationCode(ctx context.Context, client *oauth.
 		return nil, fmt.Errorf("provider: redeem code: %w", err)
 	}
 	p.touch(ctx, client, code.GrantID)
-	return p.tokenResponse(client.ID, code.GrantID, code.Subject, code.Scopes, code.Resource, rt, false)
+	return p.tokenResponse(client.ID, code.GrantID, code.Subject, code.Scopes, code.Resource, rt)
 }
 
 // touch renews the client registration and records grant use; failures are
@@ -588,12 +587,12 @@ func (p *Provider) touch(ctx context.Context, client *oauth.Client, grantID stri
 	}
 }
 
-func (p *Provider) tokenResponse(clientID, grantID, subject string, scopes []string, resource, refresh string, narrowed bool) (*oauth.TokenResponse, error) {
+func (p *Provider) tokenResponse(clientID, grantID, subject string, scopes []string, resource, refresh string) (*oauth.TokenResponse, error) {
 	now := p.now()
 	k := p.keys.Load().active
 	scope := strings.Join(scopes, " ")
 	at, err := k.Sign(&jwtkeys.Claims{
-		RegisteredClaims: jwtkeysRegistered(p.opts.Issuer, subject, resource, now, p.opts.AccessTokenTTL),
+		RegisteredClaims: registeredClaims(p.opts.Issuer, subject, resource, now, p.opts.AccessTokenTTL),
 		ClientID:         clientID,
 		Scope:            scope,
 		GrantID:          grantID,
@@ -654,7 +653,7 @@ func (p *Provider) ExchangeRefreshToken(ctx context.Context, client *oauth.Clien
 	if len(scopes) == 0 {
 		scopes = rt.Scopes
 	}
-	return p.tokenResponse(client.ID, rt.GrantID, rt.Subject, scopes, rt.Resource, next, true)
+	return p.tokenResponse(client.ID, rt.GrantID, rt.Subject, scopes, rt.Resource, next)
 }
 
 // LoadAccessToken implements oauth.Provider: signature, typ, iss, aud and
@@ -671,21 +670,7 @@ func (p *Provider) LoadAccessToken(ctx context.Context, token string) (*oauth.Ac
 	if err != nil {
 		return nil, fmt.Errorf("provider: get grant: %w", err)
 	}
-	return accessToken(token, c), nil
-}
-
-func accessToken(token string, c *jwtkeys.Claims) *oauth.AccessToken {
-	at := &oauth.AccessToken{
-		Token: token, ID: c.ID, ClientID: c.ClientID, GrantID: c.GrantID, Subject: c.Subject,
-		Scopes: strings.Fields(c.Scope), Resource: c.Audience[0],
-	}
-	if c.IssuedAt != nil {
-		at.IssuedAt = c.IssuedAt.Time
-	}
-	if c.ExpiresAt != nil {
-		at.ExpiresAt = c.ExpiresAt.Time
-	}
-	return at
+	return c.AccessToken(token), nil
 }
 
 // verify checks a JWT against the key set, reloading it (rate-limited) when
@@ -803,14 +788,4 @@ func (p *Provider) maybeSweep() {
 			p.log.Error("mcpauth: sweep failed", "err", err)
 		}
 	}()
-}
-
-// ScopesSubset reports whether every scope in want is in have.
-func ScopesSubset(want, have []string) bool {
-	for _, s := range want {
-		if !slices.Contains(have, s) {
-			return false
-		}
-	}
-	return true
 }

@@ -14,10 +14,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/storage"
 )
 
@@ -182,6 +184,22 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		return nil, errors.New("jwtkeys: token lacks sub, client_id, gid or jti")
 	}
 	return &c, nil
+}
+
+// AccessToken converts verified claims to the domain type.
+func (c *Claims) AccessToken(token string) *oauth.AccessToken {
+	at := &oauth.AccessToken{Token: token, ID: c.ID, ClientID: c.ClientID, GrantID: c.GrantID, Subject: c.Subject,
+		Scopes: strings.Fields(c.Scope)}
+	if len(c.Audience) > 0 {
+		at.Resource = c.Audience[0]
+	}
+	if c.IssuedAt != nil {
+		at.IssuedAt = c.IssuedAt.Time
+	}
+	if c.ExpiresAt != nil {
+		at.ExpiresAt = c.ExpiresAt.Time
+	}
+	return at
 }
 
 // JWK is one JSON Web Key (RFC 7517 §4) of a public signing key.

@@ -1,0 +1,328 @@
+package provider_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+
+	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/provider"
+	"github.com/mcp-oauth/oauth/storage/memory"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+var ctx = context.Background()
+
+type env struct {
+	p     *provider.Provider
+	clk   *clock
+	store *memory.Store
+	logs  *bytes.Buffer
+}
+
+func newEnv(t *testing.T, mut func(*provider.Options)) *env {
+	t.Helper()
+	clk := &clock{t: time.Now()}
+	logs := &bytes.Buffer{}
+	store := memory.New()
+	o := provider.Options{Issuer: "https://as.example", Resource: "https://as.example/mcp", Now: clk.Now,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	if mut != nil {
+		mut(&o)
+	}
+	p, err := provider.New(ctx, store, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{p: p, clk: clk, store: store, logs: logs}
+}
+
+func (e *env) client(t *testing.T, method string) (*oauth.Client, string) {
+	t.Helper()
+	resp, err := e.p.RegisterClient(ctx, &oauthex.ClientRegistrationMetadata{RedirectURIs: []string{"https://app.example/cb"}, TokenEndpointAuthMethod: method, ClientName: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.p.GetClient(ctx, resp.ClientID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, resp.ClientSecret
+}
+
+// pending starts an authorization and returns the handle and user code from the approval URL.
+func (e *env) pending(t *testing.T, c *oauth.Client) (handle, code string) {
+	t.Helper()
+	to, err := e.p.Authorize(ctx, c, &oauth.AuthorizationParams{ClientID: c.ID, RedirectURI: c.RedirectURIs[0], State: "s",
+		Scopes: []string{"mcp"}, CodeChallenge: strings.Repeat("a", 43), Resource: "https://as.example/mcp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(to)
+	if u.Host != "as.example" || u.Path != "/device" {
+		t.Fatalf("approval URL %s", to)
+	}
+	return u.Query().Get("request"), u.Query().Get("user_code")
+}
+
+func TestNewValidates(t *testing.T) {
+	for name, o := range map[string]provider.Options{
+		"no issuer":   {Resource: "https://as.example/mcp"},
+		"no resource": {Issuer: "https://as.example"},
+		"query":       {Issuer: "https://as.example?x", Resource: "https://as.example/mcp"},
+		"bad alg":     {Issuer: "https://as.example", Resource: "https://as.example/mcp", SigningAlgorithm: "RS256"},
+	} {
+		if _, err := provider.New(ctx, memory.New(), o); err == nil {
+			t.Errorf("%s: New succeeded", name)
+		}
+	}
+	if _, err := provider.New(ctx, nil, provider.Options{Issuer: "https://as.example", Resource: "https://as.example/mcp"}); err == nil {
+		t.Error("nil store accepted")
+	}
+}
+
+func TestKeysPersistAndRotate(t *testing.T) {
+	e := newEnv(t, func(o *provider.Options) { o.SigningAlgorithm = "EdDSA" })
+	keys, _ := e.store.ListKeys(ctx)
+	if len(keys) != 1 || keys[0].Algorithm != "EdDSA" {
+		t.Fatalf("first start: %d keys", len(keys))
+	}
+	// A second provider on the same store (a restart) reuses the key.
+	if _, err := provider.New(ctx, e.store, e.p.Options()); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := e.store.ListKeys(ctx); len(keys) != 1 {
+		t.Fatalf("restart generated a key: %d keys", len(keys))
+	}
+	c, _ := e.client(t, "none")
+	tok := e.issue(t, c)
+	if err := e.p.RotateKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.p.LoadAccessToken(ctx, tok.AccessToken); err != nil {
+		t.Fatalf("token of the retired key: %v", err)
+	}
+	// Sweep keeps the retired key while its tokens can live, then deletes it.
+	must(t, e.p.Sweep(ctx))
+	if keys, _ := e.store.ListKeys(ctx); len(keys) != 2 {
+		t.Fatalf("retired key deleted too early: %d keys", len(keys))
+	}
+	e.clk.Advance(time.Hour + 2*time.Minute)
+	must(t, e.p.Sweep(ctx))
+	if keys, _ := e.store.ListKeys(ctx); len(keys) != 1 {
+		t.Fatalf("retired key kept: %d keys", len(keys))
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// issue runs approval, code and exchange for c.
+func (e *env) issue(t *testing.T, c *oauth.Client) *oauth.TokenResponse {
+	t.Helper()
+	h, code := e.pending(t, c)
+	if _, err := e.p.Approve(ctx, code, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	to, err := e.p.Complete(ctx, h, code)
+	must(t, err)
+	u, _ := url.Parse(to)
+	ac, err := e.p.LoadAuthorizationCode(ctx, u.Query().Get("code"))
+	must(t, err)
+	tr, err := e.p.ExchangeAuthorizationCode(ctx, c, ac)
+	must(t, err)
+	return tr
+}
+
+func TestApprovalErrors(t *testing.T) {
+	e := newEnv(t, nil)
+	c, _ := e.client(t, "none")
+	h, code := e.pending(t, c)
+	if _, err := e.p.Complete(ctx, h, code); !errors.Is(err, provider.ErrNotDecided) {
+		t.Fatalf("complete undecided: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		code, subject string
+		want          error
+	}{
+		"unknown code":  {"BCDF-GHJK", "alice", provider.ErrUnknownRequest},
+		"garbage code":  {"<script>", "alice", provider.ErrUnknownRequest},
+		"empty subject": {code, "", nil},
+		"long subject":  {code, strings.Repeat("a", 256), nil},
+	} {
+		_, err := e.p.Approve(ctx, tc.code, tc.subject)
+		if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := e.p.PendingByHandle(ctx, h, "BCDF-GHJK"); !errors.Is(err, provider.ErrUnknownRequest) {
+		t.Error("handle with the wrong user code was accepted")
+	}
+	if _, err := e.p.PendingByHandle(ctx, "mcp_req_x", code); !errors.Is(err, provider.ErrUnknownRequest) {
+		t.Error("malformed handle accepted")
+	}
+	// Lower case, no hyphen.
+	if _, err := e.p.Approve(ctx, strings.ToLower(strings.ReplaceAll(code, "-", "")), "alice"); err != nil {
+		t.Fatalf("approve normalized code: %v", err)
+	}
+	if _, err := e.p.Approve(ctx, code, "bob"); !errors.Is(err, provider.ErrAlreadyDecided) {
+		t.Fatalf("second approval: %v", err)
+	}
+	if _, err := e.p.Deny(ctx, code); !errors.Is(err, provider.ErrAlreadyDecided) {
+		t.Fatalf("deny after approval: %v", err)
+	}
+	to, err := e.p.Complete(ctx, h, code)
+	must(t, err)
+	if u, _ := url.Parse(to); u.Query().Get("code") == "" || u.Query().Get("iss") != "https://as.example" || u.Query().Get("state") != "s" {
+		t.Fatalf("redirect %s", to)
+	}
+	if _, err := e.p.Complete(ctx, h, code); !errors.Is(err, provider.ErrCompleted) {
+		t.Fatalf("second completion: %v", err)
+	}
+}
+
+func TestPendingExpires(t *testing.T) {
+	e := newEnv(t, nil)
+	c, _ := e.client(t, "none")
+	_, code := e.pending(t, c)
+	list, _ := e.p.ListPending(ctx)
+	if len(list) != 1 || list[0].Client.ID != c.ID {
+		t.Fatalf("ListPending = %v", list)
+	}
+	e.clk.Advance(10 * time.Minute)
+	if _, err := e.p.Approve(ctx, code, "alice"); !errors.Is(err, provider.ErrUnknownRequest) {
+		t.Fatalf("approve after 10 minutes: %v", err)
+	}
+}
+
+func TestCodeAndTokenExpiry(t *testing.T) {
+	e := newEnv(t, nil)
+	c, _ := e.client(t, "none")
+	h, code := e.pending(t, c)
+	e.p.Approve(ctx, code, "alice")
+	to, _ := e.p.Complete(ctx, h, code)
+	u, _ := url.Parse(to)
+	e.clk.Advance(10 * time.Minute)
+	if _, err := e.p.LoadAuthorizationCode(ctx, u.Query().Get("code")); !errors.Is(err, oauth.ErrInvalidGrant) {
+		t.Fatalf("code after 10 minutes: %v", err)
+	}
+	tr := e.issue(t, c)
+	if tr.ExpiresIn != 3600 || tr.TokenType != "Bearer" || tr.Scope != "mcp" {
+		t.Fatalf("token response %+v", tr)
+	}
+	at, err := e.p.LoadAccessToken(ctx, tr.AccessToken)
+	must(t, err)
+	if at.Subject != "alice" || at.ClientID != c.ID || at.Resource != "https://as.example/mcp" || at.GrantID == "" || at.ID == "" {
+		t.Fatalf("access token %+v", at)
+	}
+	e.clk.Advance(time.Hour + 10*time.Second)
+	if _, err := e.p.LoadAccessToken(ctx, tr.AccessToken); !errors.Is(err, oauth.ErrInvalidToken) {
+		t.Fatalf("access token after an hour: %v", err)
+	}
+	rt, err := e.p.LoadRefreshToken(ctx, tr.RefreshToken)
+	must(t, err)
+	if _, err := e.p.ExchangeRefreshToken(ctx, c, rt, nil); err != nil {
+		t.Fatalf("refresh after an hour: %v", err)
+	}
+	e.clk.Advance(30 * 24 * time.Hour)
+	if _, err := e.p.LoadRefreshToken(ctx, tr.RefreshToken); !errors.Is(err, oauth.ErrInvalidGrant) {
+		t.Fatalf("refresh token after 30 days: %v", err)
+	}
+}
+
+func TestClientRegistrationLapsesUnlessUsed(t *testing.T) {
+	e := newEnv(t, func(o *provider.Options) { o.ClientTTL = 48 * time.Hour })
+	used, _ := e.client(t, "none")
+	idle, _ := e.client(t, "none")
+	e.clk.Advance(30 * time.Hour)
+	e.issue(t, used) // renews to now+48h
+	e.clk.Advance(30 * time.Hour)
+	if _, err := e.p.GetClient(ctx, idle.ID); !errors.Is(err, oauth.ErrInvalidClient) {
+		t.Fatalf("idle client after 60 h: %v", err)
+	}
+	if _, err := e.p.GetClient(ctx, used.ID); err != nil {
+		t.Fatalf("used client lapsed: %v", err)
+	}
+}
+
+func TestConfidentialSecret(t *testing.T) {
+	e := newEnv(t, nil)
+	c, sec := e.client(t, "client_secret_basic")
+	if !strings.HasPrefix(sec, "mcp_cs_") || c.SecretHash == "" || strings.Contains(c.SecretHash, sec) {
+		t.Fatalf("secret %q, hash %q", sec, c.SecretHash)
+	}
+	if !provider.AuthenticateClient(c, sec) || provider.AuthenticateClient(c, sec+"x") || provider.AuthenticateClient(c, "") {
+		t.Fatal("AuthenticateClient")
+	}
+	pub, sec2 := e.client(t, "none")
+	if sec2 != "" || pub.SecretHash != "" || provider.AuthenticateClient(pub, "") {
+		t.Fatal("public client has a secret")
+	}
+}
+
+func TestRevokeOnlyOwnTokens(t *testing.T) {
+	e := newEnv(t, nil)
+	c, _ := e.client(t, "none")
+	other, _ := e.client(t, "none")
+	tr := e.issue(t, c)
+	for _, tok := range []string{tr.AccessToken, tr.RefreshToken, "junk", ""} {
+		must(t, e.p.RevokeToken(ctx, other, tok, ""))
+	}
+	if _, err := e.p.LoadAccessToken(ctx, tr.AccessToken); err != nil {
+		t.Fatalf("another client revoked the token: %v", err)
+	}
+	must(t, e.p.RevokeToken(ctx, c, tr.RefreshToken, "refresh_token"))
+	if _, err := e.p.LoadAccessToken(ctx, tr.AccessToken); !errors.Is(err, oauth.ErrInvalidToken) {
+		t.Fatalf("access token after its refresh token was revoked: %v", err)
+	}
+	grants, _ := e.p.ListGrants(ctx)
+	if len(grants) != 0 {
+		t.Fatalf("%d grants after revocation", len(grants))
+	}
+}
+
+// TestNoSecretsInLogs runs every operation with debug logging and checks
+// that no credential appears in the output.
+func TestNoSecretsInLogs(t *testing.T) {
+	e := newEnv(t, nil)
+	c, sec := e.client(t, "client_secret_post")
+	h, code := e.pending(t, c)
+	tr := e.issue(t, c)
+	rt, _ := e.p.LoadRefreshToken(ctx, tr.RefreshToken)
+	tr2, err := e.p.ExchangeRefreshToken(ctx, c, rt, nil)
+	must(t, err)
+	e.p.LoadRefreshToken(ctx, tr.RefreshToken) // still usable (successor unused)
+	rt2, _ := e.p.LoadRefreshToken(ctx, tr2.RefreshToken)
+	e.p.ExchangeRefreshToken(ctx, c, rt2, nil)
+	e.p.LoadRefreshToken(ctx, tr.RefreshToken) // spent now: replay, revokes
+	e.p.RevokeToken(ctx, c, tr2.AccessToken, "")
+	must(t, e.p.Sweep(ctx))
+	logs := e.logs.String()
+	if !strings.Contains(logs, "grant revoked") {
+		t.Fatalf("expected revocation events in the log:\n%s", logs)
+	}
+	for _, s := range []string{sec, h, code, strings.ReplaceAll(code, "-", ""), tr.AccessToken, tr.RefreshToken, tr2.AccessToken, tr2.RefreshToken, "mcp_code_", "mcp_rt_", "mcp_cs_", "mcp_req_", "eyJ"} {
+		if s != "" && strings.Contains(logs, s) {
+			t.Errorf("log contains a credential (%.12s…)", s)
+		}
+	}
+}
