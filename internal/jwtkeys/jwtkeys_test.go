@@ -140,3 +140,23 @@ func FuzzParseJWKS(f *testing.F) {
 		}
 	})
 }
+
+// FuzzVerify: arbitrary input never panics and never verifies.
+func FuzzVerify(f *testing.F) {
+	rec, _ := Generate(ES256, time.Now())
+	k, _ := Parse(rec)
+	tok, _ := k.Sign(claims(time.Now()))
+	f.Add(tok[:len(tok)-1])
+	f.Add("eyJhbGciOiJub25lIn0.e30.")
+	f.Add("..")
+	f.Add("a.b.c.d")
+	v := &Verifier{Issuer: "https://as.example", Audience: "https://rs.example/mcp", Lookup: func(string) *Key { return k }}
+	f.Fuzz(func(t *testing.T, s string) {
+		if s == tok {
+			return
+		}
+		if _, err := v.Verify(s); err == nil {
+			t.Fatalf("verified %q", s)
+		}
+	})
+}
