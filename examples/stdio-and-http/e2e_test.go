@@ -123,34 +123,7 @@ func TestEndToEndGoSDKClient(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	fetcher := func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
-		loc, err := browse(t, args.URL, func(code string) error {
-			_, err := h.Approve(ctx, code, "alice")
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		q := loc.Query()
-		return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
-	}
-	oh, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
-		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
-			RedirectURIs:            []string{testRedirect},
-			ClientName:              "e2e <script>client</script>",
-			TokenEndpointAuthMethod: "none",
-			GrantTypes:              []string{"authorization_code", "refresh_token"},
-		}},
-		AuthorizationCodeFetcher: fetcher,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
-	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: base + "/mcp", OAuthHandler: oh}, nil)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
+	cs, oh := connectAs(t, ctx, base, h, "alice")
 	defer cs.Close()
 
 	who := callWhoami(t, ctx, cs)
@@ -164,6 +137,15 @@ func TestEndToEndGoSDKClient(t *testing.T) {
 	}
 	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "add_note", Arguments: map[string]any{"text": "buy milk"}}); err != nil {
 		t.Fatalf("add_note: %v", err)
+	}
+	// Another user, through another client, sees only their own notes.
+	bob, _ := connectAs(t, ctx, base, h, "bob")
+	defer bob.Close()
+	if notes := listNotes(t, ctx, bob); notes != `{"notes":[]}` {
+		t.Fatalf("bob sees %s", notes)
+	}
+	if notes := listNotes(t, ctx, cs); !strings.Contains(notes, "buy milk") {
+		t.Fatalf("alice sees %s", notes)
 	}
 
 	ts, err := oh.TokenSource(ctx)
@@ -212,6 +194,50 @@ func TestEndToEndGoSDKClient(t *testing.T) {
 			t.Fatalf("revoked token: status %d, WWW-Authenticate %q; want 401 invalid_token", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 		}
 	}
+}
+
+// connectAs connects a new go-sdk MCP client with its own OAuth handler
+// (dynamic registration, PKCE) and approves its code for subject.
+func connectAs(t *testing.T, ctx context.Context, base string, h *mcpauth.Handler, subject string) (*mcp.ClientSession, *auth.AuthorizationCodeHandler) {
+	t.Helper()
+	fetcher := func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
+		loc, err := browse(t, args.URL, func(code string) error {
+			_, err := h.Approve(ctx, code, subject)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		q := loc.Query()
+		return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
+	}
+	oh, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
+			RedirectURIs:            []string{testRedirect},
+			ClientName:              "e2e <script>client</script>",
+			TokenEndpointAuthMethod: "none",
+			GrantTypes:              []string{"authorization_code", "refresh_token"},
+		}},
+		AuthorizationCodeFetcher: fetcher,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).
+		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: base + "/mcp", OAuthHandler: oh}, nil)
+	if err != nil {
+		t.Fatalf("connect as %s: %v", subject, err)
+	}
+	return cs, oh
+}
+
+func listNotes(t *testing.T, ctx context.Context, cs *mcp.ClientSession) string {
+	t.Helper()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "list_notes"})
+	if err != nil || res.IsError {
+		t.Fatalf("list_notes: %v %+v", err, res)
+	}
+	return res.Content[0].(*mcp.TextContent).Text
 }
 
 type whoami struct {
