@@ -154,4 +154,3 @@ func TestStdio(t *testing.T) {
 	cancel()
 	<-done
 }
-
