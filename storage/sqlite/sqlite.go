@@ -1,16 +1,43 @@
-// Package sqlite is the embedded default storage.Store: a single SQLite file,
-// through the pure-Go driver modernc.org/sqlite (no cgo).
+// Package sqlite is the embedded default storage.Store: one SQLite file,
+// accessed through the pure-Go driver modernc.org/sqlite (no cgo).
 //
-// The database runs in WAL mode with synchronous=NORMAL and a 5 s busy
-// timeout, so that readers never block the writer and the example's terminal
-// commands can use the file while the server runs. Writes go through one
-// connection whose transactions start with BEGIN IMMEDIATE: every atomic
-// operation of the storage contract (redeeming a code, rotating a refresh
-// token, deciding or completing a request) is one serialized transaction.
-// Plain reads use a separate pool of read-only connections.
+// # Concurrency
 //
-// The file is created with mode 0600: it holds signing keys. Schema
-// migrations are embedded and applied in order at Open.
+// The database runs in WAL mode (journal_mode=WAL, synchronous=NORMAL), so
+// readers never block the writer nor the writer readers, and other processes
+// (such as an admin command) can use the file while a server runs. A Store
+// holds two connection pools:
+//
+//   - a writer pool of exactly one connection, through which every write
+//     goes. Its transactions begin with BEGIN IMMEDIATE (_txlock=immediate),
+//     taking SQLite's write lock up front, so a read-modify-write transaction
+//     can never fail half-way with SQLITE_BUSY on lock upgrade, and writers
+//     of one process queue in database/sql instead of spinning on the lock;
+//   - a reader pool of a few query_only connections for plain reads.
+//
+// A 5 s busy timeout covers contention with other processes.
+//
+// Every multi-row operation (revoking, deleting a client, adding a key,
+// sweeping) is one transaction on the writer. Those that must pick one
+// winner among concurrent callers (redeeming a code, rotating a refresh
+// token, deciding or completing a pending request) hinge on a conditional
+// UPDATE (compare-and-set) inside that transaction, so the database itself,
+// not Go code, guarantees that exactly one of them succeeds, even across
+// processes sharing the file.
+//
+// # Files
+//
+// Open creates the database file with mode 0600, since it holds signing
+// keys; SQLite gives the -wal and -shm files it creates next to it the same
+// mode. Schema migrations are embedded in the binary and applied in order
+// at Open, each in its own transaction, recorded in table schema_migrations.
+//
+// # Encoding
+//
+// Times are stored as INTEGER Unix milliseconds (UTC), so they round-trip
+// with millisecond precision and come back in UTC; the zero time.Time is
+// stored as 0 and comes back as the zero time. An expiry of 0 never expires.
+// Scope lists are JSON arrays; an empty list comes back as nil.
 package sqlite
 
 import (
@@ -23,7 +50,8 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"sort"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,100 +66,286 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Store implements storage.Store on SQLite. Create it with Open.
+// readers is the size of the read-only connection pool.
+const readers = 4
+
+// Store implements storage.Store on one SQLite database file. Create it
+// with Open and release it with Close. A Store is safe for concurrent use.
 type Store struct {
-	w *sql.DB // one connection: all writes
-	r *sql.DB // read-only pool
+	w  *sql.DB // exactly one connection: every write
+	r  *sql.DB // query_only connections: plain reads
+	ws stmts   // writer statements
+	rs stmts   // reader statements
 }
 
 var _ storage.Store = (*Store)(nil)
 
-// Open opens (creating with mode 0600 if needed) the database at path and
-// applies pending migrations.
+// Open opens the SQLite database at path, creating the file with mode 0600
+// if it does not exist, and applies the embedded schema migrations it has
+// not applied yet. path is a file-system path; SQLite URIs and in-memory
+// databases are not supported.
 func Open(ctx context.Context, path string) (*Store, error) {
-	if path == "" || strings.ContainsAny(path, "?#") {
-		return nil, fmt.Errorf("sqlite: invalid database path %q", path)
+	if path == "" || strings.Contains(path, "?") || strings.HasPrefix(path, "file:") || strings.HasPrefix(path, ":memory:") {
+		return nil, fmt.Errorf("sqlite: invalid database path %q: want a file path without '?'", path)
 	}
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil && !errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("sqlite: create %s: %w", path, err)
+	// Create the file ourselves so that it never exists with a wider mode.
+	// An existing file keeps its mode.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		if err := f.Close(); err != nil {
+			return nil, fmt.Errorf("sqlite: create database file: %w", err)
 		}
-		if f != nil {
-			f.Close()
-		}
+	case !errors.Is(err, fs.ErrExist):
+		return nil, fmt.Errorf("sqlite: create database file: %w", err)
 	}
-	pragmas := "_pragma=" + url.QueryEscape("busy_timeout(5000)") +
-		"&_pragma=" + url.QueryEscape("journal_mode(WAL)") +
-		"&_pragma=" + url.QueryEscape("synchronous(NORMAL)") +
-		"&_pragma=" + url.QueryEscape("foreign_keys(ON)")
-	dsn := "file:" + path + "?" + pragmas
-	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+
+	// A path without the "file:" prefix reaches sqlite3_open_v2 verbatim;
+	// the driver strips and interprets the query.
+	pragma := func(p string) string { return "_pragma=" + url.QueryEscape(p) }
+	wdsn := path + "?" + strings.Join([]string{
+		pragma("busy_timeout(5000)"),
+		pragma("journal_mode(WAL)"),
+		pragma("synchronous(NORMAL)"),
+		pragma("foreign_keys(ON)"),
+		"_txlock=immediate",
+	}, "&")
+	rdsn := path + "?" + strings.Join([]string{
+		pragma("busy_timeout(5000)"),
+		pragma("foreign_keys(ON)"),
+		pragma("query_only(1)"),
+	}, "&")
+
+	w, err := sql.Open("sqlite", wdsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	s := &Store{w: w}
-	if err := s.migrate(ctx); err != nil {
-		w.Close()
-		return nil, err
-	}
-	r, err := sql.Open("sqlite", dsn+"&_pragma="+url.QueryEscape("query_only(1)"))
+	w.SetConnMaxIdleTime(0)
+	r, err := sql.Open("sqlite", rdsn)
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
-	r.SetMaxOpenConns(4)
-	r.SetMaxIdleConns(4)
-	s.r = r
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
+	r.SetConnMaxLifetime(0)
+	r.SetConnMaxIdleTime(0)
+	s := &Store{w: w, r: r}
+	if err := s.init(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
-// Close closes both connection pools.
-func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
-}
-
-func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("sqlite: migrations table: %w", err)
+// init checks the journal mode, migrates the schema and prepares the
+// statements.
+func (s *Store) init(ctx context.Context) error {
+	var mode string
+	if err := s.w.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
+		return fmt.Errorf("sqlite: open: %w", err)
 	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("sqlite: open: journal mode is %q, not WAL (is the file on a network file system?)", mode)
+	}
+	if err := s.migrate(ctx); err != nil {
 		return err
 	}
-	sort.Strings(names)
+	var err error
+	if s.ws, err = prepare(ctx, s.w, writerQueries); err != nil {
+		return err
+	}
+	s.rs, err = prepare(ctx, s.r, readerQueries)
+	return err
+}
+
+// Close closes both connection pools. The Store must not be used after.
+func (s *Store) Close() error {
+	return errors.Join(s.rs.close(), s.ws.close(), s.r.Close(), s.w.Close())
+}
+
+// ---- migrations ----
+
+type migration struct {
+	version int
+	name    string
+	body    string
+}
+
+// embedded returns the embedded migrations in version order. File names
+// are NNNN_description.sql.
+func embedded() ([]migration, error) {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
 	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
-		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("sqlite: migration %s: bad version", name)
+		base := path.Base(name)
+		prefix, _, _ := strings.Cut(base, "_")
+		v, err := strconv.Atoi(prefix)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("sqlite: migration %s: name must start with a positive version number", base)
 		}
 		body, err := migrations.ReadFile(name)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		err = s.tx(ctx, func(tx *sql.Tx) error {
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, v).Scan(&n); err != nil {
+		ms = append(ms, migration{version: v, name: base, body: string(body)})
+	}
+	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
+	for i := 1; i < len(ms); i++ {
+		if ms[i].version == ms[i-1].version {
+			return nil, fmt.Errorf("sqlite: migrations %s and %s share a version", ms[i-1].name, ms[i].name)
+		}
+	}
+	return ms, nil
+}
+
+// migrate applies, each in its own write transaction, the embedded
+// migrations that schema_migrations does not list. Another process
+// migrating the same file at the same time waits for the write lock and
+// then finds the migration applied.
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := embedded()
+	if err != nil {
+		return err
+	}
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    applied_at INTEGER NOT NULL -- Unix milliseconds
+)`); err != nil {
+		return fmt.Errorf("sqlite: create schema_migrations: %w", err)
+	}
+	for _, m := range ms {
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			var applied bool
+			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?)`, m.version).Scan(&applied); err != nil {
 				return err
 			}
-			if n > 0 {
+			if applied {
 				return nil
 			}
-			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			if _, err := tx.ExecContext(ctx, m.body); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, time.Now().UnixMilli())
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, m.version, time.Now().UnixMilli())
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("sqlite: migration %s: %w", name, err)
+			return fmt.Errorf("sqlite: apply migration %s: %w", m.name, err)
 		}
 	}
+	var latest int
+	if err := s.w.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&latest); err != nil {
+		return fmt.Errorf("sqlite: read schema version: %w", err)
+	}
+	if known := ms[len(ms)-1].version; latest > known {
+		return fmt.Errorf("sqlite: database schema version %d is newer than this program's (%d)", latest, known)
+	}
 	return nil
+}
+
+// ---- plumbing ----
+
+// stmts holds a pool's prepared statements by query text. It is filled at
+// Open and only read after, so it needs no lock. A *sql.Stmt of a pool is
+// re-prepared by database/sql on each connection it first runs on.
+//
+// Statements are prepared eagerly: preparing lazily on the writer pool from
+// inside a transaction would wait for the pool's only connection, which
+// that transaction holds.
+type stmts map[string]*sql.Stmt
+
+func prepare(ctx context.Context, db *sql.DB, queries []string) (stmts, error) {
+	m := make(stmts, len(queries))
+	for _, q := range queries {
+		if _, ok := m[q]; ok {
+			continue
+		}
+		st, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			m.close()
+			return nil, fmt.Errorf("sqlite: prepare: %w", err)
+		}
+		m[q] = st
+	}
+	return m, nil
+}
+
+func (m stmts) close() error {
+	var errs []error
+	for _, st := range m {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// row runs a single-row query on the reader pool.
+func (s *Store) row(ctx context.Context, query string, args ...any) *sql.Row {
+	if st, ok := s.rs[query]; ok {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return s.r.QueryRowContext(ctx, query, args...)
+}
+
+// rows runs a query on the reader pool.
+func (s *Store) rows(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st, ok := s.rs[query]; ok {
+		return st.QueryContext(ctx, args...)
+	}
+	return s.r.QueryContext(ctx, query, args...)
+}
+
+// exec runs one statement, in its own transaction, on the writer.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st, ok := s.ws[query]; ok {
+		return st.ExecContext(ctx, args...)
+	}
+	return s.w.ExecContext(ctx, query, args...)
+}
+
+// wtx is a write transaction that runs the writer's prepared statements.
+type wtx struct {
+	ctx context.Context
+	tx  *sql.Tx
+	s   *Store
+}
+
+func (t wtx) exec(query string, args ...any) (sql.Result, error) {
+	if st, ok := t.s.ws[query]; ok {
+		return t.tx.StmtContext(t.ctx, st).ExecContext(t.ctx, args...)
+	}
+	return t.tx.ExecContext(t.ctx, query, args...)
+}
+
+// execN runs a statement and returns the number of rows it changed.
+func (t wtx) execN(query string, args ...any) (int64, error) {
+	res, err := t.exec(query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (t wtx) row(query string, args ...any) *sql.Row {
+	if st, ok := t.s.ws[query]; ok {
+		return t.tx.StmtContext(t.ctx, st).QueryRowContext(t.ctx, args...)
+	}
+	return t.tx.QueryRowContext(t.ctx, query, args...)
+}
+
+// exists reports whether query (SELECT 1 …) yields a row.
+func (t wtx) exists(query string, args ...any) (bool, error) {
+	var one int
+	err := t.row(query, args...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // tx runs f in a write transaction (BEGIN IMMEDIATE), committing if f
@@ -142,12 +356,73 @@ func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
 		return err
 	}
 	if err := f(tx); err != nil {
-		tx.Rollback()
+		if rerr := tx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
+			return errors.Join(err, rerr)
+		}
 		return err
 	}
 	return tx.Commit()
 }
 
+// update runs f in a write transaction with cached statements.
+func (s *Store) update(ctx context.Context, f func(wtx) error) error {
+	return s.tx(ctx, func(tx *sql.Tx) error { return f(wtx{ctx: ctx, tx: tx, s: s}) })
+}
+
+// Reasons for storage.ErrConflict. They name no hash, secret or ID.
+var (
+	errCodeRedeemed  = fmt.Errorf("code already redeemed: %w", storage.ErrConflict)
+	errGrantInactive = fmt.Errorf("grant revoked or missing: %w", storage.ErrConflict)
+	errTokenRotated  = fmt.Errorf("refresh token spent or already rotated: %w", storage.ErrConflict)
+	errPendingState  = fmt.Errorf("pending request not in the expected state: %w", storage.ErrConflict)
+)
+
+// wrap maps err for the operation op: sql.ErrNoRows becomes
+// storage.ErrNotFound, a violated PRIMARY KEY or UNIQUE constraint
+// storage.ErrConflict, and anything else an error naming op.
+func wrap(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows), errors.Is(err, storage.ErrNotFound):
+		return storage.ErrNotFound
+	case errors.Is(err, storage.ErrConflict):
+		return fmt.Errorf("sqlite: %s: %w", op, err)
+	case isUniqueViolation(err):
+		// SQLite's message names the table and column, never a value.
+		return fmt.Errorf("sqlite: %s: %w: %w", op, storage.ErrConflict, err)
+	}
+	return fmt.Errorf("sqlite: %s: %w", op, err)
+}
+
+func isUniqueViolation(err error) bool {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+		return true
+	}
+	return false
+}
+
+// affected turns "no row changed" into storage.ErrNotFound.
+func affected(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return storage.ErrNotFound
+	}
+	return nil
+}
+
+// ms encodes a time as Unix milliseconds, the zero time as 0.
 func ms(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
@@ -155,6 +430,7 @@ func ms(t time.Time) int64 {
 	return t.UnixMilli()
 }
 
+// fromMS decodes ms: 0 is the zero time, anything else a UTC time.
 func fromMS(v int64) time.Time {
 	if v == 0 {
 		return time.Time{}
@@ -162,37 +438,29 @@ func fromMS(v int64) time.Time {
 	return time.UnixMilli(v).UTC()
 }
 
-func isConstraint(err error) bool {
-	var e *sqlite.Error
-	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
-}
+// live is the SQL condition, with one argument (now), that a row's
+// expires_at has not passed; 0 never expires.
+const live = `(expires_at = 0 OR expires_at > ?)`
 
-func wrap(op string, err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, sql.ErrNoRows):
-		return storage.ErrNotFound
-	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrConflict):
-		return err
-	case isConstraint(err):
-		return storage.ErrConflict
-	}
-	return fmt.Errorf("sqlite: %s: %w", op, err)
-}
+// lapsed is the SQL condition, with one argument (now), that a row's
+// expires_at has passed.
+const lapsed = `(expires_at > 0 AND expires_at <= ?)`
 
-func encodeList(l []string) string {
+func encodeList(l []string) (string, error) {
 	if len(l) == 0 {
-		return "[]"
+		return "[]", nil
 	}
-	b, _ := json.Marshal(l)
-	return string(b)
+	b, err := json.Marshal(l)
+	return string(b), err
 }
 
 func decodeList(s string) ([]string, error) {
+	if s == "" || s == "[]" {
+		return nil, nil
+	}
 	var l []string
 	if err := json.Unmarshal([]byte(s), &l); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("decode scopes: %w", err)
 	}
 	if len(l) == 0 {
 		return nil, nil
@@ -200,25 +468,48 @@ func decodeList(s string) ([]string, error) {
 	return l, nil
 }
 
-func encodeParams(p oauth.AuthorizationParams) (string, error) {
-	b, err := json.Marshal(p)
-	return string(b), err
-}
-
-func decodeParams(s string) (oauth.AuthorizationParams, error) {
-	var p oauth.AuthorizationParams
-	err := json.Unmarshal([]byte(s), &p)
-	if len(p.Scopes) == 0 {
-		p.Scopes = nil
-	}
-	return p, err
-}
-
 type scanner interface{ Scan(...any) error }
+
+// paramCols are the columns of oauth.AuthorizationParams in codes and
+// pending, in the order of paramArgs and paramDest.
+const paramCols = `client_id, redirect_uri, redirect_uri_explicit, state, scopes, code_challenge, resource`
+
+func paramArgs(p *oauth.AuthorizationParams) ([]any, error) {
+	scopes, err := encodeList(p.Scopes)
+	if err != nil {
+		return nil, err
+	}
+	return []any{p.ClientID, p.RedirectURI, p.RedirectURIExplicit, p.State, scopes, p.CodeChallenge, p.Resource}, nil
+}
+
+// paramDest returns scan destinations for paramCols; the scopes land in
+// *scopes for decodeList.
+func paramDest(p *oauth.AuthorizationParams, scopes *string) []any {
+	return []any{&p.ClientID, &p.RedirectURI, &p.RedirectURIExplicit, &p.State, scopes, &p.CodeChallenge, &p.Resource}
+}
+
+// placeholders returns n comma-separated question marks.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
 
 // ---- clients ----
 
 const clientCols = `id, secret_hash, metadata, issued_at, expires_at`
+
+var (
+	qCreateClient = `INSERT INTO clients (` + clientCols + `) VALUES (` + placeholders(5) + `)`
+	qGetClient    = `SELECT ` + clientCols + ` FROM clients WHERE id = ? AND ` + live
+	qListClients  = `SELECT ` + clientCols + ` FROM clients WHERE ` + live + ` ORDER BY issued_at, rowid`
+)
+
+var (
+	qTouchClient        = `UPDATE clients SET expires_at = ? WHERE id = ?`
+	qDeleteClientCodes  = `DELETE FROM codes WHERE grant_id IN (SELECT id FROM grants WHERE client_id = ?)`
+	qDeleteClientTokens = `DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE client_id = ?)`
+	qRevokeClientGrants = `UPDATE grants SET revoked_at = ? WHERE client_id = ? AND revoked_at = 0`
+	qDeleteClient       = `DELETE FROM clients WHERE id = ?`
+)
 
 func scanClient(row scanner) (*oauth.Client, error) {
 	var c oauth.Client
@@ -234,75 +525,88 @@ func scanClient(row scanner) (*oauth.Client, error) {
 	return &c, nil
 }
 
-// CreateClient implements storage.ClientStore.
+// CreateClient implements storage.ClientStore. The registration metadata is
+// stored as its RFC 7591 JSON.
 func (s *Store) CreateClient(ctx context.Context, c *oauth.Client) error {
-	md, err := json.Marshal(c.ClientRegistrationMetadata)
+	md, err := json.Marshal(&c.ClientRegistrationMetadata)
 	if err != nil {
-		return fmt.Errorf("sqlite: encode client metadata: %w", err)
+		return fmt.Errorf("sqlite: create client: encode metadata: %w", err)
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO clients (`+clientCols+`) VALUES (?, ?, ?, ?, ?)`,
-		c.ID, c.SecretHash, string(md), ms(c.IssuedAt), ms(c.ExpiresAt))
+	_, err = s.exec(ctx, qCreateClient, c.ID, c.SecretHash, string(md), ms(c.IssuedAt), ms(c.ExpiresAt))
 	return wrap("create client", err)
 }
 
 // GetClient implements storage.ClientStore.
 func (s *Store) GetClient(ctx context.Context, id string, now time.Time) (*oauth.Client, error) {
-	c, err := scanClient(s.r.QueryRowContext(ctx, `SELECT `+clientCols+` FROM clients WHERE id = ? AND (expires_at = 0 OR expires_at > ?)`, id, ms(now)))
+	c, err := scanClient(s.row(ctx, qGetClient, id, ms(now)))
 	return c, wrap("get client", err)
 }
 
-// TouchClient implements storage.ClientStore.
+// TouchClient implements storage.ClientStore; storage.ErrNotFound if there
+// is no such client.
 func (s *Store) TouchClient(ctx context.Context, id string, expiresAt time.Time) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE clients SET expires_at = ? WHERE id = ?`, ms(expiresAt), id)
-	return wrap("touch client", affected(res, err))
+	return wrap("touch client", affected(s.exec(ctx, qTouchClient, ms(expiresAt), id)))
 }
 
-func affected(res sql.Result, err error) error {
-	if err != nil {
-		return err
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return storage.ErrNotFound
-	}
-	return nil
-}
-
-// DeleteClient implements storage.ClientStore.
+// DeleteClient implements storage.ClientStore in one transaction: the
+// client's grants are revoked as by RevokeGrant, then the client is deleted.
 func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) error {
-	return wrap("delete client", s.tx(ctx, func(tx *sql.Tx) error {
-		if err := revokeWhere(ctx, tx, `client_id = ?`, id, now); err != nil {
+	return wrap("delete client", s.update(ctx, func(t wtx) error {
+		if _, err := t.exec(qDeleteClientCodes, id); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM clients WHERE id = ?`, id)
-		return affected(res, err)
+		if _, err := t.exec(qDeleteClientTokens, id); err != nil {
+			return err
+		}
+		if _, err := t.exec(qRevokeClientGrants, ms(now), id); err != nil {
+			return err
+		}
+		return affected(t.exec(qDeleteClient, id))
 	}))
 }
 
-// ListClients implements storage.ClientStore.
+// ListClients implements storage.ClientStore, ordering by IssuedAt, then
+// by insertion.
 func (s *Store) ListClients(ctx context.Context, now time.Time) ([]*oauth.Client, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+clientCols+` FROM clients WHERE expires_at = 0 OR expires_at > ? ORDER BY rowid`, ms(now))
+	out, err := list(s, ctx, scanClient, qListClients, ms(now))
+	return out, wrap("list clients", err)
+}
+
+// list runs a query on the reader pool and scans every row with scan.
+func list[T any](s *Store, ctx context.Context, scan func(scanner) (*T, error), query string, args ...any) ([]*T, error) {
+	rows, err := s.rows(ctx, query, args...)
 	if err != nil {
-		return nil, wrap("list clients", err)
+		return nil, err
 	}
 	defer rows.Close()
-	var out []*oauth.Client
+	var out []*T
 	for rows.Next() {
-		c, err := scanClient(rows)
+		v, err := scan(rows)
 		if err != nil {
-			return nil, wrap("list clients", err)
+			return nil, err
 		}
-		out = append(out, c)
+		out = append(out, v)
 	}
-	return out, wrap("list clients", rows.Err())
+	return out, rows.Err()
 }
 
 // ---- grants ----
 
 const grantCols = `id, client_id, subject, scopes, resource, created_at, last_used_at, revoked_at`
+
+var (
+	qInsertGrant = `INSERT INTO grants (` + grantCols + `) VALUES (` + placeholders(8) + `)`
+	qGetGrant    = `SELECT ` + grantCols + ` FROM grants WHERE id = ?`
+	qListGrants  = `SELECT ` + grantCols + ` FROM grants WHERE revoked_at = 0 ORDER BY created_at, rowid`
+	qGrantActive = `SELECT 1 FROM grants WHERE id = ? AND revoked_at = 0`
+)
+
+var (
+	qRevokeGrant       = `UPDATE grants SET revoked_at = CASE revoked_at WHEN 0 THEN ? ELSE revoked_at END WHERE id = ?`
+	qDeleteGrantCodes  = `DELETE FROM codes WHERE grant_id = ?`
+	qDeleteGrantTokens = `DELETE FROM refresh_tokens WHERE grant_id = ?`
+	qTouchGrant        = `UPDATE grants SET last_used_at = ? WHERE id = ?`
+)
 
 func scanGrant(row scanner) (*oauth.Grant, error) {
 	var g oauth.Grant
@@ -321,112 +625,112 @@ func scanGrant(row scanner) (*oauth.Grant, error) {
 
 // GetGrant implements storage.GrantStore.
 func (s *Store) GetGrant(ctx context.Context, id string) (*oauth.Grant, error) {
-	g, err := scanGrant(s.r.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE id = ?`, id))
+	g, err := scanGrant(s.row(ctx, qGetGrant, id))
 	return g, wrap("get grant", err)
 }
 
-// ListGrants implements storage.GrantStore.
+// ListGrants implements storage.GrantStore, ordering by CreatedAt, then by
+// insertion.
 func (s *Store) ListGrants(ctx context.Context) ([]*oauth.Grant, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+grantCols+` FROM grants WHERE revoked_at = 0 ORDER BY rowid`)
-	if err != nil {
-		return nil, wrap("list grants", err)
-	}
-	defer rows.Close()
-	var out []*oauth.Grant
-	for rows.Next() {
-		g, err := scanGrant(rows)
-		if err != nil {
-			return nil, wrap("list grants", err)
-		}
-		out = append(out, g)
-	}
-	return out, wrap("list grants", rows.Err())
+	out, err := list(s, ctx, scanGrant, qListGrants)
+	return out, wrap("list grants", err)
 }
 
-// revokeWhere revokes the grants matching cond (with one argument) and
-// deletes their codes and refresh tokens.
-func revokeWhere(ctx context.Context, tx *sql.Tx, cond string, arg any, now time.Time) error {
-	sub := `SELECT id FROM grants WHERE ` + cond
-	if _, err := tx.ExecContext(ctx, `DELETE FROM codes WHERE grant_id IN (`+sub+`)`, arg); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM refresh_tokens WHERE grant_id IN (`+sub+`)`, arg); err != nil {
-		return err
-	}
-	_, err := tx.ExecContext(ctx, `UPDATE grants SET revoked_at = ? WHERE revoked_at = 0 AND `+cond, ms(now), arg)
-	return err
-}
-
-// RevokeGrant implements storage.GrantStore.
+// RevokeGrant implements storage.GrantStore in one transaction. A grant
+// that is already revoked keeps its first RevokedAt.
 func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error {
-	return wrap("revoke grant", s.tx(ctx, func(tx *sql.Tx) error {
-		var one int
-		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM grants WHERE id = ?`, id).Scan(&one); err != nil {
+	return wrap("revoke grant", s.update(ctx, func(t wtx) error {
+		err := affected(t.exec(qRevokeGrant, ms(now), id))
+		if err != nil {
 			return err
 		}
-		return revokeWhere(ctx, tx, `id = ?`, id, now)
+		if _, err := t.exec(qDeleteGrantCodes, id); err != nil {
+			return err
+		}
+		_, err = t.exec(qDeleteGrantTokens, id)
+		return err
 	}))
 }
 
-// TouchGrant implements storage.GrantStore.
+// TouchGrant implements storage.GrantStore; storage.ErrNotFound if the
+// grant is absent.
 func (s *Store) TouchGrant(ctx context.Context, id string, now time.Time) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE grants SET last_used_at = ? WHERE id = ?`, ms(now), id)
-	return wrap("touch grant", affected(res, err))
-}
-
-func grantActive(ctx context.Context, tx *sql.Tx, id string) error {
-	var revoked int64
-	err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM grants WHERE id = ?`, id).Scan(&revoked)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && revoked != 0) {
-		return storage.ErrConflict
-	}
-	return err
+	return wrap("touch grant", affected(s.exec(ctx, qTouchGrant, ms(now), id)))
 }
 
 // ---- codes ----
 
-// GetCode implements storage.CodeStore.
-func (s *Store) GetCode(ctx context.Context, hash string, now time.Time) (*storage.CodeRecord, error) {
+const codeCols = `hash, grant_id, subject, ` + paramCols + `, expires_at, consumed_at`
+
+var (
+	qInsertCode = `INSERT INTO codes (` + codeCols + `) VALUES (` + placeholders(12) + `)`
+	qGetCode    = `SELECT ` + codeCols + ` FROM codes WHERE hash = ? AND ` + live
+	// qConsumeCode is RedeemCode's compare-and-set.
+	qConsumeCode = `UPDATE codes SET consumed_at = ? WHERE hash = ? AND consumed_at = 0 AND ` + live + ` RETURNING grant_id`
+	qCodeLive    = `SELECT 1 FROM codes WHERE hash = ? AND ` + live
+)
+
+func scanCode(row scanner) (*storage.CodeRecord, error) {
 	var c storage.CodeRecord
-	var params string
+	var scopes string
 	var exp, consumed int64
-	err := s.r.QueryRowContext(ctx, `SELECT hash, grant_id, subject, params, expires_at, consumed_at FROM codes WHERE hash = ? AND expires_at > ?`, hash, ms(now)).
-		Scan(&c.Hash, &c.GrantID, &c.Subject, &params, &exp, &consumed)
-	if err != nil {
-		return nil, wrap("get code", err)
+	dest := append([]any{&c.Hash, &c.GrantID, &c.Subject}, paramDest(&c.AuthorizationParams, &scopes)...)
+	if err := row.Scan(append(dest, &exp, &consumed)...); err != nil {
+		return nil, err
 	}
-	if c.AuthorizationParams, err = decodeParams(params); err != nil {
-		return nil, wrap("get code", err)
+	var err error
+	if c.Scopes, err = decodeList(scopes); err != nil {
+		return nil, err
 	}
 	c.ExpiresAt, c.ConsumedAt = fromMS(exp), fromMS(consumed)
 	return &c, nil
 }
 
-// RedeemCode implements storage.CodeStore: one transaction that consumes
-// the code with a conditional UPDATE … RETURNING and stores the refresh token.
+// GetCode implements storage.CodeStore. The returned record's Code (the
+// plaintext) is empty.
+func (s *Store) GetCode(ctx context.Context, hash string, now time.Time) (*storage.CodeRecord, error) {
+	c, err := scanCode(s.row(ctx, qGetCode, hash, ms(now)))
+	return c, wrap("get code", err)
+}
+
+// RedeemCode implements storage.CodeStore in one write transaction:
+//
+//	UPDATE codes SET consumed_at = now
+//	WHERE hash = ? AND consumed_at = 0 AND (expires_at = 0 OR expires_at > now)
+//	RETURNING grant_id
+//
+// consumes the code only if nobody has, then the grant must be active and
+// rt is inserted. If the UPDATE matched no row, the code is either missing
+// or expired (storage.ErrNotFound) or already consumed (storage.ErrConflict).
+// Any failure rolls the whole step back.
 func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, rt *storage.RefreshRecord) error {
-	return wrap("redeem code", s.tx(ctx, func(tx *sql.Tx) error {
+	args, err := refreshArgs(rt)
+	if err != nil {
+		return fmt.Errorf("sqlite: redeem code: %w", err)
+	}
+	return wrap("redeem code", s.update(ctx, func(t wtx) error {
 		var grantID string
-		err := tx.QueryRowContext(ctx, `UPDATE codes SET consumed_at = ? WHERE hash = ? AND consumed_at = 0 AND expires_at > ? RETURNING grant_id`,
-			ms(now), hash, ms(now)).Scan(&grantID)
+		err := t.row(qConsumeCode, ms(now), hash, ms(now)).Scan(&grantID)
 		if errors.Is(err, sql.ErrNoRows) {
-			var consumed int64
-			err := tx.QueryRowContext(ctx, `SELECT consumed_at FROM codes WHERE hash = ? AND expires_at > ?`, hash, ms(now)).Scan(&consumed)
-			if errors.Is(err, sql.ErrNoRows) {
-				return storage.ErrNotFound
-			}
-			if err != nil {
+			switch ok, err := t.exists(qCodeLive, hash, ms(now)); {
+			case err != nil:
 				return err
+			case ok:
+				return errCodeRedeemed
 			}
-			return storage.ErrConflict
+			return storage.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
-		if err := grantActive(ctx, tx, grantID); err != nil {
+		switch ok, err := t.exists(qGrantActive, grantID); {
+		case err != nil:
 			return err
+		case !ok:
+			return errGrantInactive
 		}
-		return insertRefresh(ctx, tx, rt)
+		_, err = t.exec(qInsertRefresh, args...)
+		return err
 	}))
 }
 
@@ -434,10 +738,24 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, rt *
 
 const refreshCols = `hash, client_id, grant_id, subject, scopes, resource, created_at, expires_at, parent, successor, spent`
 
-func insertRefresh(ctx context.Context, tx *sql.Tx, r *storage.RefreshRecord) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO refresh_tokens (`+refreshCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.Hash, r.ClientID, r.GrantID, r.Subject, encodeList(r.Scopes), r.Resource, ms(r.CreatedAt), ms(r.ExpiresAt), r.Parent, r.Successor, r.Spent)
-	return err
+var (
+	qInsertRefresh = `INSERT INTO refresh_tokens (` + refreshCols + `) VALUES (` + placeholders(11) + `)`
+	qGetRefresh    = `SELECT ` + refreshCols + ` FROM refresh_tokens WHERE hash = ? AND ` + live
+	// qRotate is RotateRefreshToken's compare-and-set.
+	qRotate = `UPDATE refresh_tokens SET successor = ?
+WHERE hash = ? AND successor = ? AND spent = 0 AND ` + live + `
+RETURNING grant_id, parent`
+	qRefreshLive = `SELECT 1 FROM refresh_tokens WHERE hash = ? AND ` + live
+	qSpend       = `UPDATE refresh_tokens SET spent = 1 WHERE hash IN (?, ?) AND hash != ''`
+)
+
+func refreshArgs(r *storage.RefreshRecord) ([]any, error) {
+	scopes, err := encodeList(r.Scopes)
+	if err != nil {
+		return nil, err
+	}
+	return []any{r.Hash, r.ClientID, r.GrantID, r.Subject, scopes, r.Resource,
+		ms(r.CreatedAt), ms(r.ExpiresAt), r.Parent, r.Successor, r.Spent}, nil
 }
 
 func scanRefresh(row scanner) (*storage.RefreshRecord, error) {
@@ -457,211 +775,264 @@ func scanRefresh(row scanner) (*storage.RefreshRecord, error) {
 
 // GetRefreshToken implements storage.RefreshTokenStore.
 func (s *Store) GetRefreshToken(ctx context.Context, hash string, now time.Time) (*storage.RefreshRecord, error) {
-	r, err := scanRefresh(s.r.QueryRowContext(ctx, `SELECT `+refreshCols+` FROM refresh_tokens WHERE hash = ? AND expires_at > ?`, hash, ms(now)))
+	r, err := scanRefresh(s.row(ctx, qGetRefresh, hash, ms(now)))
 	return r, wrap("get refresh token", err)
 }
 
-// RotateRefreshToken implements storage.RefreshTokenStore. The transaction
-// holds SQLite's write lock from its first statement (BEGIN IMMEDIATE), so
-// the compare and the set cannot interleave with another rotation.
+// RotateRefreshToken implements storage.RefreshTokenStore in one write
+// transaction:
+//
+//	UPDATE refresh_tokens SET successor = next
+//	WHERE hash = old AND successor = expected AND spent = 0
+//	  AND (expires_at = 0 OR expires_at > now)
+//	RETURNING grant_id, parent
+//
+// is the compare-and-set; then the grant must be active, the previous
+// successor and old's parent are marked spent, and next is inserted. If the
+// UPDATE matched no row, old is either missing or expired
+// (storage.ErrNotFound) or spent or already rotated (storage.ErrConflict).
+// Any failure rolls the whole step back.
 func (s *Store) RotateRefreshToken(ctx context.Context, oldHash, expectedSuccessor string, next *storage.RefreshRecord, now time.Time) error {
-	return wrap("rotate refresh token", s.tx(ctx, func(tx *sql.Tx) error {
-		old, err := scanRefresh(tx.QueryRowContext(ctx, `SELECT `+refreshCols+` FROM refresh_tokens WHERE hash = ? AND expires_at > ?`, oldHash, ms(now)))
+	args, err := refreshArgs(next)
+	if err != nil {
+		return fmt.Errorf("sqlite: rotate refresh token: %w", err)
+	}
+	return wrap("rotate refresh token", s.update(ctx, func(t wtx) error {
+		var grantID, parent string
+		err := t.row(qRotate, next.Hash, oldHash, expectedSuccessor, ms(now)).Scan(&grantID, &parent)
+		if errors.Is(err, sql.ErrNoRows) {
+			switch ok, err := t.exists(qRefreshLive, oldHash, ms(now)); {
+			case err != nil:
+				return err
+			case ok:
+				return errTokenRotated
+			}
+			return storage.ErrNotFound
+		}
 		if err != nil {
 			return err
 		}
-		if old.Spent || old.Successor != expectedSuccessor {
-			return storage.ErrConflict
-		}
-		if err := grantActive(ctx, tx, old.GrantID); err != nil {
+		switch ok, err := t.exists(qGrantActive, grantID); {
+		case err != nil:
 			return err
+		case !ok:
+			return errGrantInactive
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET successor = ? WHERE hash = ? AND successor = ? AND spent = 0`, next.Hash, oldHash, expectedSuccessor)
-		if err := affected(res, err); err != nil {
-			if errors.Is(err, storage.ErrNotFound) {
-				return storage.ErrConflict
-			}
-			return err
-		}
-		for _, h := range []string{expectedSuccessor, old.Parent} {
-			if h == "" {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET spent = 1 WHERE hash = ?`, h); err != nil {
+		if expectedSuccessor != "" || parent != "" {
+			if _, err := t.exec(qSpend, expectedSuccessor, parent); err != nil {
 				return err
 			}
 		}
-		return insertRefresh(ctx, tx, next)
+		_, err = t.exec(qInsertRefresh, args...)
+		return err
 	}))
 }
 
 // ---- pending requests ----
 
-const pendingCols = `id, handle_hash, user_code_hash, params, status, subject, created_at, expires_at`
+const pendingCols = `id, handle_hash, user_code_hash, ` + paramCols + `, status, subject, created_at, expires_at`
+
+var (
+	qCreatePending   = `INSERT INTO pending (` + pendingCols + `) VALUES (` + placeholders(14) + `)`
+	qPendingByHandle = `SELECT ` + pendingCols + ` FROM pending WHERE handle_hash = ? AND ` + live
+	qPendingByCode   = `SELECT ` + pendingCols + ` FROM pending WHERE user_code_hash = ? AND ` + live
+	qListPending     = `SELECT ` + pendingCols + ` FROM pending WHERE status = ? AND ` + live + ` ORDER BY created_at, rowid`
+	// qDecide and qComplete are the compare-and-sets on status.
+	qDecide      = `UPDATE pending SET status = ?, subject = ? WHERE id = ? AND status = ? AND ` + live
+	qComplete    = `UPDATE pending SET status = ? WHERE id = ? AND status = ? AND ` + live
+	qPendingLive = `SELECT 1 FROM pending WHERE id = ? AND ` + live
+)
 
 func scanPending(row scanner) (*storage.PendingRecord, error) {
 	var p storage.PendingRecord
-	var params string
+	var scopes string
 	var created, exp int64
-	if err := row.Scan(&p.ID, &p.HandleHash, &p.UserCodeHash, &params, &p.Status, &p.Subject, &created, &exp); err != nil {
+	dest := append([]any{&p.ID, &p.HandleHash, &p.UserCodeHash}, paramDest(&p.AuthorizationParams, &scopes)...)
+	if err := row.Scan(append(dest, &p.Status, &p.Subject, &created, &exp)...); err != nil {
 		return nil, err
 	}
 	var err error
-	if p.AuthorizationParams, err = decodeParams(params); err != nil {
+	if p.Scopes, err = decodeList(scopes); err != nil {
 		return nil, err
 	}
 	p.CreatedAt, p.ExpiresAt = fromMS(created), fromMS(exp)
 	return &p, nil
 }
 
-// CreatePending implements storage.PendingStore.
+// CreatePending implements storage.PendingStore. IDs, handles and user
+// codes stay taken until Sweep deletes the expired request.
 func (s *Store) CreatePending(ctx context.Context, p *storage.PendingRecord) error {
-	params, err := encodeParams(p.AuthorizationParams)
+	params, err := paramArgs(&p.AuthorizationParams)
 	if err != nil {
-		return fmt.Errorf("sqlite: encode params: %w", err)
+		return fmt.Errorf("sqlite: create pending: %w", err)
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO pending (`+pendingCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		p.ID, p.HandleHash, p.UserCodeHash, params, p.Status, p.Subject, ms(p.CreatedAt), ms(p.ExpiresAt))
+	args := append([]any{p.ID, p.HandleHash, p.UserCodeHash}, params...)
+	args = append(args, p.Status, p.Subject, ms(p.CreatedAt), ms(p.ExpiresAt))
+	_, err = s.exec(ctx, qCreatePending, args...)
 	return wrap("create pending", err)
 }
 
 // GetPendingByHandle implements storage.PendingStore.
 func (s *Store) GetPendingByHandle(ctx context.Context, handleHash string, now time.Time) (*storage.PendingRecord, error) {
-	p, err := scanPending(s.r.QueryRowContext(ctx, `SELECT `+pendingCols+` FROM pending WHERE handle_hash = ? AND expires_at > ?`, handleHash, ms(now)))
-	return p, wrap("get pending", err)
+	p, err := scanPending(s.row(ctx, qPendingByHandle, handleHash, ms(now)))
+	return p, wrap("get pending by handle", err)
 }
 
 // GetPendingByUserCode implements storage.PendingStore.
 func (s *Store) GetPendingByUserCode(ctx context.Context, userCodeHash string, now time.Time) (*storage.PendingRecord, error) {
-	p, err := scanPending(s.r.QueryRowContext(ctx, `SELECT `+pendingCols+` FROM pending WHERE user_code_hash = ? AND expires_at > ?`, userCodeHash, ms(now)))
-	return p, wrap("get pending", err)
+	p, err := scanPending(s.row(ctx, qPendingByCode, userCodeHash, ms(now)))
+	return p, wrap("get pending by user code", err)
 }
 
-// pendingCAS moves a live request from one status to another, telling a
-// missing or expired request (ErrNotFound) from one in another state
-// (ErrConflict).
-func pendingCAS(ctx context.Context, tx *sql.Tx, id, from, to, subject string, now time.Time) error {
-	res, err := tx.ExecContext(ctx, `UPDATE pending SET status = ?, subject = CASE WHEN ? = '' THEN subject ELSE ? END WHERE id = ? AND status = ? AND expires_at > ?`,
-		to, subject, subject, id, from, ms(now))
-	err = affected(res, err)
-	if !errors.Is(err, storage.ErrNotFound) {
+// casPending runs a compare-and-set UPDATE on a request's status. If it
+// changed no row, the request is missing or expired (storage.ErrNotFound)
+// or in another state (storage.ErrConflict).
+func casPending(t wtx, id string, now time.Time, query string, args ...any) error {
+	n, err := t.execN(query, args...)
+	switch {
+	case err != nil:
 		return err
+	case n > 0:
+		return nil
 	}
-	var one int
-	if err := tx.QueryRowContext(ctx, `SELECT 1 FROM pending WHERE id = ? AND expires_at > ?`, id, ms(now)).Scan(&one); err != nil {
-		return err // sql.ErrNoRows → ErrNotFound
+	switch ok, err := t.exists(qPendingLive, id, ms(now)); {
+	case err != nil:
+		return err
+	case ok:
+		return errPendingState
 	}
-	return storage.ErrConflict
+	return storage.ErrNotFound
 }
 
-// DecidePending implements storage.PendingStore.
+// DecidePending implements storage.PendingStore with a compare-and-set on
+// the request's status. A status other than storage.PendingApproved or
+// storage.PendingDenied is an error.
 func (s *Store) DecidePending(ctx context.Context, id, status, subject string, now time.Time) error {
-	return wrap("decide pending", s.tx(ctx, func(tx *sql.Tx) error {
-		return pendingCAS(ctx, tx, id, storage.PendingWaiting, status, subject, now)
+	if status != storage.PendingApproved && status != storage.PendingDenied {
+		return fmt.Errorf("sqlite: decide pending: invalid status %q", status)
+	}
+	return wrap("decide pending", s.update(ctx, func(t wtx) error {
+		return casPending(t, id, now, qDecide, status, subject, id, storage.PendingWaiting, ms(now))
 	}))
 }
 
-// CompletePending implements storage.PendingStore.
-func (s *Store) CompletePending(ctx context.Context, id string, g *oauth.Grant, code *storage.CodeRecord, now time.Time) error {
-	params, err := encodeParams(code.AuthorizationParams)
+// CompletePending implements storage.PendingStore in one write transaction:
+// a compare-and-set of the request's status from approved to completed,
+// then the grant and the code are inserted. storage.ErrNotFound if the
+// request is missing or expired; storage.ErrConflict if it is not approved
+// or the grant's ID or the code's hash is taken.
+func (s *Store) CompletePending(ctx context.Context, id string, grant *oauth.Grant, code *storage.CodeRecord, now time.Time) error {
+	gScopes, err := encodeList(grant.Scopes)
 	if err != nil {
-		return fmt.Errorf("sqlite: encode params: %w", err)
+		return fmt.Errorf("sqlite: complete pending: %w", err)
 	}
-	return wrap("complete pending", s.tx(ctx, func(tx *sql.Tx) error {
-		if err := pendingCAS(ctx, tx, id, storage.PendingApproved, storage.PendingCompleted, "", now); err != nil {
+	params, err := paramArgs(&code.AuthorizationParams)
+	if err != nil {
+		return fmt.Errorf("sqlite: complete pending: %w", err)
+	}
+	codeArgs := append([]any{code.Hash, code.GrantID, code.Subject}, params...)
+	codeArgs = append(codeArgs, ms(code.ExpiresAt), ms(code.ConsumedAt))
+	return wrap("complete pending", s.update(ctx, func(t wtx) error {
+		err := casPending(t, id, now, qComplete, storage.PendingCompleted, id, storage.PendingApproved, ms(now))
+		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO grants (`+grantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			g.ID, g.ClientID, g.Subject, encodeList(g.Scopes), g.Resource, ms(g.CreatedAt), ms(g.LastUsedAt), ms(g.RevokedAt)); err != nil {
+		if _, err := t.exec(qInsertGrant, grant.ID, grant.ClientID, grant.Subject, gScopes, grant.Resource,
+			ms(grant.CreatedAt), ms(grant.LastUsedAt), ms(grant.RevokedAt)); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO codes (hash, grant_id, subject, params, expires_at, consumed_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			code.Hash, code.GrantID, code.Subject, params, ms(code.ExpiresAt), ms(code.ConsumedAt))
+		_, err = t.exec(qInsertCode, codeArgs...)
 		return err
 	}))
 }
 
-// ListPending implements storage.PendingStore.
+// ListPending implements storage.PendingStore, ordering by CreatedAt, then
+// by insertion.
 func (s *Store) ListPending(ctx context.Context, now time.Time) ([]*storage.PendingRecord, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+pendingCols+` FROM pending WHERE status = ? AND expires_at > ? ORDER BY rowid`, storage.PendingWaiting, ms(now))
-	if err != nil {
-		return nil, wrap("list pending", err)
-	}
-	defer rows.Close()
-	var out []*storage.PendingRecord
-	for rows.Next() {
-		p, err := scanPending(rows)
-		if err != nil {
-			return nil, wrap("list pending", err)
-		}
-		out = append(out, p)
-	}
-	return out, wrap("list pending", rows.Err())
+	out, err := list(s, ctx, scanPending, qListPending, storage.PendingWaiting, ms(now))
+	return out, wrap("list pending", err)
 }
 
-// ---- keys ----
+// ---- signing keys ----
 
-// ListKeys implements storage.KeyStore.
+var (
+	qListKeys   = `SELECT id, alg, private, created_at, retired_at FROM signing_keys ORDER BY created_at DESC, rowid DESC`
+	qRetireKeys = `UPDATE signing_keys SET retired_at = ? WHERE retired_at = 0`
+	qInsertKey  = `INSERT INTO signing_keys (id, alg, private, created_at, retired_at) VALUES (?, ?, ?, ?, 0)`
+	qDeleteKey  = `DELETE FROM signing_keys WHERE id = ?`
+)
+
+func scanKey(row scanner) (*storage.KeyRecord, error) {
+	var k storage.KeyRecord
+	var created, retired int64
+	if err := row.Scan(&k.ID, &k.Algorithm, &k.Private, &created, &retired); err != nil {
+		return nil, err
+	}
+	k.CreatedAt, k.RetiredAt = fromMS(created), fromMS(retired)
+	return &k, nil
+}
+
+// ListKeys implements storage.KeyStore, ordering by CreatedAt, newest
+// first.
 func (s *Store) ListKeys(ctx context.Context) ([]*storage.KeyRecord, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, alg, private, created_at, retired_at FROM signing_keys ORDER BY created_at DESC, rowid DESC`)
-	if err != nil {
-		return nil, wrap("list keys", err)
-	}
-	defer rows.Close()
-	var out []*storage.KeyRecord
-	for rows.Next() {
-		var k storage.KeyRecord
-		var created, retired int64
-		if err := rows.Scan(&k.ID, &k.Algorithm, &k.Private, &created, &retired); err != nil {
-			return nil, wrap("list keys", err)
-		}
-		k.CreatedAt, k.RetiredAt = fromMS(created), fromMS(retired)
-		out = append(out, &k)
-	}
-	return out, wrap("list keys", rows.Err())
+	out, err := list(s, ctx, scanKey, qListKeys)
+	return out, wrap("list keys", err)
 }
 
-// AddKey implements storage.KeyStore.
+// AddKey implements storage.KeyStore in one write transaction. k is stored
+// as active (its RetiredAt is ignored); storage.ErrConflict if its ID is
+// taken.
 func (s *Store) AddKey(ctx context.Context, k *storage.KeyRecord) error {
-	return wrap("add key", s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE signing_keys SET retired_at = ? WHERE retired_at = 0`, ms(k.CreatedAt)); err != nil {
+	return wrap("add key", s.update(ctx, func(t wtx) error {
+		if _, err := t.exec(qRetireKeys, ms(k.CreatedAt)); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO signing_keys (id, alg, private, created_at, retired_at) VALUES (?, ?, ?, ?, 0)`,
-			k.ID, k.Algorithm, k.Private, ms(k.CreatedAt))
+		private := k.Private
+		if private == nil {
+			private = []byte{} // NOT NULL
+		}
+		_, err := t.exec(qInsertKey,
+			k.ID, k.Algorithm, private, ms(k.CreatedAt))
 		return err
 	}))
 }
 
 // DeleteKey implements storage.KeyStore.
 func (s *Store) DeleteKey(ctx context.Context, id string) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM signing_keys WHERE id = ?`, id)
-	return wrap("delete key", affected(res, err))
+	return wrap("delete key", affected(s.exec(ctx, qDeleteKey, id)))
 }
 
 // ---- housekeeping ----
 
-// Sweep implements storage.Store in one transaction.
+// deadGrants selects, with one argument (now), the grants Sweep deletes:
+// revoked ones and those of lapsed clients.
+const deadGrants = `SELECT id FROM grants WHERE revoked_at > 0
+  OR client_id IN (SELECT id FROM clients WHERE ` + lapsed + `)`
+
+// sweeps are Sweep's statements, in order; each takes now twice at most.
+var sweeps = []struct {
+	query string
+	nows  int
+}{
+	{`DELETE FROM codes WHERE ` + lapsed + ` OR grant_id IN (` + deadGrants + `)`, 2},
+	{`DELETE FROM refresh_tokens WHERE ` + lapsed + ` OR grant_id IN (` + deadGrants + `)`, 2},
+	{`DELETE FROM grants WHERE id IN (` + deadGrants + `)`, 1},
+	{`DELETE FROM clients WHERE ` + lapsed, 1},
+	{`DELETE FROM pending WHERE ` + lapsed, 1},
+}
+
+// Sweep implements storage.Store in one write transaction. It deletes
+// expired codes, refresh tokens and pending requests; lapsed clients with
+// their grants and those grants' codes and refresh tokens; revoked grants
+// (with any code or token left of them). It returns the number of rows
+// deleted, of all kinds.
 func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 	var total int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		t := ms(now)
-		lapsed := `client_id IN (SELECT id FROM clients WHERE expires_at > 0 AND expires_at <= ?)`
-		for _, st := range []struct {
-			q    string
-			args []any
-		}{
-			{`DELETE FROM codes WHERE expires_at <= ? OR grant_id IN (SELECT id FROM grants WHERE ` + lapsed + `)`, []any{t, t}},
-			{`DELETE FROM refresh_tokens WHERE expires_at <= ? OR ` + lapsed, []any{t, t}},
-			{`DELETE FROM grants WHERE revoked_at > 0 OR ` + lapsed, []any{t}},
-			{`DELETE FROM clients WHERE expires_at > 0 AND expires_at <= ?`, []any{t}},
-			{`DELETE FROM pending WHERE expires_at <= ?`, []any{t}},
-		} {
-			res, err := tx.ExecContext(ctx, st.q, st.args...)
-			if err != nil {
-				return err
-			}
-			n, err := res.RowsAffected()
+	err := s.update(ctx, func(t wtx) error {
+		total = 0
+		for _, sw := range sweeps {
+			args := []any{ms(now), ms(now)}[:sw.nows]
+			n, err := t.execN(sw.query, args...)
 			if err != nil {
 				return err
 			}
@@ -669,5 +1040,31 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 		}
 		return nil
 	})
-	return total, wrap("sweep", err)
+	if err != nil {
+		return 0, wrap("sweep", err)
+	}
+	return total, nil
 }
+
+// readerQueries and writerQueries are prepared at Open, on the reader and
+// the writer pool.
+var (
+	readerQueries = []string{
+		qGetClient, qListClients, qGetGrant, qListGrants, qGetCode, qGetRefresh,
+		qPendingByHandle, qPendingByCode, qListPending, qListKeys,
+	}
+	writerQueries = func() []string {
+		q := []string{
+			qCreateClient, qTouchClient, qDeleteClientCodes, qDeleteClientTokens, qRevokeClientGrants, qDeleteClient,
+			qInsertGrant, qRevokeGrant, qDeleteGrantCodes, qDeleteGrantTokens, qTouchGrant, qGrantActive,
+			qInsertCode, qConsumeCode, qCodeLive,
+			qInsertRefresh, qRotate, qRefreshLive, qSpend,
+			qCreatePending, qDecide, qComplete, qPendingLive,
+			qRetireKeys, qInsertKey, qDeleteKey,
+		}
+		for _, sw := range sweeps {
+			q = append(q, sw.query)
+		}
+		return q
+	}()
+)

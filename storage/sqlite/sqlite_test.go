@@ -2,8 +2,16 @@ package sqlite_test
 
 import (
 	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,39 +22,416 @@ import (
 )
 
 func open(t testing.TB, path string) *sqlite.Store {
+	t.Helper()
 	s, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 	return s
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) storage.Store { return open(t, filepath.Join(t.TempDir(), "test.db")) })
+	storetest.Run(t, func(t *testing.T) storage.Store {
+		return open(t, filepath.Join(t.TempDir(), "test.db"))
+	})
 }
 
-func TestFileModeAndReopen(t *testing.T) {
+// raw opens the database file directly, bypassing the Store.
+func raw(t testing.TB, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+var now = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func hash() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// issue stores a client and runs a request through approval, returning the
+// grant and the stored code's hash.
+func issue(t testing.TB, s storage.Store, id string) (*oauth.Grant, string) {
+	t.Helper()
+	ctx := context.Background()
+	c := &oauth.Client{ID: "client-" + id, IssuedAt: now}
+	c.RedirectURIs = []string{"https://app.example/cb"}
+	if err := s.CreateClient(ctx, c); err != nil && !errors.Is(err, storage.ErrConflict) {
+		t.Fatal(err)
+	}
+	params := oauth.AuthorizationParams{ClientID: c.ID, RedirectURI: "https://app.example/cb", Scopes: []string{"a", "b"}}
+	p := &storage.PendingRecord{ID: "req-" + id, HandleHash: hash(), UserCodeHash: hash(), AuthorizationParams: params,
+		Status: storage.PendingWaiting, CreatedAt: now, ExpiresAt: now.Add(10 * time.Minute)}
+	if err := s.CreatePending(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DecidePending(ctx, p.ID, storage.PendingApproved, "alice", now); err != nil {
+		t.Fatal(err)
+	}
+	g := &oauth.Grant{ID: "grant-" + id, ClientID: c.ID, Subject: "alice", Scopes: params.Scopes, CreatedAt: now}
+	code := &storage.CodeRecord{Hash: hash(), AuthorizationCode: oauth.AuthorizationCode{
+		GrantID: g.ID, Subject: "alice", ExpiresAt: now.Add(time.Minute), AuthorizationParams: params}}
+	if err := s.CompletePending(ctx, p.ID, g, code, now); err != nil {
+		t.Fatal(err)
+	}
+	return g, code.Hash
+}
+
+func refresh(g *oauth.Grant, parent string) *storage.RefreshRecord {
+	return &storage.RefreshRecord{Hash: hash(), ClientID: g.ClientID, GrantID: g.ID, Subject: g.Subject,
+		Scopes: g.Scopes, CreatedAt: now, ExpiresAt: now.Add(time.Hour), Parent: parent}
+}
+
+// race runs f concurrently n times and returns how many calls succeeded;
+// every failure must be storage.ErrConflict.
+func race(t *testing.T, n int, f func(i int) error) int {
+	t.Helper()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		wins  int
+		start = make(chan struct{})
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			err := f(i)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+			case !errors.Is(err, storage.ErrConflict):
+				t.Errorf("call %d: %v, want nil or ErrConflict", i, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	return wins
+}
+
+func TestRedeemCodeRace(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "test.db"))
+	g, code := issue(t, s, "1")
+	tokens := make([]*storage.RefreshRecord, 100)
+	for i := range tokens {
+		tokens[i] = refresh(g, "")
+	}
+	if wins := race(t, len(tokens), func(i int) error { return s.RedeemCode(ctx, code, now, tokens[i]) }); wins != 1 {
+		t.Fatalf("%d redemptions succeeded, want 1", wins)
+	}
+	stored := 0
+	for _, rt := range tokens {
+		if _, err := s.GetRefreshToken(ctx, rt.Hash, now); err == nil {
+			stored++
+		}
+	}
+	if stored != 1 {
+		t.Errorf("%d refresh tokens stored, want 1", stored)
+	}
+}
+
+// TestRedeemCodeRaceTwoStores races two Stores on one file, as two
+// processes would: only SQLite's locking can keep the redemption single.
+func TestRedeemCodeRaceTwoStores(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "test.db")
+	stores := []*sqlite.Store{open(t, path), open(t, path)}
+	for round := range 5 {
+		g, code := issue(t, stores[0], fmt.Sprint(round))
+		wins := race(t, 40, func(i int) error { return stores[i%2].RedeemCode(ctx, code, now, refresh(g, "")) })
+		if wins != 1 {
+			t.Fatalf("round %d: %d redemptions succeeded, want 1", round, wins)
+		}
+	}
+}
+
+func TestRotateRefreshTokenRace(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "test.db"))
+	g, code := issue(t, s, "1")
+	rt := refresh(g, "")
+	if err := s.RedeemCode(ctx, code, now, rt); err != nil {
+		t.Fatal(err)
+	}
+	next := make([]*storage.RefreshRecord, 100)
+	for i := range next {
+		next[i] = refresh(g, rt.Hash)
+	}
+	if wins := race(t, len(next), func(i int) error { return s.RotateRefreshToken(ctx, rt.Hash, "", next[i], now) }); wins != 1 {
+		t.Fatalf("%d rotations succeeded, want 1", wins)
+	}
+	old, err := s.GetRefreshToken(ctx, rt.Hash, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetRefreshToken(ctx, old.Successor, now); err != nil {
+		t.Errorf("successor: %v", err)
+	}
+}
+
+func TestPendingRace(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "test.db"))
+	p := &storage.PendingRecord{ID: "req", HandleHash: hash(), UserCodeHash: hash(),
+		Status: storage.PendingWaiting, CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
+	if err := s.CreatePending(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	wins := race(t, 100, func(i int) error {
+		return s.DecidePending(ctx, p.ID, storage.PendingApproved, fmt.Sprint("user", i), now)
+	})
+	if wins != 1 {
+		t.Fatalf("%d decisions succeeded, want 1", wins)
+	}
+	got, err := s.GetPendingByHandle(ctx, p.HandleHash, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != storage.PendingApproved || !strings.HasPrefix(got.Subject, "user") {
+		t.Fatalf("after the race: status %q, subject %q", got.Status, got.Subject)
+	}
+	wins = race(t, 100, func(i int) error {
+		g := &oauth.Grant{ID: fmt.Sprint("grant", i), CreatedAt: now}
+		c := &storage.CodeRecord{Hash: hash(), AuthorizationCode: oauth.AuthorizationCode{GrantID: g.ID, ExpiresAt: now.Add(time.Minute)}}
+		return s.CompletePending(ctx, p.ID, g, c, now)
+	})
+	if wins != 1 {
+		t.Fatalf("%d completions succeeded, want 1", wins)
+	}
+}
+
+func TestFileMode(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "test.db")
+	s := open(t, path)
+	issue(t, s, "1") // writes, so that the -wal and -shm files exist
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", filepath.Base(name), fi.Mode().Perm())
+		}
+	}
+}
+
+func TestExistingFileModeKept(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "test.db")
+	if err := os.WriteFile(path, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o640); err != nil { // despite the umask
+		t.Fatal(err)
+	}
+	open(t, path)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want the existing 0640", fi.Mode().Perm())
+	}
+}
+
+func TestWAL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "test.db")
+	open(t, path)
+	var mode string
+	if err := raw(t, path).QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "wal" {
+		t.Errorf("journal_mode = %q, want wal", mode)
+	}
+}
+
+func TestReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "test.db")
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, code := issue(t, s, "1")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	migrations := func() string {
+		rows, err := raw(t, path).Query(`SELECT version, applied_at FROM schema_migrations ORDER BY version`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var b strings.Builder
+		for rows.Next() {
+			var v, at int64
+			if err := rows.Scan(&v, &at); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&b, "%d@%d ", v, at)
+		}
+		return b.String()
+	}
+	before := migrations()
+	if !strings.HasPrefix(before, "1@") {
+		t.Fatalf("schema_migrations = %q, want version 1 first", before)
+	}
+	time.Sleep(2 * time.Millisecond) // a reapplied migration would get a new applied_at
+	s = open(t, path)
+	if after := migrations(); after != before {
+		t.Errorf("schema_migrations changed on reopen: %q → %q", before, after)
+	}
+	if _, err := s.GetGrant(ctx, g.ID); err != nil {
+		t.Errorf("grant lost on reopen: %v", err)
+	}
+	if _, err := s.GetCode(ctx, code, now); err != nil {
+		t.Errorf("code lost on reopen: %v", err)
+	}
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "test.db")
 	s, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Fatalf("database file mode %v, want 0600", fi.Mode().Perm())
-	}
-	c := &oauth.Client{ID: "c1", IssuedAt: time.Now()}
-	c.RedirectURIs = []string{"https://a.example/cb"}
-	if err := s.CreateClient(context.Background(), c); err != nil {
-		t.Fatal(err)
-	}
 	s.Close()
-	s2 := open(t, path) // migrations already applied: must not fail or lose data
-	if _, err := s2.GetClient(context.Background(), "c1", time.Now()); err != nil {
-		t.Fatalf("client lost on reopen: %v", err)
+	if _, err := raw(t, path).Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (9999, 0)`); err != nil {
+		t.Fatal(err)
 	}
+	if s, err := sqlite.Open(context.Background(), path); err == nil {
+		s.Close()
+		t.Fatal("Open of a database from a newer version succeeded")
+	}
+}
+
+func TestInvalidPath(t *testing.T) {
+	for _, path := range []string{"", ":memory:", "file:x.db", filepath.Join(t.TempDir(), "x.db?mode=ro")} {
+		if s, err := sqlite.Open(context.Background(), path); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", path)
+		}
+	}
+}
+
+// TestPathCharacters: the path reaches SQLite verbatim, not as a URI.
+func TestPathCharacters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a b%20#c.db")
+	open(t, path)
+	if _, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestErrorsNameNoSecret: errors carry context but no hash.
+func TestErrorsNameNoSecret(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "test.db"))
+	g, code := issue(t, s, "1")
+	p := &storage.PendingRecord{ID: "other", HandleHash: hash(), UserCodeHash: hash(), Status: storage.PendingWaiting, CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
+	if err := s.CreatePending(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	dup := *p
+	dup.ID = "other2"
+	dup.HandleHash = hash()
+	err := s.CreatePending(ctx, &dup)
+	if !errors.Is(err, storage.ErrConflict) || !strings.HasPrefix(err.Error(), "sqlite: create pending: ") {
+		t.Errorf("duplicate user code: %v", err)
+	}
+	rt := refresh(g, "")
+	if err := s.RedeemCode(ctx, code, now, rt); err != nil {
+		t.Fatal(err)
+	}
+	err = s.RedeemCode(ctx, code, now, refresh(g, ""))
+	if !errors.Is(err, storage.ErrConflict) {
+		t.Errorf("second redemption: %v", err)
+	}
+	for _, e := range []error{err, s.RotateRefreshToken(ctx, rt.Hash, "wrong", refresh(g, rt.Hash), now)} {
+		for _, secret := range []string{code, rt.Hash, dup.UserCodeHash} {
+			if e != nil && strings.Contains(e.Error(), secret) {
+				t.Errorf("error %q contains a hash", e)
+			}
+		}
+	}
+}
+
+func TestCanceledContext(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "test.db"))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.GetClient(ctx, "x", now); err == nil || errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("GetClient with a canceled context: %v", err)
+	}
+	if _, err := s.Sweep(ctx, now); err == nil {
+		t.Error("Sweep with a canceled context succeeded")
+	}
+	if _, err := s.Sweep(context.Background(), now); err != nil {
+		t.Errorf("Sweep after a canceled one: %v", err)
+	}
+}
+
+// TestParamColumns guards the columns of oauth.AuthorizationParams in tables
+// codes and pending: a new field needs a migration and paramCols.
+func TestParamColumns(t *testing.T) {
+	if n := reflect.TypeFor[oauth.AuthorizationParams]().NumField(); n != 7 {
+		t.Errorf("oauth.AuthorizationParams has %d fields; codes and pending store 7", n)
+	}
+}
+
+func BenchmarkRedeemCode(b *testing.B) {
+	ctx := context.Background()
+	s := open(b, filepath.Join(b.TempDir(), "bench.db"))
+	type pair struct {
+		code string
+		rt   *storage.RefreshRecord
+	}
+	pairs := make([]pair, b.N)
+	for i := range pairs {
+		g, code := issue(b, s, fmt.Sprint(i))
+		pairs[i] = pair{code, refresh(g, "")}
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if err := s.RedeemCode(ctx, pairs[i].code, now, pairs[i].rt); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkGetClient(b *testing.B) {
+	ctx := context.Background()
+	s := open(b, filepath.Join(b.TempDir(), "bench.db"))
+	issue(b, s, "1")
+	b.Run("Serial", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.GetClient(ctx, "client-1", now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Parallel", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := s.GetClient(ctx, "client-1", now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
 }
