@@ -1,11 +1,35 @@
-// Package storetest is the conformance suite of storage.Store, in the manner
-// of testing/fstest: every backend's tests call
+// Package storetest is a backend-independent conformance suite for
+// storage.Store, in the manner of testing/fstest. A backend's tests call
+// Run with a constructor for empty stores:
 //
-//	storetest.Run(t, func(t *testing.T) storage.Store { ... })
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) storage.Store {
+//			s := mybackend.Open(t.TempDir())
+//			t.Cleanup(func() { s.Close() })
+//			return s
+//		})
+//	}
 //
-// and pass only if they keep every promise of the contract, including the
-// atomic ones under concurrency. Times are compared at millisecond
-// precision, the coarsest a backend may store.
+// Every subtest gets a fresh store from newStore and checks one behaviour
+// that the doc comments of package storage promise, including the atomic
+// operations under 100 concurrent callers.
+//
+// Times: the suite uses fixed instants around 2026-01-02T03:04:05Z and passes
+// now explicitly; it never sleeps and never reads the clock. A backend must
+// keep timestamps to at least millisecond precision: a time read back must
+// be within a millisecond of the time stored (so truncation or rounding to
+// the millisecond or the microsecond is accepted), and the zero time must
+// read back as the zero time. Expiry boundaries are tested only at whole
+// milliseconds.
+//
+// Ordering: "oldest first" and "newest first" are read as ordered by the
+// record's own timestamp (Client.IssuedAt, Grant.CreatedAt,
+// PendingRecord.CreatedAt, KeyRecord.CreatedAt), not by insertion; the
+// listing tests insert out of chronological order. Records with equal
+// timestamps may be listed in any order.
+//
+// Secrets: hash fields are hex SHA-256 strings; the suite makes them from
+// random bytes.
 package storetest
 
 import (
@@ -14,8 +38,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,540 +52,584 @@ import (
 	"github.com/mcp-oauth/oauth/storage"
 )
 
-// base is the fixed "now" of the suite; nothing sleeps.
+// Precision is the coarsest timestamp resolution the suite accepts from a
+// backend.
+const Precision = time.Millisecond
+
+// base is the fixed instant the suite's times are built on.
 var base = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// Run runs the suite; newStore returns a fresh, empty store for each subtest.
+// fine is an offset below the second (and below the millisecond) that
+// round-trip tests add to timestamps, so that a backend storing whole
+// seconds fails them while one storing milliseconds passes.
+const fine = 123*time.Millisecond + 456*time.Microsecond + 789*time.Nanosecond
+
+// concurrency is the number of goroutines racing in the atomicity tests.
+const concurrency = 100
+
+// test is one conformance check, run on a fresh store.
+type test struct {
+	name string
+	run  func(t *testing.T, f *fixture)
+}
+
+// Run runs the conformance suite as subtests of t. newStore must return a
+// new, empty store each time it is called; it is called once per subtest,
+// with that subtest's t, and should register any cleanup (such as Close)
+// with t.Cleanup.
 func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
-	for _, tc := range []struct {
-		name string
-		f    func(*testing.T, storage.Store)
+	t.Helper()
+	groups := []struct {
+		name  string
+		tests []test
 	}{
-		{"Clients", testClients},
-		{"ClientLapse", testClientLapse},
-		{"DeleteClient", testDeleteClient},
-		{"PendingLifecycle", testPending},
-		{"PendingExpiry", testPendingExpiry},
-		{"CompleteOnce", testCompleteOnce},
-		{"Codes", testCodes},
-		{"RedeemConcurrent", testRedeemConcurrent},
-		{"Refresh", testRefresh},
-		{"RotateConcurrent", testRotateConcurrent},
-		{"Grants", testGrants},
-		{"Keys", testKeys},
-		{"Sweep", testSweep},
-	} {
-		t.Run(tc.name, func(t *testing.T) { tc.f(t, newStore(t)) })
+		{"Clients", clientTests},
+		{"Grants", grantTests},
+		{"Codes", codeTests},
+		{"RefreshTokens", refreshTests},
+		{"Pending", pendingTests},
+		{"Keys", keyTests},
+		{"Sweep", sweepTests},
+	}
+	for _, g := range groups {
+		t.Run(g.name, func(t *testing.T) {
+			for _, tc := range g.tests {
+				t.Run(tc.name, func(t *testing.T) {
+					s := newStore(t)
+					if s == nil {
+						t.Fatal("newStore returned nil")
+					}
+					tc.run(t, &fixture{t: t, s: s, ctx: t.Context()})
+				})
+			}
+		})
 	}
 }
 
-var ctx = context.Background()
+// ---- fixture: building and storing records ----
 
-func hash() string {
-	var b [32]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+// fixture carries one subtest's store. Its methods that store records call
+// t.Fatal on failure and must only be used from the test goroutine.
+type fixture struct {
+	t   *testing.T
+	s   storage.Store
+	ctx context.Context
 }
 
-func id(prefix string) string { return prefix + hash()[:12] }
-
-func sameTime(a, b time.Time) bool {
-	return a.Truncate(time.Millisecond).Equal(b.Truncate(time.Millisecond))
+// sub returns a fixture on the same store for the subtest t: a subtest
+// must not fail its parent with FailNow.
+func (f *fixture) sub(t *testing.T) *fixture {
+	return &fixture{t: t, s: f.s, ctx: t.Context()}
 }
 
-func must(t *testing.T, err error) {
-	t.Helper()
+// seq numbers the identifiers of a test binary.
+var seq atomic.Int64
+
+// id returns a fresh identifier with the given prefix.
+func (f *fixture) id(prefix string) string {
+	return fmt.Sprintf("%s-%d-%s", prefix, seq.Add(1), randomHex(4))
+}
+
+// newHash returns a fresh value for a Hash field: the hex encoding of 32
+// random bytes, shaped like a SHA-256.
+func newHash() string { return randomHex(32) }
+
+func randomHex(n int) string { return hex.EncodeToString(randomBytes(n)) }
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b) // never fails (crypto/rand, Go 1.24+)
+	return b
+}
+
+// must fails the test now if err is not nil.
+func (f *fixture) must(err error, format string, args ...any) {
+	f.t.Helper()
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatalf("%s: unexpected error: %v", fmt.Sprintf(format, args...), err)
 	}
 }
 
-func wantErr(t *testing.T, what string, err, want error) {
+// wantErr reports an error unless errors.Is(err, target).
+func wantErr(t *testing.T, err, target error, format string, args ...any) {
 	t.Helper()
-	if !errors.Is(err, want) {
-		t.Fatalf("%s: err = %v, want %v", what, err, want)
+	if !errors.Is(err, target) {
+		t.Errorf("%s: got error %v, want %v", fmt.Sprintf(format, args...), err, target)
 	}
 }
 
-func newClient(expires time.Time) *oauth.Client {
+// newClient returns a confidential client with every field set.
+func (f *fixture) newClient(issuedAt, expiresAt time.Time) *oauth.Client {
+	id := f.id("client")
 	return &oauth.Client{
 		ClientRegistrationMetadata: oauthex.ClientRegistrationMetadata{
-			RedirectURIs:            []string{"https://app.example/cb", "http://127.0.0.1/cb"},
-			TokenEndpointAuthMethod: "client_secret_post",
-			GrantTypes:              []string{"authorization_code", "refresh_token"},
+			RedirectURIs:            []string{"https://app.example/callback", "http://127.0.0.1/callback"},
+			TokenEndpointAuthMethod: oauth.AuthMethodClientSecretBasic,
+			GrantTypes:              []string{oauth.GrantTypeAuthorizationCode, oauth.GrantTypeRefreshToken},
 			ResponseTypes:           []string{"code"},
-			ClientName:              "Test <app> ✓",
-			ClientURI:               "https://app.example",
-			Scope:                   "mcp notes",
-			Contacts:                []string{"ops@app.example"},
-			ApplicationType:         "web",
-			SoftwareID:              "sw",
+			ClientName:              "Client " + id,
+			ClientURI:               "https://app.example/",
+			LogoURI:                 "https://app.example/logo.png",
+			Scope:                   "files:read files:write",
+			Contacts:                []string{"ops@app.example", "dev@app.example"},
+			TOSURI:                  "https://app.example/tos",
+			PolicyURI:               "https://app.example/privacy",
+			JWKSURI:                 "https://app.example/jwks.json",
+			JWKS:                    `{"keys":[]}`,
+			SoftwareID:              "4NRB1-0XZABZI9E6-5SM3R",
+			SoftwareVersion:         "2.1.0",
+			SoftwareStatement:       "eyJhbGciOiJSUzI1NiJ9.eyJzb2Z0d2FyZV9pZCI6IjROUkIxIn0.c2ln",
+			ApplicationType:         "native",
 		},
-		ID:         id("client-"),
-		SecretHash: hash(),
-		IssuedAt:   base.Add(-time.Hour),
-		ExpiresAt:  expires,
+		ID:         id,
+		SecretHash: newHash(),
+		IssuedAt:   issuedAt,
+		ExpiresAt:  expiresAt,
 	}
 }
 
+// createClient stores and returns a new client.
+func (f *fixture) createClient(issuedAt, expiresAt time.Time) *oauth.Client {
+	f.t.Helper()
+	c := f.newClient(issuedAt, expiresAt)
+	f.must(f.s.CreateClient(f.ctx, c), "CreateClient(%s)", c.ID)
+	return c
+}
+
+// params returns authorization parameters with every field set.
 func params(clientID string) oauth.AuthorizationParams {
 	return oauth.AuthorizationParams{
-		ClientID: clientID, RedirectURI: "http://127.0.0.1:4000/cb", RedirectURIExplicit: true, State: "st",
-		Scopes: []string{"mcp", "notes"}, CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", Resource: "https://rs.example/mcp",
+		ClientID:            clientID,
+		RedirectURI:         "https://app.example/callback",
+		RedirectURIExplicit: true,
+		State:               "state-" + randomHex(4),
+		Scopes:              []string{"files:read", "files:write"},
+		CodeChallenge:       "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+		Resource:            "https://mcp.example/mcp",
 	}
 }
 
-func sameClient(t *testing.T, got, want *oauth.Client) {
+// newPending returns a waiting request of clientID with every field but
+// Subject set.
+func (f *fixture) newPending(clientID string, createdAt, expiresAt time.Time) *storage.PendingRecord {
+	return &storage.PendingRecord{
+		ID:                  f.id("request"),
+		HandleHash:          newHash(),
+		UserCodeHash:        newHash(),
+		AuthorizationParams: params(clientID),
+		Status:              storage.PendingWaiting,
+		CreatedAt:           createdAt,
+		ExpiresAt:           expiresAt,
+	}
+}
+
+// createPending stores and returns a new waiting request.
+func (f *fixture) createPending(clientID string, createdAt, expiresAt time.Time) *storage.PendingRecord {
+	f.t.Helper()
+	p := f.newPending(clientID, createdAt, expiresAt)
+	f.must(f.s.CreatePending(f.ctx, p), "CreatePending(%s)", p.ID)
+	return p
+}
+
+// newGrantAndCode returns the grant and code that completing p at now
+// stores, the code expiring at codeExpiresAt.
+func (f *fixture) newGrantAndCode(p *storage.PendingRecord, subject string, now, codeExpiresAt time.Time) (*oauth.Grant, *storage.CodeRecord) {
+	g := &oauth.Grant{
+		ID:         f.id("grant"),
+		ClientID:   p.ClientID,
+		Subject:    subject,
+		Scopes:     slices.Clone(p.Scopes),
+		Resource:   p.Resource,
+		CreatedAt:  now,
+		LastUsedAt: now,
+	}
+	c := &storage.CodeRecord{
+		Hash: newHash(),
+		AuthorizationCode: oauth.AuthorizationCode{
+			GrantID:             g.ID,
+			Subject:             subject,
+			ExpiresAt:           codeExpiresAt,
+			AuthorizationParams: p.AuthorizationParams,
+		},
+	}
+	c.Scopes = slices.Clone(p.Scopes)
+	return g, c
+}
+
+// issued is what running a request through approval produces.
+type issued struct {
+	pending *storage.PendingRecord
+	grant   *oauth.Grant
+	code    *storage.CodeRecord
+}
+
+// pendingTTL is how long the requests that issue creates live.
+const pendingTTL = 10 * time.Minute
+
+// issue creates a request of clientID at at (expiring pendingTTL later),
+// approves it for a fresh subject and completes it at at, returning the
+// stored request, grant and code (expiring at codeExpiresAt).
+func (f *fixture) issue(clientID string, at, codeExpiresAt time.Time) issued {
+	f.t.Helper()
+	p := f.createPending(clientID, at, at.Add(pendingTTL))
+	subject := f.id("user")
+	f.must(f.s.DecidePending(f.ctx, p.ID, storage.PendingApproved, subject, at), "DecidePending(%s)", p.ID)
+	p.Status, p.Subject = storage.PendingApproved, subject
+	g, c := f.newGrantAndCode(p, subject, at, codeExpiresAt)
+	f.must(f.s.CompletePending(f.ctx, p.ID, g, c, at), "CompletePending(%s)", p.ID)
+	p.Status = storage.PendingCompleted
+	return issued{pending: p, grant: g, code: c}
+}
+
+// newRefresh returns a refresh token of grant g with the given parent.
+func newRefresh(g *oauth.Grant, parent string, createdAt, expiresAt time.Time) *storage.RefreshRecord {
+	return &storage.RefreshRecord{
+		Hash:      newHash(),
+		ClientID:  g.ClientID,
+		GrantID:   g.ID,
+		Subject:   g.Subject,
+		Scopes:    slices.Clone(g.Scopes),
+		Resource:  g.Resource,
+		CreatedAt: createdAt,
+		ExpiresAt: expiresAt,
+		Parent:    parent,
+	}
+}
+
+// redeem redeems is.code at now and returns the stored refresh token,
+// which expires at expiresAt.
+func (f *fixture) redeem(is issued, now, expiresAt time.Time) *storage.RefreshRecord {
+	f.t.Helper()
+	rt := newRefresh(is.grant, "", now, expiresAt)
+	f.must(f.s.RedeemCode(f.ctx, is.code.Hash, now, rt), "RedeemCode")
+	return rt
+}
+
+// rotate rotates old (whose grant is g) at now, expecting its successor to
+// be expected, and returns the stored successor, which expires at expiresAt.
+func (f *fixture) rotate(g *oauth.Grant, old *storage.RefreshRecord, expected string, now, expiresAt time.Time) *storage.RefreshRecord {
+	f.t.Helper()
+	next := newRefresh(g, old.Hash, now, expiresAt)
+	f.must(f.s.RotateRefreshToken(f.ctx, old.Hash, expected, next, now), "RotateRefreshToken")
+	return next
+}
+
+// ---- fixture: reading records back ----
+
+func (f *fixture) client(id string, now time.Time) *oauth.Client {
+	f.t.Helper()
+	c, err := f.s.GetClient(f.ctx, id, now)
+	f.must(err, "GetClient(%s, %v)", id, now)
+	return c
+}
+
+func (f *fixture) grant(id string) *oauth.Grant {
+	f.t.Helper()
+	g, err := f.s.GetGrant(f.ctx, id)
+	f.must(err, "GetGrant(%s)", id)
+	return g
+}
+
+func (f *fixture) code(hash string, now time.Time) *storage.CodeRecord {
+	f.t.Helper()
+	c, err := f.s.GetCode(f.ctx, hash, now)
+	f.must(err, "GetCode(%v)", now)
+	return c
+}
+
+func (f *fixture) refresh(hash string, now time.Time) *storage.RefreshRecord {
+	f.t.Helper()
+	r, err := f.s.GetRefreshToken(f.ctx, hash, now)
+	f.must(err, "GetRefreshToken(%v)", now)
+	return r
+}
+
+func (f *fixture) pendingByHandle(handleHash string, now time.Time) *storage.PendingRecord {
+	f.t.Helper()
+	p, err := f.s.GetPendingByHandle(f.ctx, handleHash, now)
+	f.must(err, "GetPendingByHandle(%v)", now)
+	return p
+}
+
+func (f *fixture) keys() []*storage.KeyRecord {
+	f.t.Helper()
+	ks, err := f.s.ListKeys(f.ctx)
+	f.must(err, "ListKeys")
+	return ks
+}
+
+// The gone helpers report an error unless the row is absent at now.
+
+func (f *fixture) clientGone(id string, now time.Time) {
+	f.t.Helper()
+	_, err := f.s.GetClient(f.ctx, id, now)
+	wantErr(f.t, err, storage.ErrNotFound, "GetClient(%s, %v)", id, now)
+}
+
+func (f *fixture) grantGone(id string) {
+	f.t.Helper()
+	_, err := f.s.GetGrant(f.ctx, id)
+	wantErr(f.t, err, storage.ErrNotFound, "GetGrant(%s)", id)
+}
+
+func (f *fixture) codeGone(hash string, now time.Time) {
+	f.t.Helper()
+	_, err := f.s.GetCode(f.ctx, hash, now)
+	wantErr(f.t, err, storage.ErrNotFound, "GetCode(%v)", now)
+}
+
+func (f *fixture) refreshGone(hash string, now time.Time) {
+	f.t.Helper()
+	_, err := f.s.GetRefreshToken(f.ctx, hash, now)
+	wantErr(f.t, err, storage.ErrNotFound, "GetRefreshToken(%v)", now)
+}
+
+func (f *fixture) pendingGone(p *storage.PendingRecord, now time.Time) {
+	f.t.Helper()
+	_, err := f.s.GetPendingByHandle(f.ctx, p.HandleHash, now)
+	wantErr(f.t, err, storage.ErrNotFound, "GetPendingByHandle(%s, %v)", p.ID, now)
+	_, err = f.s.GetPendingByUserCode(f.ctx, p.UserCodeHash, now)
+	wantErr(f.t, err, storage.ErrNotFound, "GetPendingByUserCode(%s, %v)", p.ID, now)
+}
+
+// ---- comparing records ----
+
+var timeType = reflect.TypeFor[time.Time]()
+
+// checkEqual reports every field in which got differs from want. Times are
+// equal when within Precision of each other (and zero only when both are);
+// nil and empty slices are equal.
+func checkEqual[T any](t *testing.T, what string, got, want T) {
 	t.Helper()
-	if got.ID != want.ID || got.SecretHash != want.SecretHash || !sameTime(got.IssuedAt, want.IssuedAt) || !sameTime(got.ExpiresAt, want.ExpiresAt) {
-		t.Fatalf("client = %+v, want %+v", got, want)
-	}
-	g, w := got.ClientRegistrationMetadata, want.ClientRegistrationMetadata
-	if !slices.Equal(g.RedirectURIs, w.RedirectURIs) || g.TokenEndpointAuthMethod != w.TokenEndpointAuthMethod ||
-		!slices.Equal(g.GrantTypes, w.GrantTypes) || !slices.Equal(g.ResponseTypes, w.ResponseTypes) || g.ClientName != w.ClientName ||
-		g.ClientURI != w.ClientURI || g.Scope != w.Scope || !slices.Equal(g.Contacts, w.Contacts) || g.ApplicationType != w.ApplicationType || g.SoftwareID != w.SoftwareID {
-		t.Fatalf("metadata = %+v, want %+v", g, w)
+	if d := diff(got, want); len(d) > 0 {
+		t.Errorf("%s is not what was stored:\n\t%s", what, strings.Join(d, "\n\t"))
 	}
 }
 
-func testClients(t *testing.T, s storage.Store) {
-	a, b := newClient(base.Add(time.Hour)), newClient(time.Time{})
-	b.SecretHash = ""
-	must(t, s.CreateClient(ctx, a))
-	must(t, s.CreateClient(ctx, b))
-	wantErr(t, "duplicate id", s.CreateClient(ctx, a), storage.ErrConflict)
-	got, err := s.GetClient(ctx, a.ID, base)
-	must(t, err)
-	sameClient(t, got, a)
-	got.RedirectURIs[0] = "https://mutated.example"
-	again, _ := s.GetClient(ctx, a.ID, base)
-	if again.RedirectURIs[0] != a.RedirectURIs[0] {
-		t.Fatal("caller mutated stored client")
-	}
-	got, err = s.GetClient(ctx, b.ID, base.Add(1000*time.Hour))
-	must(t, err)
-	sameClient(t, got, b) // zero ExpiresAt never lapses
-	_, err = s.GetClient(ctx, "nope", base)
-	wantErr(t, "unknown client", err, storage.ErrNotFound)
-	list, err := s.ListClients(ctx, base)
-	must(t, err)
-	if len(list) != 2 || list[0].ID != a.ID || list[1].ID != b.ID {
-		t.Fatalf("ListClients = %d clients, want a then b", len(list))
-	}
-	wantErr(t, "touch unknown", s.TouchClient(ctx, "nope", base), storage.ErrNotFound)
+// diff lists the fields in which got differs from want.
+func diff(got, want any) []string {
+	var out []string
+	diffValue("", reflect.ValueOf(got), reflect.ValueOf(want), &out)
+	return out
 }
 
-func testClientLapse(t *testing.T, s storage.Store) {
-	c := newClient(base.Add(time.Hour))
-	must(t, s.CreateClient(ctx, c))
-	_, err := s.GetClient(ctx, c.ID, base.Add(time.Hour))
-	wantErr(t, "lapsed at expiry", err, storage.ErrNotFound)
-	list, _ := s.ListClients(ctx, base.Add(2*time.Hour))
-	if len(list) != 0 {
-		t.Fatal("lapsed client listed")
+func diffValue(path string, got, want reflect.Value, out *[]string) {
+	if got.Type() == timeType {
+		g, w := got.Interface().(time.Time), want.Interface().(time.Time)
+		if !sameTime(g, w) {
+			*out = append(*out, fmt.Sprintf("%s = %s, want %s", path, fmtTime(g), fmtTime(w)))
+		}
+		return
 	}
-	must(t, s.TouchClient(ctx, c.ID, base.Add(3*time.Hour)))
-	got, err := s.GetClient(ctx, c.ID, base.Add(2*time.Hour))
-	must(t, err)
-	if !sameTime(got.ExpiresAt, base.Add(3*time.Hour)) {
-		t.Fatalf("renewed ExpiresAt = %v", got.ExpiresAt)
-	}
-}
-
-// flow creates a client, an approved pending request, and completes it,
-// returning the grant and the code record.
-func flow(t *testing.T, s storage.Store, clientID string, codeTTL time.Duration) (*oauth.Grant, *storage.CodeRecord) {
-	t.Helper()
-	if clientID == "" {
-		c := newClient(time.Time{})
-		must(t, s.CreateClient(ctx, c))
-		clientID = c.ID
-	}
-	p := &storage.PendingRecord{ID: id("req-"), HandleHash: hash(), UserCodeHash: hash(), AuthorizationParams: params(clientID),
-		Status: storage.PendingWaiting, CreatedAt: base, ExpiresAt: base.Add(10 * time.Minute)}
-	must(t, s.CreatePending(ctx, p))
-	must(t, s.DecidePending(ctx, p.ID, storage.PendingApproved, "alice", base))
-	g := &oauth.Grant{ID: id("grant-"), ClientID: clientID, Subject: "alice", Scopes: []string{"mcp", "notes"},
-		Resource: "https://rs.example/mcp", CreatedAt: base, LastUsedAt: base}
-	code := &storage.CodeRecord{Hash: hash(), AuthorizationCode: oauth.AuthorizationCode{GrantID: g.ID, Subject: "alice",
-		ExpiresAt: base.Add(codeTTL), AuthorizationParams: params(clientID)}}
-	must(t, s.CompletePending(ctx, p.ID, g, code, base))
-	return g, code
-}
-
-func refreshFor(g *oauth.Grant, expires time.Time) *storage.RefreshRecord {
-	return &storage.RefreshRecord{Hash: hash(), ClientID: g.ClientID, GrantID: g.ID, Subject: g.Subject, Scopes: g.Scopes,
-		Resource: g.Resource, CreatedAt: base, ExpiresAt: expires}
-}
-
-func testDeleteClient(t *testing.T, s storage.Store) {
-	c := newClient(time.Time{})
-	must(t, s.CreateClient(ctx, c))
-	g, code := flow(t, s, c.ID, time.Minute)
-	rt := refreshFor(g, base.Add(time.Hour))
-	must(t, s.RedeemCode(ctx, code.Hash, base, rt))
-	must(t, s.DeleteClient(ctx, c.ID, base))
-	_, err := s.GetClient(ctx, c.ID, base)
-	wantErr(t, "deleted client", err, storage.ErrNotFound)
-	gg, err := s.GetGrant(ctx, g.ID)
-	if err == nil && gg.RevokedAt.IsZero() {
-		t.Fatal("grant of deleted client still active")
-	}
-	_, err = s.GetRefreshToken(ctx, rt.Hash, base)
-	wantErr(t, "refresh token of deleted client", err, storage.ErrNotFound)
-	wantErr(t, "delete again", s.DeleteClient(ctx, c.ID, base), storage.ErrNotFound)
-}
-
-func testPending(t *testing.T, s storage.Store) {
-	p := &storage.PendingRecord{ID: id("req-"), HandleHash: hash(), UserCodeHash: hash(), AuthorizationParams: params("c1"),
-		Status: storage.PendingWaiting, CreatedAt: base, ExpiresAt: base.Add(10 * time.Minute)}
-	must(t, s.CreatePending(ctx, p))
-	for name, dup := range map[string]*storage.PendingRecord{
-		"same id":     {ID: p.ID, HandleHash: hash(), UserCodeHash: hash(), Status: storage.PendingWaiting, ExpiresAt: p.ExpiresAt},
-		"same handle": {ID: id("req-"), HandleHash: p.HandleHash, UserCodeHash: hash(), Status: storage.PendingWaiting, ExpiresAt: p.ExpiresAt},
-		"same code":   {ID: id("req-"), HandleHash: hash(), UserCodeHash: p.UserCodeHash, Status: storage.PendingWaiting, ExpiresAt: p.ExpiresAt},
-	} {
-		wantErr(t, name, s.CreatePending(ctx, dup), storage.ErrConflict)
-	}
-	for name, get := range map[string]func() (*storage.PendingRecord, error){
-		"by handle": func() (*storage.PendingRecord, error) { return s.GetPendingByHandle(ctx, p.HandleHash, base) },
-		"by code":   func() (*storage.PendingRecord, error) { return s.GetPendingByUserCode(ctx, p.UserCodeHash, base) },
-	} {
-		got, err := get()
-		must(t, err)
-		if got.ID != p.ID || got.Status != storage.PendingWaiting || got.State != "st" || !got.RedirectURIExplicit ||
-			!slices.Equal(got.Scopes, p.Scopes) || got.CodeChallenge != p.CodeChallenge || got.Resource != p.Resource ||
-			!sameTime(got.ExpiresAt, p.ExpiresAt) || !sameTime(got.CreatedAt, p.CreatedAt) {
-			t.Fatalf("%s: %+v", name, got)
+	switch got.Kind() {
+	case reflect.Pointer:
+		if got.IsNil() || want.IsNil() {
+			if got.IsNil() != want.IsNil() {
+				*out = append(*out, fmt.Sprintf("%s: got nil %v, want nil %v", path, got.IsNil(), want.IsNil()))
+			}
+			return
+		}
+		diffValue(path, got.Elem(), want.Elem(), out)
+	case reflect.Struct:
+		for i := range got.NumField() {
+			diffValue(path+"."+got.Type().Field(i).Name, got.Field(i), want.Field(i), out)
+		}
+	case reflect.Slice:
+		if got.Len() != want.Len() {
+			*out = append(*out, fmt.Sprintf("%s = %#v, want %#v", path, got.Interface(), want.Interface()))
+			return
+		}
+		for i := range got.Len() {
+			diffValue(fmt.Sprintf("%s[%d]", path, i), got.Index(i), want.Index(i), out)
+		}
+	default:
+		if !reflect.DeepEqual(got.Interface(), want.Interface()) {
+			*out = append(*out, fmt.Sprintf("%s = %#v, want %#v", path, got.Interface(), want.Interface()))
 		}
 	}
-	list, err := s.ListPending(ctx, base)
-	must(t, err)
-	if len(list) != 1 || list[0].ID != p.ID {
-		t.Fatalf("ListPending = %v", list)
+}
+
+// sameTime reports whether a time read back from a store matches the time
+// stored, to Precision.
+func sameTime(got, want time.Time) bool {
+	if got.IsZero() || want.IsZero() {
+		return got.IsZero() == want.IsZero()
 	}
-	wantErr(t, "decide unknown", s.DecidePending(ctx, "nope", storage.PendingApproved, "a", base), storage.ErrNotFound)
-	must(t, s.DecidePending(ctx, p.ID, storage.PendingDenied, "", base))
-	wantErr(t, "decide twice", s.DecidePending(ctx, p.ID, storage.PendingApproved, "alice", base), storage.ErrConflict)
-	got, _ := s.GetPendingByHandle(ctx, p.HandleHash, base)
-	if got.Status != storage.PendingDenied {
-		t.Fatalf("status %q after deny", got.Status)
+	d := got.Sub(want)
+	return -Precision < d && d < Precision
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "zero time"
 	}
-	list, _ = s.ListPending(ctx, base)
-	if len(list) != 0 {
-		t.Fatal("decided request still listed as waiting")
-	}
-	g := &oauth.Grant{ID: id("grant-"), ClientID: "c1", Subject: "x", CreatedAt: base}
-	wantErr(t, "complete denied", s.CompletePending(ctx, p.ID, g, &storage.CodeRecord{Hash: hash(), AuthorizationCode: oauth.AuthorizationCode{GrantID: g.ID, ExpiresAt: base.Add(time.Minute)}}, base), storage.ErrConflict)
-	if _, err := s.GetGrant(ctx, g.ID); !errors.Is(err, storage.ErrNotFound) {
-		t.Fatal("failed CompletePending left a grant behind")
-	}
-	// Approval records the subject.
-	q := &storage.PendingRecord{ID: id("req-"), HandleHash: hash(), UserCodeHash: hash(), AuthorizationParams: params("c1"),
-		Status: storage.PendingWaiting, CreatedAt: base, ExpiresAt: base.Add(10 * time.Minute)}
-	must(t, s.CreatePending(ctx, q))
-	must(t, s.DecidePending(ctx, q.ID, storage.PendingApproved, "alice", base))
-	got, _ = s.GetPendingByUserCode(ctx, q.UserCodeHash, base)
-	if got.Status != storage.PendingApproved || got.Subject != "alice" {
-		t.Fatalf("approved: %+v", got)
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// checkTime reports an error unless got matches want to Precision.
+func checkTime(t *testing.T, what string, got, want time.Time) {
+	t.Helper()
+	if !sameTime(got, want) {
+		t.Errorf("%s = %s, want %s", what, fmtTime(got), fmtTime(want))
 	}
 }
 
-func testPendingExpiry(t *testing.T, s storage.Store) {
-	p := &storage.PendingRecord{ID: id("req-"), HandleHash: hash(), UserCodeHash: hash(), AuthorizationParams: params("c1"),
-		Status: storage.PendingWaiting, CreatedAt: base, ExpiresAt: base.Add(10 * time.Minute)}
-	must(t, s.CreatePending(ctx, p))
-	at := p.ExpiresAt
-	if _, err := s.GetPendingByHandle(ctx, p.HandleHash, at); !errors.Is(err, storage.ErrNotFound) {
-		t.Fatal("expired request returned by handle")
-	}
-	if _, err := s.GetPendingByUserCode(ctx, p.UserCodeHash, at); !errors.Is(err, storage.ErrNotFound) {
-		t.Fatal("expired request returned by user code")
-	}
-	wantErr(t, "decide expired", s.DecidePending(ctx, p.ID, storage.PendingApproved, "alice", at), storage.ErrNotFound)
-	if list, _ := s.ListPending(ctx, at); len(list) != 0 {
-		t.Fatal("expired request listed")
+// checkIDs reports an error unless got lists exactly want, in order.
+func checkIDs(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Errorf("%s = %q, want %q", what, got, want)
 	}
 }
 
-func testCompleteOnce(t *testing.T, s storage.Store) {
-	p := &storage.PendingRecord{ID: id("req-"), HandleHash: hash(), UserCodeHash: hash(), AuthorizationParams: params("c1"),
-		Status: storage.PendingWaiting, CreatedAt: base, ExpiresAt: base.Add(10 * time.Minute)}
-	must(t, s.CreatePending(ctx, p))
-	must(t, s.DecidePending(ctx, p.ID, storage.PendingApproved, "alice", base))
-	const n = 50
-	errs := race(n, func(i int) error {
-		g := &oauth.Grant{ID: fmt.Sprintf("grant-%d-%s", i, hash()[:6]), ClientID: "c1", Subject: "alice", CreatedAt: base}
-		return s.CompletePending(ctx, p.ID, g, &storage.CodeRecord{Hash: hash(), AuthorizationCode: oauth.AuthorizationCode{
-			GrantID: g.ID, ExpiresAt: base.Add(time.Minute), AuthorizationParams: params("c1")}}, base)
-	})
-	exactlyOne(t, "CompletePending", errs)
+// ids maps records to their identifiers.
+func ids[T any](list []T, id func(T) string) []string {
+	out := make([]string, len(list))
+	for i, v := range list {
+		out[i] = id(v)
+	}
+	return out
 }
 
-// race runs f n times at once, released together, and returns the errors.
-func race(n int, f func(i int) error) []error {
+// clone deep-copies a record so that the test keeps what it stored.
+func clone[T any](v *T) *T {
+	out := new(T)
+	deepCopy(reflect.ValueOf(out).Elem(), reflect.ValueOf(v).Elem())
+	return out
+}
+
+func deepCopy(dst, src reflect.Value) {
+	switch {
+	case src.Type() == timeType:
+		dst.Set(src)
+	case src.Kind() == reflect.Struct:
+		for i := range src.NumField() {
+			deepCopy(dst.Field(i), src.Field(i))
+		}
+	case src.Kind() == reflect.Slice && !src.IsNil():
+		s := reflect.MakeSlice(src.Type(), src.Len(), src.Len())
+		for i := range src.Len() {
+			deepCopy(s.Index(i), src.Index(i))
+		}
+		dst.Set(s)
+	default:
+		dst.Set(src)
+	}
+}
+
+// scribble overwrites, in place, every element of every slice inside the
+// record v points to, and reports how many elements it changed. A store
+// that kept or handed out its callers' slices would see the change.
+func scribble(v any) int {
+	return scribbleValue(reflect.ValueOf(v).Elem())
+}
+
+func scribbleValue(v reflect.Value) int {
+	n := 0
+	switch {
+	case v.Type() == timeType:
+	case v.Kind() == reflect.Struct:
+		for i := range v.NumField() {
+			n += scribbleValue(v.Field(i))
+		}
+	case v.Kind() == reflect.Slice:
+		for i := range v.Len() {
+			e := v.Index(i)
+			switch e.Kind() {
+			case reflect.String:
+				e.SetString(e.String() + "-scribbled")
+			case reflect.Uint8:
+				e.SetUint(e.Uint() ^ 0xff)
+			default:
+				panic("storetest: scribble: unsupported slice element " + e.Type().String())
+			}
+			n++
+		}
+	}
+	return n
+}
+
+// unset lists the fields of the record v points to that hold their zero
+// value, other than those named in except. It guards the round-trip tests
+// against fixtures that leave fields out (for instance after a field is
+// added to a record type).
+func unset(v any, except ...string) []string {
+	var out []string
+	var walk func(path string, v reflect.Value)
+	walk = func(path string, v reflect.Value) {
+		if v.Kind() == reflect.Struct && v.Type() != timeType {
+			for i := range v.NumField() {
+				walk(strings.TrimPrefix(path+"."+v.Type().Field(i).Name, "."), v.Field(i))
+			}
+			return
+		}
+		if v.IsZero() || (v.Kind() == reflect.Slice && v.Len() == 0) {
+			for _, e := range except {
+				if path == e || strings.HasSuffix(path, "."+e) {
+					return
+				}
+			}
+			out = append(out, path)
+		}
+	}
+	walk("", reflect.ValueOf(v).Elem())
+	return out
+}
+
+// checkAllSet fails the test if the fixture record v leaves a field unset.
+func checkAllSet(t *testing.T, what string, v any, except ...string) {
+	t.Helper()
+	if u := unset(v, except...); len(u) > 0 {
+		t.Fatalf("fixture %s leaves fields unset, so the round trip would not test them: %v", what, u)
+	}
+}
+
+// ---- concurrency ----
+
+// race calls fn(0), …, fn(n-1) on n goroutines that are all released at
+// once, and returns their errors by index.
+func race(n int, fn func(i int) error) []error {
 	errs := make([]error, n)
-	var start, done sync.WaitGroup
-	start.Add(1)
-	for i := 0; i < n; i++ {
-		done.Add(1)
+	var ready, done sync.WaitGroup
+	start := make(chan struct{})
+	ready.Add(n)
+	done.Add(n)
+	for i := range n {
 		go func() {
 			defer done.Done()
-			start.Wait()
-			errs[i] = f(i)
+			ready.Done()
+			<-start
+			errs[i] = fn(i)
 		}()
 	}
-	start.Done()
+	ready.Wait()
+	close(start)
 	done.Wait()
 	return errs
 }
 
-func exactlyOne(t *testing.T, what string, errs []error) {
+// oneWinner checks that exactly one of errs is nil and every other one is
+// storage.ErrConflict, and returns the index of the nil one (or -1).
+func oneWinner(t *testing.T, op string, errs []error) int {
 	t.Helper()
-	ok := 0
-	for _, err := range errs {
+	winner, wins, conflicts := -1, 0, 0
+	for i, err := range errs {
 		switch {
 		case err == nil:
-			ok++
-		case !errors.Is(err, storage.ErrConflict):
-			t.Fatalf("%s: unexpected error %v", what, err)
+			winner = i
+			wins++
+		case errors.Is(err, storage.ErrConflict):
+			conflicts++
+		default:
+			t.Errorf("%s #%d: got error %v, want nil or %v", op, i, err, storage.ErrConflict)
 		}
 	}
-	if ok != 1 {
-		t.Fatalf("%s: %d of %d concurrent calls succeeded, want exactly 1", what, ok, len(errs))
+	if wins != 1 || conflicts != len(errs)-1 {
+		t.Errorf("%d concurrent %s: %d succeeded and %d got ErrConflict, want 1 and %d",
+			len(errs), op, wins, conflicts, len(errs)-1)
 	}
-}
-
-func testCodes(t *testing.T, s storage.Store) {
-	g, code := flow(t, s, "", time.Minute)
-	got, err := s.GetCode(ctx, code.Hash, base)
-	must(t, err)
-	if got.GrantID != g.ID || got.Subject != "alice" || !got.ConsumedAt.IsZero() || got.ClientID != g.ClientID ||
-		got.RedirectURI != code.RedirectURI || got.CodeChallenge != code.CodeChallenge || !slices.Equal(got.Scopes, code.Scopes) ||
-		!sameTime(got.ExpiresAt, code.ExpiresAt) || got.Code != "" {
-		t.Fatalf("GetCode = %+v", got)
+	if wins != 1 {
+		return -1
 	}
-	gg, err := s.GetGrant(ctx, g.ID)
-	must(t, err)
-	if gg.ClientID != g.ClientID || gg.Subject != "alice" || !slices.Equal(gg.Scopes, g.Scopes) || gg.Resource != g.Resource || !gg.RevokedAt.IsZero() {
-		t.Fatalf("GetGrant = %+v", gg)
-	}
-	_, err = s.GetCode(ctx, code.Hash, base.Add(time.Minute))
-	wantErr(t, "expired code", err, storage.ErrNotFound)
-	wantErr(t, "redeem expired", s.RedeemCode(ctx, code.Hash, base.Add(time.Minute), refreshFor(g, base.Add(time.Hour))), storage.ErrNotFound)
-	wantErr(t, "redeem unknown", s.RedeemCode(ctx, hash(), base, refreshFor(g, base.Add(time.Hour))), storage.ErrNotFound)
-
-	rt := refreshFor(g, base.Add(time.Hour))
-	must(t, s.RedeemCode(ctx, code.Hash, base, rt))
-	stored, err := s.GetRefreshToken(ctx, rt.Hash, base)
-	must(t, err)
-	if stored.GrantID != g.ID || stored.ClientID != g.ClientID || stored.Spent || stored.Successor != "" || !slices.Equal(stored.Scopes, g.Scopes) || !sameTime(stored.ExpiresAt, rt.ExpiresAt) {
-		t.Fatalf("stored refresh token = %+v", stored)
-	}
-	got, _ = s.GetCode(ctx, code.Hash, base)
-	if got == nil || !sameTime(got.ConsumedAt, base) {
-		t.Fatalf("redeemed code: %+v (a redeemed code must still be readable, so replay can be detected)", got)
-	}
-	rt2 := refreshFor(g, base.Add(time.Hour))
-	wantErr(t, "second redeem", s.RedeemCode(ctx, code.Hash, base, rt2), storage.ErrConflict)
-	if _, err := s.GetRefreshToken(ctx, rt2.Hash, base); !errors.Is(err, storage.ErrNotFound) {
-		t.Fatal("failed redemption stored its refresh token")
-	}
-
-	// A code whose grant was revoked cannot be redeemed.
-	g3, code3 := flow(t, s, g.ClientID, time.Minute)
-	must(t, s.RevokeGrant(ctx, g3.ID, base))
-	err = s.RedeemCode(ctx, code3.Hash, base, refreshFor(g3, base.Add(time.Hour)))
-	if !errors.Is(err, storage.ErrConflict) && !errors.Is(err, storage.ErrNotFound) {
-		t.Fatalf("redeem after revocation: %v", err)
-	}
-}
-
-func testRedeemConcurrent(t *testing.T, s storage.Store) {
-	g, code := flow(t, s, "", time.Minute)
-	errs := race(100, func(int) error { return s.RedeemCode(ctx, code.Hash, base, refreshFor(g, base.Add(time.Hour))) })
-	exactlyOne(t, "RedeemCode", errs)
-}
-
-func testRefresh(t *testing.T, s storage.Store) {
-	g, code := flow(t, s, "", time.Minute)
-	r0 := refreshFor(g, base.Add(time.Hour))
-	must(t, s.RedeemCode(ctx, code.Hash, base, r0))
-	next := func(parent string) *storage.RefreshRecord {
-		r := refreshFor(g, base.Add(2*time.Hour))
-		r.Parent = parent
-		return r
-	}
-
-	r1 := next(r0.Hash)
-	wantErr(t, "wrong expected successor", s.RotateRefreshToken(ctx, r0.Hash, "bogus", r1, base), storage.ErrConflict)
-	must(t, s.RotateRefreshToken(ctx, r0.Hash, "", r1, base))
-	got0, _ := s.GetRefreshToken(ctx, r0.Hash, base)
-	got1, err := s.GetRefreshToken(ctx, r1.Hash, base)
-	must(t, err)
-	if got0.Successor != r1.Hash || got0.Spent || got1.Parent != r0.Hash || got1.Successor != "" || got1.Spent {
-		t.Fatalf("after rotation: old %+v new %+v", got0, got1)
-	}
-	// Retry: r0 presented again while r1 is unused supersedes r1.
-	r2 := next(r0.Hash)
-	wantErr(t, "stale expected successor", s.RotateRefreshToken(ctx, r0.Hash, "", r2, base), storage.ErrConflict)
-	must(t, s.RotateRefreshToken(ctx, r0.Hash, r1.Hash, r2, base))
-	got1, _ = s.GetRefreshToken(ctx, r1.Hash, base)
-	if !got1.Spent {
-		t.Fatal("superseded successor not spent")
-	}
-	wantErr(t, "rotate spent", s.RotateRefreshToken(ctx, r1.Hash, "", next(r1.Hash), base), storage.ErrConflict)
-	// Using r2 spends its parent r0 for good.
-	r3 := next(r2.Hash)
-	must(t, s.RotateRefreshToken(ctx, r2.Hash, "", r3, base))
-	got0, _ = s.GetRefreshToken(ctx, r0.Hash, base)
-	if !got0.Spent {
-		t.Fatal("parent not spent after its successor was used")
-	}
-	wantErr(t, "rotate spent parent", s.RotateRefreshToken(ctx, r0.Hash, r2.Hash, next(r0.Hash), base), storage.ErrConflict)
-	// Expiry.
-	_, err = s.GetRefreshToken(ctx, r3.Hash, base.Add(2*time.Hour))
-	wantErr(t, "expired refresh token", err, storage.ErrNotFound)
-	wantErr(t, "rotate expired", s.RotateRefreshToken(ctx, r3.Hash, "", next(r3.Hash), base.Add(2*time.Hour)), storage.ErrNotFound)
-	// Revocation.
-	must(t, s.RevokeGrant(ctx, g.ID, base))
-	err = s.RotateRefreshToken(ctx, r3.Hash, "", next(r3.Hash), base)
-	if !errors.Is(err, storage.ErrConflict) && !errors.Is(err, storage.ErrNotFound) {
-		t.Fatalf("rotate after revocation: %v", err)
-	}
-	if _, err := s.GetRefreshToken(ctx, r3.Hash, base); !errors.Is(err, storage.ErrNotFound) {
-		t.Fatal("refresh token of a revoked grant still readable")
-	}
-}
-
-func testRotateConcurrent(t *testing.T, s storage.Store) {
-	g, code := flow(t, s, "", time.Minute)
-	r0 := refreshFor(g, base.Add(time.Hour))
-	must(t, s.RedeemCode(ctx, code.Hash, base, r0))
-	errs := race(100, func(int) error {
-		r := refreshFor(g, base.Add(2*time.Hour))
-		r.Parent = r0.Hash
-		return s.RotateRefreshToken(ctx, r0.Hash, "", r, base)
-	})
-	exactlyOne(t, "RotateRefreshToken", errs)
-}
-
-func testGrants(t *testing.T, s storage.Store) {
-	g1, _ := flow(t, s, "", time.Minute)
-	g2, _ := flow(t, s, g1.ClientID, time.Minute)
-	list, err := s.ListGrants(ctx)
-	must(t, err)
-	if len(list) != 2 || list[0].ID != g1.ID || list[1].ID != g2.ID {
-		t.Fatalf("ListGrants = %d grants, want g1 then g2", len(list))
-	}
-	must(t, s.TouchGrant(ctx, g1.ID, base.Add(time.Minute)))
-	got, _ := s.GetGrant(ctx, g1.ID)
-	if !sameTime(got.LastUsedAt, base.Add(time.Minute)) || !sameTime(got.CreatedAt, base) {
-		t.Fatalf("touched grant: %+v", got)
-	}
-	must(t, s.RevokeGrant(ctx, g1.ID, base.Add(2*time.Minute)))
-	must(t, s.RevokeGrant(ctx, g1.ID, base.Add(3*time.Minute)))
-	got, err = s.GetGrant(ctx, g1.ID)
-	must(t, err)
-	if !sameTime(got.RevokedAt, base.Add(2*time.Minute)) {
-		t.Fatalf("RevokedAt = %v, want the first revocation", got.RevokedAt)
-	}
-	list, _ = s.ListGrants(ctx)
-	if len(list) != 1 || list[0].ID != g2.ID {
-		t.Fatal("revoked grant listed")
-	}
-	wantErr(t, "revoke unknown", s.RevokeGrant(ctx, "nope", base), storage.ErrNotFound)
-	_, err = s.GetGrant(ctx, "nope")
-	wantErr(t, "get unknown", err, storage.ErrNotFound)
-	wantErr(t, "touch unknown", s.TouchGrant(ctx, "nope", base), storage.ErrNotFound)
-}
-
-func testKeys(t *testing.T, s storage.Store) {
-	k1 := &storage.KeyRecord{ID: "k1", Algorithm: "ES256", Private: []byte{1, 2, 3}, CreatedAt: base}
-	k2 := &storage.KeyRecord{ID: "k2", Algorithm: "EdDSA", Private: []byte{4, 5}, CreatedAt: base.Add(time.Hour)}
-	must(t, s.AddKey(ctx, k1))
-	must(t, s.AddKey(ctx, k2))
-	keys, err := s.ListKeys(ctx)
-	must(t, err)
-	if len(keys) != 2 || keys[0].ID != "k2" || keys[1].ID != "k1" {
-		t.Fatalf("ListKeys order: %v", keys)
-	}
-	if !keys[0].RetiredAt.IsZero() || !sameTime(keys[1].RetiredAt, k2.CreatedAt) {
-		t.Fatalf("retirement: k2 %v, k1 %v", keys[0].RetiredAt, keys[1].RetiredAt)
-	}
-	if keys[0].Algorithm != "EdDSA" || !slices.Equal(keys[0].Private, k2.Private) || !sameTime(keys[0].CreatedAt, k2.CreatedAt) {
-		t.Fatalf("key round trip: %+v", keys[0])
-	}
-	must(t, s.DeleteKey(ctx, "k1"))
-	wantErr(t, "delete twice", s.DeleteKey(ctx, "k1"), storage.ErrNotFound)
-	keys, _ = s.ListKeys(ctx)
-	if len(keys) != 1 {
-		t.Fatal("deleted key listed")
-	}
-}
-
-func testSweep(t *testing.T, s storage.Store) {
-	live := newClient(time.Time{})
-	lapsing := newClient(base.Add(time.Hour))
-	must(t, s.CreateClient(ctx, live))
-	must(t, s.CreateClient(ctx, lapsing))
-	gLive, cLive := flow(t, s, live.ID, 24*time.Hour)
-	rLive := refreshFor(gLive, base.Add(48*time.Hour))
-	gOld, cOld := flow(t, s, live.ID, time.Minute)
-	rOld := refreshFor(gOld, base.Add(time.Hour))
-	must(t, s.RedeemCode(ctx, cOld.Hash, base, rOld))
-	gLapsing, _ := flow(t, s, lapsing.ID, 24*time.Hour)
-	gRevoked, _ := flow(t, s, live.ID, 24*time.Hour)
-	must(t, s.RevokeGrant(ctx, gRevoked.ID, base))
-	pOld := &storage.PendingRecord{ID: id("req-"), HandleHash: hash(), UserCodeHash: hash(), AuthorizationParams: params(live.ID),
-		Status: storage.PendingWaiting, CreatedAt: base, ExpiresAt: base.Add(time.Minute)}
-	pLive := &storage.PendingRecord{ID: id("req-"), HandleHash: hash(), UserCodeHash: hash(), AuthorizationParams: params(live.ID),
-		Status: storage.PendingWaiting, CreatedAt: base, ExpiresAt: base.Add(24 * time.Hour)}
-	must(t, s.CreatePending(ctx, pOld))
-	must(t, s.CreatePending(ctx, pLive))
-
-	now := base.Add(2 * time.Hour)
-	n, err := s.Sweep(ctx, now)
-	must(t, err)
-	// At least: the expired code of gOld, rOld, the lapsed client, the
-	// revoked grant, the expired pending request.
-	if n < 5 {
-		t.Fatalf("Sweep deleted %d rows, want at least 5", n)
-	}
-	if _, err := s.GetClient(ctx, lapsing.ID, base); !errors.Is(err, storage.ErrNotFound) {
-		t.Error("lapsed client survived the sweep")
-	}
-	if g, err := s.GetGrant(ctx, gLapsing.ID); err == nil && g.RevokedAt.IsZero() {
-		t.Error("grant of a lapsed client is still active")
-	}
-	if _, err := s.GetGrant(ctx, gRevoked.ID); !errors.Is(err, storage.ErrNotFound) {
-		t.Error("revoked grant survived the sweep")
-	}
-	if _, err := s.GetCode(ctx, cOld.Hash, base); !errors.Is(err, storage.ErrNotFound) {
-		t.Error("expired code survived the sweep")
-	}
-	if _, err := s.GetRefreshToken(ctx, rOld.Hash, base); !errors.Is(err, storage.ErrNotFound) {
-		t.Error("expired refresh token survived the sweep")
-	}
-	if _, err := s.GetPendingByHandle(ctx, pOld.HandleHash, base); !errors.Is(err, storage.ErrNotFound) {
-		t.Error("expired pending request survived the sweep")
-	}
-	// Live rows survive.
-	if _, err := s.GetClient(ctx, live.ID, now); err != nil {
-		t.Errorf("live client: %v", err)
-	}
-	if _, err := s.GetCode(ctx, cLive.Hash, now); err != nil {
-		t.Errorf("live code: %v", err)
-	}
-	if g, err := s.GetGrant(ctx, gLive.ID); err != nil || !g.RevokedAt.IsZero() {
-		t.Errorf("live grant: %v", err)
-	}
-	if _, err := s.GetPendingByHandle(ctx, pLive.HandleHash, now); err != nil {
-		t.Errorf("live pending: %v", err)
-	}
-	_ = rLive
-	// A second sweep finds nothing more.
-	if n, err := s.Sweep(ctx, now); err != nil || n != 0 {
-		t.Errorf("second sweep: %d, %v", n, err)
-	}
+	return winner
 }
