@@ -1,0 +1,176 @@
+package mcpauth
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+
+	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/provider"
+	"github.com/mcp-oauth/oauth/storage"
+	"github.com/mcp-oauth/oauth/storage/memory"
+	"github.com/mcp-oauth/oauth/storage/sqlite"
+)
+
+// benchEnv is an authorization server over a real store, driven in-process.
+type benchEnv struct {
+	p      *provider.Provider
+	as     *AuthorizationServer
+	client *oauth.Client
+}
+
+func newBenchEnv(b *testing.B, backend string) *benchEnv {
+	b.Helper()
+	var store storage.Store = memory.New()
+	if backend == "sqlite" {
+		s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		store = s
+	}
+	p, err := provider.New(context.Background(), store, provider.Options{Issuer: fuzzIssuer, Resource: fuzzIssuer + "/mcp"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	as, err := NewAuthorizationServer(p, ServerOptions{Issuer: fuzzIssuer, Resource: fuzzIssuer + "/mcp"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp, err := p.RegisterClient(context.Background(), &oauthex.ClientRegistrationMetadata{RedirectURIs: []string{"http://127.0.0.1:3000/cb"}, TokenEndpointAuthMethod: "none"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, _ := p.GetClient(context.Background(), resp.ClientID)
+	return &benchEnv{p: p, as: as, client: c}
+}
+
+// code runs an authorization to completion and returns a fresh code.
+func (e *benchEnv) code(b *testing.B) string {
+	ctx := context.Background()
+	to, err := e.p.Authorize(ctx, e.client, &oauth.AuthorizationParams{ClientID: e.client.ID, RedirectURI: e.client.RedirectURIs[0],
+		RedirectURIExplicit: true, Scopes: []string{"mcp"}, CodeChallenge: challengeOf(verifier), Resource: fuzzIssuer + "/mcp"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	u, _ := url.Parse(to)
+	if _, err := e.p.Approve(ctx, u.Query().Get("user_code"), "alice"); err != nil {
+		b.Fatal(err)
+	}
+	back, err := e.p.Complete(ctx, u.Query().Get("request"), u.Query().Get("user_code"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	bu, _ := url.Parse(back)
+	return bu.Query().Get("code")
+}
+
+func (e *benchEnv) post(form url.Values) *httptest.ResponseRecorder {
+	req := httptest.NewRequest("POST", PathToken, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	w := httptest.NewRecorder()
+	e.as.ServeHTTP(w, req)
+	return w
+}
+
+// BenchmarkTokenExchange measures POST /token with grant_type
+// authorization_code: parse, client lookup, code load, PKCE, atomic
+// redemption with the refresh-token insert, JWT signing.
+func BenchmarkTokenExchange(b *testing.B) {
+	for _, backend := range []string{"memory", "sqlite"} {
+		b.Run(backend, func(b *testing.B) {
+			e := newBenchEnv(b, backend)
+			codes := make([]string, b.N)
+			for i := range codes {
+				codes[i] = e.code(b)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				w := e.post(url.Values{"grant_type": {"authorization_code"}, "code": {codes[i]}, "code_verifier": {verifier},
+					"redirect_uri": {e.client.RedirectURIs[0]}, "client_id": {e.client.ID}})
+				if w.Code != http.StatusOK {
+					b.Fatalf("%d %s", w.Code, w.Body)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRefreshRotation measures POST /token with grant_type
+// refresh_token, each iteration rotating the previous iteration's token.
+func BenchmarkRefreshRotation(b *testing.B) {
+	for _, backend := range []string{"memory", "sqlite"} {
+		b.Run(backend, func(b *testing.B) {
+			e := newBenchEnv(b, backend)
+			w := e.post(url.Values{"grant_type": {"authorization_code"}, "code": {e.code(b)}, "code_verifier": {verifier},
+				"redirect_uri": {e.client.RedirectURIs[0]}, "client_id": {e.client.ID}})
+			rt := extractJSON(w.Body.String(), "refresh_token")
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				w := e.post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {e.client.ID}})
+				if w.Code != http.StatusOK {
+					b.Fatalf("%d %s", w.Code, w.Body)
+				}
+				rt = extractJSON(w.Body.String(), "refresh_token")
+			}
+		})
+	}
+}
+
+func extractJSON(body, key string) string {
+	_, after, _ := strings.Cut(body, `"`+key+`":"`)
+	v, _, _ := strings.Cut(after, `"`)
+	return v
+}
+
+// BenchmarkBearerVerify measures in-process verification of a valid access
+// token: ES256 signature, claims, and the grant-active lookup in the store.
+func BenchmarkBearerVerify(b *testing.B) {
+	for _, backend := range []string{"memory", "sqlite"} {
+		b.Run(backend, func(b *testing.B) {
+			e := newBenchEnv(b, backend)
+			w := e.post(url.Values{"grant_type": {"authorization_code"}, "code": {e.code(b)}, "code_verifier": {verifier},
+				"redirect_uri": {e.client.RedirectURIs[0]}, "client_id": {e.client.ID}})
+			at := extractJSON(w.Body.String(), "access_token")
+			ctx := context.Background()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := e.p.LoadAccessToken(ctx, at); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkBearerMiddleware measures a whole request through RequireBearer
+// and go-sdk's RequireBearerToken to a no-op handler.
+func BenchmarkBearerMiddleware(b *testing.B) {
+	e := newBenchEnv(b, "sqlite")
+	w := e.post(url.Values{"grant_type": {"authorization_code"}, "code": {e.code(b)}, "code_verifier": {verifier},
+		"redirect_uri": {e.client.RedirectURIs[0]}, "client_id": {e.client.ID}})
+	at := extractJSON(w.Body.String(), "access_token")
+	h := RequireBearer(e.p.LoadAccessToken, BearerOptions{ResourceMetadataURL: fuzzIssuer + "/.well-known/oauth-protected-resource/mcp"})(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest("POST", "/mcp", nil)
+			req.Header.Set("Authorization", "Bearer "+at)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != 200 {
+				b.Fatal(w.Code)
+			}
+		}
+	})
+}
