@@ -119,7 +119,7 @@ func RequireBearer(verify TokenVerifier, opts BearerOptions) func(http.Handler) 
 			}
 			for _, s := range needed {
 				if !slices.Contains(at.Scopes, s) {
-					challenge(w, opts, http.StatusForbidden, oauth.ErrInsufficientScope.WithDescription("the token lacks a scope this request needs"), union(needed, at.Scopes))
+					challenge(w, opts, http.StatusForbidden, oauth.ErrInsufficientScope.WithDescription("the token lacks a scope this request needs"), needed)
 					return
 				}
 			}

@@ -223,7 +223,7 @@ func TestInsufficientScope(t *testing.T) {
 	call := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"secret","arguments":{}}}`
 	r = f.mcpCall(narrow, call)
 	wa := r.header.Get("WWW-Authenticate")
-	if r.status != 403 || !strings.Contains(wa, `error="insufficient_scope"`) || !strings.Contains(wa, `scope="admin mcp"`) || !strings.Contains(wa, "resource_metadata=") {
+	if r.status != 403 || !strings.Contains(wa, `error="insufficient_scope"`) || !strings.Contains(wa, `scope="admin"`) || !strings.Contains(wa, "resource_metadata=") {
 		t.Fatalf("narrow token calling secret: %d %q", r.status, wa)
 	}
 	// Other tools need no extra scope; the wide token may call secret.
@@ -247,7 +247,7 @@ func TestRequiredScopes(t *testing.T) {
 		t.Fatalf("full token: %d", r.status)
 	}
 	r := f.post("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.str("refresh_token")}, "client_id": {c.id}, "scope": {"mcp"}}, nil)
-	if r := f.mcpCall(r.str("access_token"), initialize); r.status != 403 || !strings.Contains(r.header.Get("WWW-Authenticate"), `scope="admin`) {
+	if r := f.mcpCall(r.str("access_token"), initialize); r.status != 403 || !strings.Contains(r.header.Get("WWW-Authenticate"), `scope="admin"`) {
 		t.Fatalf("token without required scope: %d %q", r.status, r.header.Get("WWW-Authenticate"))
 	}
 }
@@ -308,5 +308,36 @@ func TestJWKSAndRotation(t *testing.T) {
 	_, tok2 := f.tokens()
 	if r := f.mcpCall(tok2.str("access_token"), initialize); r.status != 200 {
 		t.Fatalf("token signed by the new key: %d", r.status)
+	}
+}
+
+// TestSessionBoundToUser: go-sdk binds a session to the TokenInfo.UserID
+// that created it; our middleware must feed it so that another user's token
+// cannot ride an existing session.
+func TestSessionBoundToUser(t *testing.T) {
+	f := newFixture(t, nil)
+	_, alice := f.tokens()
+	c := f.publicClient()
+	u := f.authorize(authParams(c), f.approve("bob"))
+	bob := f.exchange(c, u.Query().Get("code"))
+	r := f.mcpCall(alice.str("access_token"), initialize)
+	sid := r.header.Get("Mcp-Session-Id")
+	if r.status != 200 || sid == "" {
+		t.Fatalf("initialize: %d, session %q", r.status, sid)
+	}
+	call := func(tok string) int {
+		req, _ := http.NewRequest("POST", f.base+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Session-Id", sid)
+		req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		return f.do(req).status
+	}
+	if st := call(alice.str("access_token")); st != 200 {
+		t.Fatalf("alice on her session: %d", st)
+	}
+	if st := call(bob.str("access_token")); st == 200 {
+		t.Fatal("bob's token was accepted on alice's session")
 	}
 }

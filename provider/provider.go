@@ -219,7 +219,7 @@ func (p *Provider) RotateKeys(ctx context.Context) error {
 	if err := p.store.AddKey(ctx, rec); err != nil {
 		return fmt.Errorf("provider: store key: %w", err)
 	}
-	p.log.Info("mcpauth: signing key rotated", "kid", rec.ID, "alg", rec.Algorithm)
+	p.log.Info("mcpauth: new signing key active", "kid", rec.ID, "alg", rec.Algorithm)
 	return p.reloadKeys(ctx)
 }
 
