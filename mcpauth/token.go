@@ -108,17 +108,26 @@ func (s *AuthorizationServer) authenticateClient(r *http.Request, form url.Value
 	return client, nil
 }
 
-// serveToken implements the token endpoint (OAuth 2.1 §3.2, §4.1.3, §4.3).
-func (s *AuthorizationServer) serveToken(w http.ResponseWriter, r *http.Request) {
+// clientRequest does what /token, /revoke and /introspect share: the
+// no-store headers, the bounded form body and client authentication. On
+// failure it has written the RFC 6749 §5.2 error and returns ok false.
+func (s *AuthorizationServer) clientRequest(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.Client, bool) {
 	noStore(w)
 	form, e := parseForm(w, r)
-	if e != nil {
-		writeError(w, s.log, e)
-		return
+	if e == nil {
+		var client *oauth.Client
+		if client, e = s.authenticateClient(r, form); e == nil {
+			return form, client, true
+		}
 	}
-	client, e := s.authenticateClient(r, form)
-	if e != nil {
-		writeError(w, s.log, e)
+	writeError(w, s.log, e)
+	return nil, nil, false
+}
+
+// serveToken implements the token endpoint (OAuth 2.1 §3.2, §4.1.3, §4.3).
+func (s *AuthorizationServer) serveToken(w http.ResponseWriter, r *http.Request) {
+	form, client, ok := s.clientRequest(w, r)
+	if !ok {
 		return
 	}
 	var resp *oauth.TokenResponse
@@ -219,15 +228,8 @@ func validVerifier(v string) bool {
 // serveRevoke implements token revocation, RFC 7009 §2: the client is
 // authenticated, and the answer is 200 whether or not the token existed.
 func (s *AuthorizationServer) serveRevoke(w http.ResponseWriter, r *http.Request) {
-	noStore(w)
-	form, e := parseForm(w, r)
-	if e != nil {
-		writeError(w, s.log, e)
-		return
-	}
-	client, e := s.authenticateClient(r, form)
-	if e != nil {
-		writeError(w, s.log, e)
+	form, client, ok := s.clientRequest(w, r)
+	if !ok {
 		return
 	}
 	tok := form.Get("token")
@@ -264,18 +266,12 @@ type introspection struct {
 // such client may introspect access tokens; refresh tokens are described
 // only to the client they were issued to. Everything else is {"active":false}.
 func (s *AuthorizationServer) serveIntrospect(w http.ResponseWriter, r *http.Request) {
-	noStore(w)
-	form, e := parseForm(w, r)
-	if e != nil {
-		writeError(w, s.log, e)
+	form, client, ok := s.clientRequest(w, r)
+	if !ok {
 		return
 	}
-	client, e := s.authenticateClient(r, form)
-	if e == nil && client.Public() {
-		e = oauth.ErrInvalidClient.WithDescription("introspection requires a confidential client")
-	}
-	if e != nil {
-		writeError(w, s.log, e)
+	if client.Public() {
+		writeError(w, s.log, oauth.ErrInvalidClient.WithDescription("introspection requires a confidential client"))
 		return
 	}
 	tok := form.Get("token")
