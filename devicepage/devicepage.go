@@ -37,9 +37,10 @@ type Backend interface {
 type Options struct {
 	// ProductName is shown in the page title; empty means "MCP server".
 	ProductName string
-	// ApproveHint tells the owner where to approve; empty means a generic
-	// sentence naming the terminal command of the example server.
-	ApproveHint string
+	// ApproveHint returns the sentence, shown under the code, that tells the
+	// user where the owner approves it (a console URL, a terminal command).
+	// Nil means a generic sentence.
+	ApproveHint func(userCode string) string
 	// RefreshSeconds is how often the waiting page reloads itself; zero
 	// means 3.
 	RefreshSeconds int
@@ -129,7 +130,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v := view{
 		Title: "Approve " + p.UserCode, Waiting: true, UserCode: p.UserCode,
 		ClientName: p.Client.ClientName, ClientID: p.Client.ID, Resource: p.Resource, Scopes: p.Scopes,
-		ApproveHint: h.opts.ApproveHint, Refresh: h.opts.RefreshSeconds,
+		Refresh:   h.opts.RefreshSeconds,
 		ExpiresAt: p.ExpiresAt.UTC().Format(time.RFC3339),
 	}
 	if u, err := url.Parse(p.RedirectURI); err == nil {
@@ -141,8 +142,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if v.ClientName == "" {
 		v.ClientName = "An unnamed application"
 	}
-	if v.ApproveHint == "" {
-		v.ApproveHint = "On the server, run: approve " + p.UserCode
+	if h.opts.ApproveHint != nil {
+		v.ApproveHint = h.opts.ApproveHint(p.UserCode)
+	} else {
+		v.ApproveHint = "Ask the owner of this server to approve the code " + p.UserCode + "."
 	}
 	h.render(w, http.StatusOK, v)
 }

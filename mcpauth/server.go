@@ -53,6 +53,8 @@ type ServerOptions struct {
 	// InitialAccessToken, when set, gates /register: requests must carry it
 	// as a bearer token (RFC 7591 §3). Compared in constant time.
 	InitialAccessToken string
+	// DevicePage configures the approval page; its Logger defaults to Logger.
+	DevicePage devicepage.Options
 	// Logger receives operational events; nil discards them. Tokens, codes
 	// and secrets are never logged.
 	Logger *slog.Logger
@@ -199,7 +201,11 @@ func (s *AuthorizationServer) routes() {
 		s.mux.Handle("OPTIONS "+base+PathJWKS, c)
 	}
 	if b, ok := s.p.(devicepage.Backend); ok {
-		s.mux.Handle(base+PathDevice, devicepage.New(b, devicepage.Options{Logger: s.log}))
+		dp := s.opts.DevicePage
+		if dp.Logger == nil {
+			dp.Logger = s.log
+		}
+		s.mux.Handle(base+PathDevice, devicepage.New(b, dp))
 	}
 }
 

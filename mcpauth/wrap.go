@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/devicepage"
 	"github.com/mcp-oauth/oauth/provider"
 	"github.com/mcp-oauth/oauth/storage"
 	"github.com/mcp-oauth/oauth/storage/memory"
@@ -89,6 +91,9 @@ type Options struct {
 	// itself, accepting the Issuer's host (so a reverse proxy on the same
 	// machine works) and refusing others.
 	Streamable *mcp.StreamableHTTPOptions
+	// DevicePage configures the approval page (product name, where to
+	// approve). Its Logger defaults to Logger.
+	DevicePage devicepage.Options
 	// Logger receives operational events; nil discards them. Tokens,
 	// codes and secrets are never logged.
 	Logger *slog.Logger
@@ -136,7 +141,7 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 	}
 	for tool, scopes := range opts.ToolScopes {
 		for _, s := range scopes {
-			if !contains(opts.Scopes, s) {
+			if !slices.Contains(opts.Scopes, s) {
 				return nil, fmt.Errorf("mcpauth: ToolScopes[%q] names %q, which is not in Scopes", tool, s)
 			}
 		}
@@ -171,7 +176,8 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 	}
 	h.as, err = NewAuthorizationServer(h.provider, ServerOptions{
 		Issuer: opts.Issuer, Resource: resource, Scopes: opts.Scopes,
-		DisableRegistration: opts.DisableRegistration, InitialAccessToken: opts.InitialAccessToken, Logger: log,
+		DisableRegistration: opts.DisableRegistration, InitialAccessToken: opts.InitialAccessToken,
+		DevicePage: opts.DevicePage, Logger: log,
 	})
 	if err != nil {
 		return nil, err
@@ -217,15 +223,6 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 	}
 	h.handler = hostGuard(allowed, opts.TrustProxyHeaders, h.mux)
 	return h, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ServeHTTP implements http.Handler.

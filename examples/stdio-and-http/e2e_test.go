@@ -89,6 +89,9 @@ func browse(t *testing.T, authURL string, approve func(code string) error) (*url
 	if !strings.Contains(string(body), "127.0.0.1:49152") {
 		return nil, fmt.Errorf("device page does not show the redirect host")
 	}
+	if !strings.Contains(string(body), "approve -db ") || !strings.Contains(string(body), string(m[1])) {
+		return nil, fmt.Errorf("device page does not say how to approve the code")
+	}
 	// Before the decision, reloading keeps waiting.
 	resp, err = noRedirect.Get(page.String())
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcp-oauth/oauth/devicepage"
 	"github.com/mcp-oauth/oauth/mcpauth"
 	"github.com/mcp-oauth/oauth/provider"
 	"github.com/mcp-oauth/oauth/storage/sqlite"
@@ -115,28 +116,33 @@ func serveHTTP(ctx context.Context, ln net.Listener, issuer, dbPath string, stdo
 	}
 	defer store.Close()
 	logger := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	self := os.Args[0]
+	if strings.Contains(self, "go-build") {
+		self = "go run ./examples/stdio-and-http"
+	}
+	approveCmd := func(code string) string { return self + " approve -db " + dbPath + " " + code }
 	h, err := mcpauth.New(newMCPServer(newNotes()), mcpauth.Options{
 		Issuer:       issuer,
 		Store:        store,
 		Scopes:       []string{"mcp", "notes:read", "notes:write"},
 		ToolScopes:   map[string][]string{"list_notes": {"notes:read"}, "add_note": {"notes:write"}},
 		ResourceName: "Notes example",
-		Logger:       logger,
+		DevicePage: devicepage.Options{
+			ProductName: "Notes example",
+			ApproveHint: func(code string) string { return "On the server, the owner runs: " + approveCmd(code) },
+		},
+		Logger: logger,
 	})
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	self := os.Args[0]
-	if strings.Contains(self, "go-build") {
-		self = "go run ./examples/stdio-and-http"
-	}
 	fmt.Fprintf(stdout, `
 MCP server with OAuth listening on %s
   MCP endpoint (give this URL to your client): %s
   When the client's browser shows a code, approve it here:
-      %s approve -db %s CODE
-`, ln.Addr(), h.Resource(), self, dbPath)
+      %s
+`, ln.Addr(), h.Resource(), approveCmd("CODE"))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	if ready != nil {
