@@ -99,6 +99,24 @@ func TestAuthorizeAcceptsVariants(t *testing.T) {
 	}
 }
 
+func TestSecondRegisteredRedirectURI(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.register(`{"redirect_uris":["cursor://anysphere.cursor-mcp/oauth/callback","https://app.example/cb","http://127.0.0.1:3000/cb"],"token_endpoint_auth_method":"none"}`)
+	for _, ru := range []string{"https://app.example/cb", "cursor://anysphere.cursor-mcp/oauth/callback", "http://127.0.0.1:5555/cb"} {
+		q := authParams(c)
+		q.Set("redirect_uri", ru)
+		u := f.authorize(q, f.approve("alice"))
+		if u.Query().Get("code") == "" || !strings.HasPrefix(u.String(), strings.Split(ru, "?")[0]) {
+			t.Errorf("%s: redirect %s", ru, u)
+			continue
+		}
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {u.Query().Get("code")}, "code_verifier": {verifier}, "redirect_uri": {ru}, "client_id": {c.id}}
+		if r := f.post("/token", form, nil); r.status != 200 {
+			t.Errorf("%s: token %d %s", ru, r.status, r.body)
+		}
+	}
+}
+
 func TestDenyAndReload(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.register(`{"redirect_uris":["http://127.0.0.1:3000/cb"],"token_endpoint_auth_method":"none","client_name":"<script>alert(1)</script>"}`)

@@ -99,6 +99,16 @@ func TestZeroOptionsAreSecure(t *testing.T) {
 	if o.AccessTokenTTL != time.Hour || o.RefreshTokenTTL != 30*24*time.Hour || o.CodeTTL != 10*time.Minute || o.SigningAlgorithm != "ES256" {
 		t.Errorf("default lifetimes/alg: %+v", o)
 	}
+	// Every registered URI is matchable, not only the first (Cursor registers three).
+	cursor := []string{"cursor://anysphere.cursor-mcp/oauth/callback", "https://cursor.com/cb", "http://127.0.0.1:3000/cb"}
+	for _, req := range append(slices.Clone(cursor), "http://127.0.0.1:4444/cb") {
+		if !matchRedirectURI(cursor, req) {
+			t.Errorf("%q does not match %v", req, cursor)
+		}
+	}
+	if matchRedirectURI(cursor, "https://cursor.com/cb2") {
+		t.Error("unregistered URI matched")
+	}
 	// Redirect matching is exact (no prefix or suffix match) except the port of loopback URIs.
 	for _, tc := range []struct {
 		reg, req string

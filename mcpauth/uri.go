@@ -3,6 +3,7 @@ package mcpauth
 import (
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 
 	oauth "github.com/mcp-oauth/oauth"
@@ -68,23 +69,19 @@ func checkRedirectURI(s string) *oauth.Error {
 // for loopback http URIs, equal in everything but the port, which native
 // apps choose at run time (RFC 8252 §7.3).
 func matchRedirectURI(registered []string, requested string) bool {
-	var ru *url.URL
+	if slices.Contains(registered, requested) {
+		return true
+	}
+	ru, err := url.Parse(requested)
+	if err != nil || ru.Scheme != "http" || !isLoopbackHost(ru.Hostname()) || ru.User != nil {
+		return false
+	}
 	for _, r := range registered {
-		if r == requested {
-			return true
-		}
-		if ru == nil {
-			u, err := url.Parse(requested)
-			if err != nil || u.Scheme != "http" || !isLoopbackHost(u.Hostname()) {
-				return false
-			}
-			ru = u
-		}
 		gu, err := url.Parse(r)
 		if err != nil || gu.Scheme != "http" || !isLoopbackHost(gu.Hostname()) {
 			continue
 		}
-		if gu.Hostname() == ru.Hostname() && gu.EscapedPath() == ru.EscapedPath() && gu.RawQuery == ru.RawQuery && ru.User == nil {
+		if gu.Hostname() == ru.Hostname() && gu.EscapedPath() == ru.EscapedPath() && gu.RawQuery == ru.RawQuery {
 			return true
 		}
 	}
