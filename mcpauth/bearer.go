@@ -109,8 +109,12 @@ func RequireBearer(verify TokenVerifier, opts BearerOptions) func(http.Handler) 
 			needed := opts.RequiredScopes
 			if len(opts.ToolScopes) > 0 && r.Method == http.MethodPost {
 				tools, err := peekToolCalls(r, opts.MaxBodyBytes)
-				if err != nil {
+				switch {
+				case errors.Is(err, errBodyTooLarge):
 					http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+					return
+				case err != nil:
+					writeJSON(w, http.StatusBadRequest, oauth.ErrInvalidRequest.WithDescription(err.Error()))
 					return
 				}
 				for _, t := range tools {
@@ -209,7 +213,12 @@ func union(a, b []string) []string {
 }
 
 // peekToolCalls reads the JSON-RPC body (bounded), restores it for the next
-// handler, and returns the names of the tools it calls.
+// handler, and returns the names of the tools it calls. It fails closed:
+// a body that is not JSON-RPC, or that names "method", "params" or "name"
+// twice or in another letter case, is an error. Go's encoding/json matches
+// keys case-insensitively while go-sdk's decoder does not, so a lenient
+// parse here would let {"name":"secret","NAME":"echo"} pass the scope check
+// as "echo" and run "secret".
 func peekToolCalls(r *http.Request, max int64) ([]string, error) {
 	if r.Body == nil {
 		return nil, nil
@@ -220,32 +229,84 @@ func peekToolCalls(r *http.Request, max int64) ([]string, error) {
 		return nil, err
 	}
 	if int64(len(buf)) > max {
-		return nil, errors.New("body too large")
+		return nil, errBodyTooLarge
 	}
 	r.Body = io.NopCloser(bytes.NewReader(buf))
-	type call struct {
-		Method string `json:"method"`
-		Params struct {
-			Name string `json:"name"`
-		} `json:"params"`
-	}
-	var calls []call
 	trimmed := bytes.TrimLeft(buf, " \t\r\n")
-	if len(trimmed) > 0 && trimmed[0] == '[' {
-		_ = json.Unmarshal(buf, &calls)
-	} else {
-		var c call
-		if json.Unmarshal(buf, &c) == nil {
-			calls = []call{c}
+	if len(trimmed) == 0 {
+		return nil, errAmbiguousBody
+	}
+	var msgs []json.RawMessage
+	if trimmed[0] == '[' {
+		if err := json.Unmarshal(buf, &msgs); err != nil {
+			return nil, errAmbiguousBody
 		}
+	} else {
+		msgs = []json.RawMessage{buf}
 	}
 	var names []string
-	for _, c := range calls {
-		if c.Method == "tools/call" {
-			names = append(names, c.Params.Name)
+	for _, m := range msgs {
+		fields, err := strictObject(m, "method", "params")
+		if err != nil {
+			return nil, err
 		}
+		var method string
+		if raw, ok := fields["method"]; ok && json.Unmarshal(raw, &method) != nil {
+			return nil, errAmbiguousBody
+		}
+		if method != "tools/call" {
+			continue
+		}
+		params, err := strictObject(fields["params"], "name")
+		if err != nil {
+			return nil, err
+		}
+		var name string
+		if json.Unmarshal(params["name"], &name) != nil {
+			return nil, errAmbiguousBody
+		}
+		names = append(names, name)
 	}
 	return names, nil
+}
+
+var (
+	errBodyTooLarge  = errors.New("request body too large")
+	errAmbiguousBody = errors.New("request body is not an unambiguous JSON-RPC message")
+)
+
+// strictObject decodes a JSON object and returns the values of the wanted
+// keys, failing if one appears twice or in a different letter case.
+func strictObject(raw json.RawMessage, wanted ...string) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, errAmbiguousBody
+	}
+	out := make(map[string]json.RawMessage, len(wanted))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, errAmbiguousBody
+		}
+		key, _ := tok.(string)
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			return nil, errAmbiguousBody
+		}
+		for _, w := range wanted {
+			if !strings.EqualFold(key, w) {
+				continue
+			}
+			if _, dup := out[w]; dup || key != w {
+				return nil, errAmbiguousBody
+			}
+			out[w] = val
+		}
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return nil, errAmbiguousBody
+	}
+	return out, nil
 }
 
 // Caller is who is calling an MCP tool: the subject of the access token and

@@ -229,14 +229,30 @@ func FuzzPeekToolCalls(f *testing.F) {
 	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}`))
 	f.Add([]byte(`[{"method":"tools/call","params":{"name":"a"}},{"method":"ping"}]`))
 	f.Add([]byte(` [`))
+	f.Add([]byte(`{"method":"tools/call","params":{"name":"a","NAME":"b"}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req := httptest.NewRequest("POST", "/mcp", bytes.NewReader(body))
-		if _, err := peekToolCalls(req, 1<<20); err != nil {
-			t.Fatal(err)
-		}
+		names, err := peekToolCalls(req, 1<<20)
 		got, _ := io.ReadAll(req.Body)
 		if !bytes.Equal(got, body) {
 			t.Fatal("body changed")
+		}
+		if err != nil {
+			return
+		}
+		// Whatever was accepted must read the same to a case-sensitive
+		// decoder such as go-sdk's: every tools/call names exactly the
+		// tools we found, under the exact keys.
+		var one struct {
+			Method string `json:"method"`
+			Params struct {
+				Name string `json:"name"`
+			} `json:"params"`
+		}
+		if len(names) == 1 && bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
+			if json.Unmarshal(body, &one) != nil || one.Method != "tools/call" || one.Params.Name != names[0] {
+				t.Fatalf("accepted %q as tool %q", body, names[0])
+			}
 		}
 	})
 }

@@ -243,6 +243,27 @@ func TestInsufficientScope(t *testing.T) {
 	if r := f.mcpCall(tok.str("access_token"), call); r.status == 403 {
 		t.Errorf("secret refused with full token: %q", r.header.Get("WWW-Authenticate"))
 	}
+	// Ambiguous bodies cannot smuggle a call past the check: Go's
+	// encoding/json folds case and takes the last duplicate, go-sdk does not.
+	for name, body := range map[string]string{
+		"NAME variant":     `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"secret","NAME":"echo"}}`,
+		"Name first":       `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"Name":"echo","name":"secret"}}`,
+		"duplicate name":   `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","name":"secret"}}`,
+		"Method variant":   `{"jsonrpc":"2.0","id":3,"method":"tools/call","Method":"ping","params":{"name":"secret"}}`,
+		"duplicate method": `{"jsonrpc":"2.0","id":3,"method":"ping","method":"tools/call","params":{"name":"secret"}}`,
+		"PARAMS variant":   `{"jsonrpc":"2.0","id":3,"method":"tools/call","PARAMS":{"name":"echo"},"params":{"name":"secret"}}`,
+		"not json":         `{"jsonrpc":"2.0","method":"tools/call","params":{"name":"secret"}`,
+		"non-string name":  `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":["secret"]}}`,
+	} {
+		r := f.mcpCall(narrow, body)
+		if r.status != 400 && r.status != 403 {
+			t.Errorf("%s: %d, want 400 or 403", name, r.status)
+		}
+	}
+	batch := `[{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo"}},{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"secret"}}]`
+	if r := f.mcpCall(narrow, batch); r.status != 403 {
+		t.Errorf("batch hiding secret: %d, want 403", r.status)
+	}
 	// Widening is refused.
 	r = f.post("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r.str("refresh_token")}, "client_id": {c.id}, "scope": {"mcp root"}}, nil)
 	if r.status != 400 {
