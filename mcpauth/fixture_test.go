@@ -52,7 +52,7 @@ func newFixture(t *testing.T, mutate func(*Options)) *fixture {
 	srv.Config.Handler = h
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return &fixture{t: t, srv: srv, h: h, base: base, store: store}
+	return &fixture{t: t, srv: srv, h: h, base: opts.Issuer, store: store}
 }
 
 type response struct {
@@ -81,6 +81,12 @@ func (f *fixture) do(req *http.Request) *response {
 
 func (f *fixture) get(path string) *response {
 	req, _ := http.NewRequest("GET", f.base+path, nil)
+	return f.do(req)
+}
+
+// getURL fetches an absolute URL, such as a Location the server sent.
+func (f *fixture) getURL(u *url.URL) *response {
+	req, _ := http.NewRequest("GET", u.String(), nil)
 	return f.do(req)
 }
 
@@ -151,13 +157,13 @@ func (f *fixture) authorize(q url.Values, decide func(code string)) *url.URL {
 		f.t.Fatalf("authorize: %d %s", r.status, r.body)
 	}
 	loc, _ := url.Parse(r.header.Get("Location"))
-	page := f.get(loc.RequestURI())
+	page := f.getURL(loc)
 	m := userCodeRE.FindSubmatch(page.body)
 	if page.status != http.StatusOK || m == nil {
 		f.t.Fatalf("device page: %d %s", page.status, page.body)
 	}
 	decide(string(m[1]))
-	r = f.get(loc.RequestURI())
+	r = f.getURL(loc)
 	if r.status != http.StatusSeeOther {
 		f.t.Fatalf("device page after decision: %d %s", r.status, r.body)
 	}

@@ -122,7 +122,7 @@ func TestDenyAndReload(t *testing.T) {
 	c := f.register(`{"redirect_uris":["http://127.0.0.1:3000/cb"],"token_endpoint_auth_method":"none","client_name":"<script>alert(1)</script>"}`)
 	r := f.get("/authorize?" + authParams(c).Encode())
 	loc, _ := url.Parse(r.header.Get("Location"))
-	page := f.get(loc.RequestURI())
+	page := f.getURL(loc)
 	if strings.Contains(string(page.body), "<script>alert") || !strings.Contains(string(page.body), "&lt;script&gt;alert(1)&lt;/script&gt;") {
 		t.Fatal("client_name is not escaped on the device page")
 	}
@@ -136,7 +136,7 @@ func TestDenyAndReload(t *testing.T) {
 	if _, err := f.h.Approve(context.Background(), string(m[1]), "alice"); err == nil {
 		t.Fatal("approved a denied request")
 	}
-	r = f.get(loc.RequestURI())
+	r = f.getURL(loc)
 	to, _ := url.Parse(r.header.Get("Location"))
 	if r.status != 303 || to.Query().Get("error") != "access_denied" || to.Query().Get("state") != "xyz" || to.Query().Get("iss") != f.base {
 		t.Fatalf("denied: %d %s", r.status, to)
@@ -149,7 +149,7 @@ func TestDenyAndReload(t *testing.T) {
 	}
 	r = f.get("/authorize?" + authParams(c).Encode())
 	loc2, _ := url.Parse(r.header.Get("Location"))
-	page = f.get(loc2.RequestURI())
+	page = f.getURL(loc2)
 	m = userCodeRE.FindSubmatch(page.body)
 	f.approve("alice")(string(m[1]))
 	var wg sync.WaitGroup
@@ -158,7 +158,7 @@ func TestDenyAndReload(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := f.get(loc2.RequestURI())
+			r := f.getURL(loc2)
 			if r.status == 303 {
 				to, _ := url.Parse(r.header.Get("Location"))
 				codes <- to.Query().Get("code")
@@ -170,7 +170,7 @@ func TestDenyAndReload(t *testing.T) {
 	if n := len(codes); n != 1 {
 		t.Fatalf("%d codes from concurrent reloads, want 1", n)
 	}
-	if r := f.get(loc2.RequestURI()); r.status != 200 || !strings.Contains(string(r.body), "completed") {
+	if r := f.getURL(loc2); r.status != 200 || !strings.Contains(string(r.body), "completed") {
 		t.Fatalf("reload after completion: %d", r.status)
 	}
 	// A wrong user code with a valid handle does not reveal the request.

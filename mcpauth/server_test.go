@@ -372,3 +372,31 @@ func TestSessionBoundToUser(t *testing.T) {
 		t.Fatal("bob's token was accepted on alice's session")
 	}
 }
+
+// TestIssuerWithPath: an issuer such as https://host/app puts every endpoint
+// under /app and the metadata at the RFC 8414 and RFC 9728 path-inserted
+// well-known URIs.
+func TestIssuerWithPath(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.Issuer += "/app" })
+	origin := strings.TrimSuffix(f.base, "/app")
+	get := func(u string) *response {
+		req, _ := http.NewRequest("GET", u, nil)
+		return f.do(req)
+	}
+	r := get(origin + "/.well-known/oauth-authorization-server/app")
+	if r.status != 200 || r.str("issuer") != f.base || r.str("token_endpoint") != f.base+"/token" {
+		t.Fatalf("AS metadata: %d %s", r.status, r.body)
+	}
+	r = f.mcpCall("", initialize)
+	wantPRM := origin + "/.well-known/oauth-protected-resource/app/mcp"
+	if r.status != 401 || !strings.Contains(r.header.Get("WWW-Authenticate"), `resource_metadata="`+wantPRM+`"`) {
+		t.Fatalf("challenge: %d %q", r.status, r.header.Get("WWW-Authenticate"))
+	}
+	if r := get(wantPRM); r.status != 200 || r.str("resource") != f.base+"/mcp" || !sameList(r.json["authorization_servers"], f.base) {
+		t.Fatalf("PRM: %d %s", r.status, r.body)
+	}
+	_, tok := f.tokens()
+	if r := f.mcpCall(tok.str("access_token"), initialize); r.status != 200 {
+		t.Fatalf("MCP at /app/mcp: %d", r.status)
+	}
+}

@@ -152,7 +152,13 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 	}
 	base := strings.TrimSuffix(opts.Issuer, "/")
 	resource := base + opts.MCPPath
-	h := &Handler{mux: http.NewServeMux(), resource: resource, prmURL: base + wellKnownPRM + opts.MCPPath}
+	// With an issuer that has a path (https://host/app), everything lives
+	// under that path, and the resource's metadata sits at the RFC 9728 §3.1
+	// path-inserted location: https://host/.well-known/oauth-protected-resource/app/mcp.
+	issuerPath := strings.TrimSuffix(iu.Path, "/")
+	mcpPath := issuerPath + opts.MCPPath
+	origin := iu.Scheme + "://" + iu.Host
+	h := &Handler{mux: http.NewServeMux(), resource: resource, prmURL: origin + wellKnownPRM + mcpPath}
 
 	h.provider = opts.Provider
 	if h.provider == nil {
@@ -167,7 +173,7 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 			Issuer: opts.Issuer, Resource: resource,
 			AccessTokenTTL: opts.AccessTokenTTL, RefreshTokenTTL: opts.RefreshTokenTTL, CodeTTL: opts.CodeTTL,
 			PendingTTL: opts.PendingTTL, ClientTTL: opts.ClientTTL, SigningAlgorithm: opts.SigningAlgorithm,
-			ApprovalPath: iu.Path + PathDevice, Logger: log,
+			ApprovalPath: PathDevice, Logger: log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("mcpauth: %w", err)
@@ -197,7 +203,7 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		writeJSON(w, http.StatusOK, prm)
 	}))
-	for _, p := range []string{wellKnownPRM + opts.MCPPath, wellKnownPRM} {
+	for _, p := range []string{wellKnownPRM + mcpPath, wellKnownPRM} {
 		h.mux.Handle("GET "+p, prmHandler)
 		h.mux.Handle("OPTIONS "+p, prmHandler)
 	}
@@ -214,7 +220,7 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 		ToolScopes: opts.ToolScopes, MaxBodyBytes: maxBody, Logger: log,
 	})
 	protected := cors("GET, POST, DELETE", bearer(mcpHandler))
-	h.mux.Handle(opts.MCPPath, protected)
+	h.mux.Handle(mcpPath, protected)
 	h.mux.Handle("/", h.as)
 
 	allowed := map[string]bool{strings.ToLower(iu.Host): true}

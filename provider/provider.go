@@ -70,8 +70,8 @@ type Options struct {
 	ClientTTL time.Duration
 	// SigningAlgorithm is "ES256" (the default) or "EdDSA" for new keys.
 	SigningAlgorithm string
-	// ApprovalPath is the path, under Issuer, of the page that shows the user
-	// code; zero means "/device".
+	// ApprovalPath is the path of the page that shows the user code,
+	// relative to Issuer (appended to it, path included); zero means "/device".
 	ApprovalPath string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
