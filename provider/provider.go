@@ -45,6 +45,14 @@ const (
 	sweepInterval = 10 * time.Minute
 	// keyReloadInterval bounds how often an unknown kid reloads the key set.
 	keyReloadInterval = 10 * time.Second
+	// keyRefreshInterval is how often a provider rereads the key set before
+	// signing, so that a rotation made by another replica sharing the store
+	// takes effect everywhere within it.
+	keyRefreshInterval = 30 * time.Second
+	// keyRetireMargin is added to the access-token lifetime before a retired
+	// key is deleted: it covers replicas that signed with the key for up to
+	// keyRefreshInterval after it was retired, and clock skew.
+	keyRetireMargin = 5 * time.Minute
 )
 
 // Options configure a Provider. Only Issuer and Resource are required; every
@@ -88,6 +96,7 @@ type Provider struct {
 	log        *slog.Logger
 
 	keys       atomic.Pointer[keySet]
+	keysAt     atomic.Int64 // p.now() of the last reload, UnixNano
 	reloadMu   sync.Mutex
 	lastReload time.Time
 	verifier   jwtkeys.Verifier
@@ -201,7 +210,20 @@ func (p *Provider) reloadKeys(ctx context.Context) error {
 		}
 	}
 	p.keys.Store(ks)
+	p.keysAt.Store(p.now().UnixNano())
 	return nil
+}
+
+// signingKey returns the active key, rereading the key set first when it is
+// older than keyRefreshInterval. A failed reread keeps the current set.
+func (p *Provider) signingKey(ctx context.Context) *jwtkeys.Key {
+	if p.now().UnixNano()-p.keysAt.Load() > int64(keyRefreshInterval) {
+		if err := p.reloadKeys(ctx); err != nil {
+			p.log.Error("mcpauth: reload signing keys", "err", err)
+			p.keysAt.Store(p.now().UnixNano()) // do not retry on every request
+		}
+	}
+	return p.keys.Load().active
 }
 
 func (p *Provider) lookupKey(kid string) *jwtkeys.Key {
@@ -570,7 +592,7 @@ func (p *Provider) ExchangeAuthorizationCode(ctx context.Context, client *oauth.
 		return nil, fmt.Errorf("provider: redeem code: %w", err)
 	}
 	p.touch(ctx, client, code.GrantID)
-	return p.tokenResponse(client.ID, code.GrantID, code.Subject, code.Scopes, code.Resource, rt)
+	return p.tokenResponse(ctx, client.ID, code.GrantID, code.Subject, code.Scopes, code.Resource, rt)
 }
 
 // touch renews the client registration and records grant use; failures are
@@ -587,9 +609,9 @@ func (p *Provider) touch(ctx context.Context, client *oauth.Client, grantID stri
 	}
 }
 
-func (p *Provider) tokenResponse(clientID, grantID, subject string, scopes []string, resource, refresh string) (*oauth.TokenResponse, error) {
+func (p *Provider) tokenResponse(ctx context.Context, clientID, grantID, subject string, scopes []string, resource, refresh string) (*oauth.TokenResponse, error) {
 	now := p.now()
-	k := p.keys.Load().active
+	k := p.signingKey(ctx)
 	scope := strings.Join(scopes, " ")
 	at, err := k.Sign(&jwtkeys.Claims{
 		RegisteredClaims: registeredClaims(p.opts.Issuer, subject, resource, now, p.opts.AccessTokenTTL),
@@ -653,7 +675,7 @@ func (p *Provider) ExchangeRefreshToken(ctx context.Context, client *oauth.Clien
 	if len(scopes) == 0 {
 		scopes = rt.Scopes
 	}
-	return p.tokenResponse(client.ID, rt.GrantID, rt.Subject, scopes, rt.Resource, next)
+	return p.tokenResponse(ctx, client.ID, rt.GrantID, rt.Subject, scopes, rt.Resource, next)
 }
 
 // LoadAccessToken implements oauth.Provider: signature, typ, iss, aud and
@@ -744,8 +766,10 @@ func (p *Provider) RevokeGrant(ctx context.Context, grantID string) error {
 
 // ---- housekeeping ----
 
-// Sweep deletes expired rows and signing keys retired longer ago than the
-// access-token lifetime (so no live token needs them).
+// Sweep deletes expired rows, and signing keys retired longer ago than the
+// access-token lifetime plus a margin (so no live token needs them). Keys
+// are judged by a fresh read of the store, so a replica whose cached set is
+// stale never deletes the key another replica made active.
 func (p *Provider) Sweep(ctx context.Context) error {
 	now := p.now()
 	p.lastSweep.Store(now.UnixNano())
@@ -753,10 +777,12 @@ func (p *Provider) Sweep(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("provider: sweep: %w", err)
 	}
-	ks := p.keys.Load()
+	if err := p.reloadKeys(ctx); err != nil {
+		return err
+	}
 	deleted := 0
-	for _, k := range ks.all {
-		if !k.RetiredAt.IsZero() && now.Sub(k.RetiredAt) > p.opts.AccessTokenTTL+time.Minute {
+	for _, k := range p.keys.Load().all {
+		if !k.RetiredAt.IsZero() && now.Sub(k.RetiredAt) > p.opts.AccessTokenTTL+keyRetireMargin {
 			if err := p.store.DeleteKey(ctx, k.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 				return fmt.Errorf("provider: delete retired key: %w", err)
 			}

@@ -3,6 +3,8 @@ package provider_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/url"
@@ -123,6 +125,11 @@ func TestKeysPersistAndRotate(t *testing.T) {
 		t.Fatalf("retired key deleted too early: %d keys", len(keys))
 	}
 	e.clk.Advance(time.Hour + 2*time.Minute)
+	must(t, e.p.Sweep(ctx))
+	if keys, _ := e.store.ListKeys(ctx); len(keys) != 2 {
+		t.Fatalf("retired key deleted within the margin: %d keys", len(keys))
+	}
+	e.clk.Advance(5 * time.Minute)
 	must(t, e.p.Sweep(ctx))
 	if keys, _ := e.store.ListKeys(ctx); len(keys) != 1 {
 		t.Fatalf("retired key kept: %d keys", len(keys))
@@ -325,4 +332,48 @@ func TestNoSecretsInLogs(t *testing.T) {
 			t.Errorf("log contains a credential (%.12s…)", s)
 		}
 	}
+}
+
+// TestRotationAcrossReplicas: two providers share one store; a rotation on
+// one is picked up by the other before it signs again, and neither deletes
+// a key that the other still needs.
+func TestRotationAcrossReplicas(t *testing.T) {
+	a := newEnv(t, nil)
+	b, err := provider.New(ctx, a.store, a.p.Options())
+	must(t, err)
+	c, _ := a.client(t, "none")
+	before := a.issue(t, c)
+	must(t, b.RotateKeys(ctx))
+	a.clk.Advance(31 * time.Second)
+	after := a.issue(t, c)
+	keys, _ := a.store.ListKeys(ctx)
+	if kid := jwtKid(t, after.AccessToken); kid != keys[0].ID {
+		t.Fatalf("replica A signs with %s after B rotated to %s", kid, keys[0].ID)
+	}
+	for name, tok := range map[string]string{"before": before.AccessToken, "after": after.AccessToken} {
+		if _, err := b.LoadAccessToken(ctx, tok); err != nil {
+			t.Errorf("B rejects A's token from %s the rotation: %v", name, err)
+		}
+	}
+	// Much later, A (whose cache is stale) sweeps: only the retired key goes.
+	a.clk.Advance(2 * time.Hour)
+	must(t, a.p.Sweep(ctx))
+	keys, _ = a.store.ListKeys(ctx)
+	if len(keys) != 1 || !keys[0].RetiredAt.IsZero() {
+		t.Fatalf("after sweep: %d keys, active %v", len(keys), keys[0].RetiredAt.IsZero())
+	}
+}
+
+func jwtKid(t *testing.T, tok string) string {
+	t.Helper()
+	h, _, _ := strings.Cut(tok, ".")
+	b, err := base64.RawURLEncoding.DecodeString(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hdr struct {
+		Kid string `json:"kid"`
+	}
+	json.Unmarshal(b, &hdr)
+	return hdr.Kid
 }
