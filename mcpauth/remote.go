@@ -111,13 +111,13 @@ func (v *RemoteVerifier) Verify(ctx context.Context, token string) (*oauth.Acces
 	stale := time.Since(v.fetchedAt) > v.opts.KeysMaxAge
 	v.mu.Unlock()
 	if stale {
-		if err := v.refresh(ctx, false); err != nil {
+		if err := v.refresh(ctx); err != nil {
 			return nil, err
 		}
 	}
 	c, err := v.verifier.Verify(token)
 	if errors.Is(err, jwtkeys.ErrUnknownKey) {
-		if rerr := v.refresh(ctx, true); rerr != nil {
+		if rerr := v.refresh(ctx); rerr != nil {
 			return nil, rerr
 		}
 		c, err = v.verifier.Verify(token)
@@ -137,33 +137,29 @@ func (v *RemoteVerifier) Verify(ctx context.Context, token string) (*oauth.Acces
 	return c.AccessToken(token), nil
 }
 
-// refresh fetches the JWK Set; forced fetches (unknown kid) are limited to
-// one every KeysMinInterval so that junk tokens cannot drive traffic.
-func (v *RemoteVerifier) refresh(ctx context.Context, forced bool) error {
+// refresh fetches the JWK Set. Every fetch, whether the keys are stale or a
+// token names an unknown kid, is limited to one per KeysMinInterval, so that
+// junk tokens or an outage cannot drive traffic to the issuer. When a fetch
+// fails, keys already cached stay in use; only a verifier that has never
+// fetched any answers with an error.
+func (v *RemoteVerifier) refresh(ctx context.Context) error {
 	v.mu.Lock()
-	if forced && time.Since(v.lastTry) < v.opts.KeysMinInterval {
+	have := len(v.keys) > 0
+	if time.Since(v.lastTry) < v.opts.KeysMinInterval {
 		v.mu.Unlock()
-		return nil
+		if have {
+			return nil
+		}
+		return oauth.ErrServerError.WithCause(errors.New("mcpauth: no signing keys fetched yet"))
 	}
 	v.lastTry = time.Now()
 	jwksURL := v.jwksURL
 	v.mu.Unlock()
-	if jwksURL == "" {
-		u, intro, err := v.discover(ctx)
-		if err != nil {
-			return oauth.ErrServerError.WithCause(err)
+	keys, err := v.fetchKeys(ctx, jwksURL)
+	if err != nil {
+		if have {
+			return nil
 		}
-		jwksURL = u
-		v.mu.Lock()
-		v.jwksURL, v.introURL = u, intro
-		v.mu.Unlock()
-	}
-	body, err := v.get(ctx, jwksURL, jwtkeys.MaxJWKSBytes)
-	if err != nil {
-		return oauth.ErrServerError.WithCause(fmt.Errorf("mcpauth: fetch JWKS: %w", err))
-	}
-	keys, err := jwtkeys.ParseJWKS(body)
-	if err != nil {
 		return oauth.ErrServerError.WithCause(err)
 	}
 	m := make(map[string]*jwtkeys.Key, len(keys))
@@ -174,6 +170,24 @@ func (v *RemoteVerifier) refresh(ctx context.Context, forced bool) error {
 	v.keys, v.fetchedAt = m, time.Now()
 	v.mu.Unlock()
 	return nil
+}
+
+func (v *RemoteVerifier) fetchKeys(ctx context.Context, jwksURL string) ([]*jwtkeys.Key, error) {
+	if jwksURL == "" {
+		u, intro, err := v.discover(ctx)
+		if err != nil {
+			return nil, err
+		}
+		jwksURL = u
+		v.mu.Lock()
+		v.jwksURL, v.introURL = u, intro
+		v.mu.Unlock()
+	}
+	body, err := v.get(ctx, jwksURL, jwtkeys.MaxJWKSBytes)
+	if err != nil {
+		return nil, fmt.Errorf("mcpauth: fetch JWKS: %w", err)
+	}
+	return jwtkeys.ParseJWKS(body)
 }
 
 func (v *RemoteVerifier) discover(ctx context.Context) (jwks, intro string, err error) {

@@ -6,8 +6,11 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	oauth "github.com/mcp-oauth/oauth"
 )
 
 func TestRemoteVerifier(t *testing.T) {
@@ -72,5 +75,51 @@ func TestRemoteVerifier(t *testing.T) {
 	// documented trade-off of verifying apart from the authorization server.
 	if r := call(plain, at); r.StatusCode != 200 {
 		t.Fatalf("plain verifier: %d", r.StatusCode)
+	}
+}
+
+// TestRemoteVerifierOutage: when the issuer's JWKS fails, cached keys keep
+// verifying and fetches stay rate-limited; with no keys at all the verifier
+// answers server_error, not invalid_token.
+func TestRemoteVerifierOutage(t *testing.T) {
+	f := newFixture(t, nil)
+	_, tok := f.tokens()
+	jwks := f.get("/jwks.json").body
+	var fetches atomic.Int32
+	var down atomic.Bool
+	js := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		if down.Load() {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write(jwks)
+	}))
+	defer js.Close()
+	v, err := NewRemoteVerifier(RemoteVerifierOptions{Issuer: f.base, Resource: f.base + "/mcp", JWKSURL: js.URL,
+		KeysMaxAge: time.Nanosecond, KeysMinInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, tok.str("access_token")); err != nil {
+		t.Fatal(err)
+	}
+	down.Store(true)
+	for i := 0; i < 20; i++ {
+		if _, err := v.Verify(ctx, tok.str("access_token")); err != nil {
+			t.Fatalf("verify during JWKS outage: %v", err)
+		}
+		if _, err := v.Verify(ctx, "eyJhbGciOiJFUzI1NiIsImtpZCI6Im5ldyIsInR5cCI6ImF0K2p3dCJ9.e30.AAAA"); err == nil {
+			t.Fatal("junk token verified")
+		}
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Fatalf("%d JWKS fetches, want 1 (rate-limited)", n)
+	}
+	cold, _ := NewRemoteVerifier(RemoteVerifierOptions{Issuer: f.base, Resource: f.base + "/mcp", JWKSURL: js.URL})
+	_, err = cold.Verify(ctx, tok.str("access_token"))
+	if e := oauth.AsError(err); e == nil || e.Code != "server_error" {
+		t.Fatalf("verifier without keys: %v, want server_error", err)
 	}
 }
