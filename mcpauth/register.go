@@ -96,7 +96,7 @@ func normalizeRegistration(md *oauthex.ClientRegistrationMetadata) *oauth.Error 
 	default:
 		return bad("unsupported token_endpoint_auth_method; use none, client_secret_basic or client_secret_post")
 	}
-	if len(md.GrantTypes) > 0 && !slices.Contains(md.GrantTypes, oauth.GrantTypeAuthorizationCode) && !slices.Contains(md.GrantTypes, oauth.GrantTypeRefreshToken) {
+	if len(md.GrantTypes) > 0 && !slices.Contains(md.GrantTypes, oauth.GrantTypeAuthorizationCode) {
 		return bad("grant_types must include authorization_code")
 	}
 	md.GrantTypes = []string{oauth.GrantTypeAuthorizationCode, oauth.GrantTypeRefreshToken}

@@ -33,6 +33,7 @@ func TestRegister(t *testing.T) {
 		{"relative", `{"redirect_uris":["/cb"]}`, 400, "invalid_redirect_uri", false},
 		{"no uris", `{"client_name":"x"}`, 400, "invalid_redirect_uri", false},
 		{"private_key_jwt", `{"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"private_key_jwt"}`, 400, "invalid_client_metadata", false},
+		{"refresh_token only", `{"redirect_uris":["https://a.example/cb"],"grant_types":["refresh_token"]}`, 400, "invalid_client_metadata", false},
 		{"implicit only", `{"redirect_uris":["https://a.example/cb"],"response_types":["token"]}`, 400, "invalid_client_metadata", false},
 		{"bad application_type", `{"redirect_uris":["https://a.example/cb"],"application_type":"tv"}`, 400, "invalid_client_metadata", false},
 		{"long name", `{"redirect_uris":["https://a.example/cb"],"client_name":"` + strings.Repeat("n", 201) + `"}`, 400, "invalid_client_metadata", false},
@@ -139,10 +140,19 @@ func TestIntrospect(t *testing.T) {
 	if r.status != 200 || r.json["active"] != true || r.str("sub") != "alice" || r.str("client_id") != c.id || r.str("aud") != f.base+"/mcp" || r.str("iss") != f.base {
 		t.Fatalf("introspect access token: %d %s", r.status, r.body)
 	}
-	// Refresh tokens are described only to their own client.
+	// Refresh tokens are not described, and introspecting one has no side
+	// effect: a spent one does not revoke the grant from a third party.
 	if r := f.post("/introspect", url.Values{"token": {tok.str("refresh_token")}}, []string{rs.id, rs.secret}); r.json["active"] != false {
-		t.Errorf("other client's refresh token: %s", r.body)
+		t.Errorf("refresh token described: %s", r.body)
 	}
+	spent := tok.str("refresh_token")
+	r1 := f.post("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {spent}, "client_id": {c.id}}, nil)
+	r2 := f.post("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r1.str("refresh_token")}, "client_id": {c.id}}, nil)
+	f.post("/introspect", url.Values{"token": {spent}}, []string{rs.id, rs.secret})
+	if r := f.mcpCall(r2.str("access_token"), initialize); r.status != 200 {
+		t.Fatalf("introspecting a spent refresh token revoked the grant: %d", r.status)
+	}
+	tok = r2
 	for name, tk := range map[string]string{"junk": "junk", "empty-ish": "mcp_rt_x"} {
 		if r := f.post("/introspect", url.Values{"token": {tk}}, []string{rs.id, rs.secret}); r.status != 200 || r.json["active"] != false || len(r.json) != 1 {
 			t.Errorf("%s: %s", name, r.body)

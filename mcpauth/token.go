@@ -262,11 +262,13 @@ type introspection struct {
 }
 
 // serveIntrospect implements token introspection, RFC 7662 §2, for resource
-// servers that run apart. Callers authenticate as confidential clients. Any
-// such client may introspect access tokens; refresh tokens are described
-// only to the client they were issued to. Everything else is {"active":false}.
+// servers that run apart. Callers authenticate as confidential clients and
+// may introspect access tokens; anything else, refresh tokens included, is
+// {"active":false}. Refresh tokens are not described because loading one has
+// side effects (a spent one revokes its grant) that a third party must not
+// be able to trigger, and resource servers never need them.
 func (s *AuthorizationServer) serveIntrospect(w http.ResponseWriter, r *http.Request) {
-	form, client, ok := s.clientRequest(w, r)
+	_, client, ok := s.clientRequest(w, r)
 	if !ok {
 		return
 	}
@@ -274,7 +276,7 @@ func (s *AuthorizationServer) serveIntrospect(w http.ResponseWriter, r *http.Req
 		writeError(w, s.log, oauth.ErrInvalidClient.WithDescription("introspection requires a confidential client"))
 		return
 	}
-	tok := form.Get("token")
+	tok := r.PostForm.Get("token")
 	if tok == "" {
 		writeError(w, s.log, oauth.ErrInvalidRequest.WithDescription("token is required"))
 		return
@@ -284,11 +286,6 @@ func (s *AuthorizationServer) serveIntrospect(w http.ResponseWriter, r *http.Req
 		out = introspection{Active: true, Scope: strings.Join(at.Scopes, " "), ClientID: at.ClientID, Sub: at.Subject,
 			Aud: at.Resource, Iss: s.opts.Issuer, Exp: at.ExpiresAt.Unix(), Iat: at.IssuedAt.Unix(), Jti: at.ID,
 			TokenType: "Bearer", GrantID: at.GrantID}
-	} else if strings.HasPrefix(tok, secret.PrefixRefreshToken) {
-		if rt, err := s.p.LoadRefreshToken(r.Context(), tok); err == nil && rt.ClientID == client.ID {
-			out = introspection{Active: true, Scope: strings.Join(rt.Scopes, " "), ClientID: rt.ClientID, Sub: rt.Subject,
-				Aud: rt.Resource, Iss: s.opts.Issuer, Exp: rt.ExpiresAt.Unix(), TokenType: "refresh_token", GrantID: rt.GrantID}
-		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
