@@ -417,3 +417,28 @@ func TestConcurrentRefresh(t *testing.T) {
 		t.Fatalf("%d live refresh tokens after %d concurrent refreshes, want 1", live, len(issued))
 	}
 }
+
+// TestDeletedClient: a deleted client gets 401 invalid_client at /token
+// (Claude re-registers on that), and its grants stop working.
+func TestDeletedClient(t *testing.T) {
+	f := newFixture(t, nil)
+	c, tok := f.tokens()
+	code := f.code(c)
+	if err := f.h.Provider().DeleteClient(context.Background(), c.id); err != nil {
+		t.Fatal(err)
+	}
+	for name, r := range map[string]*response{
+		"code":    f.exchange(c, code),
+		"refresh": f.post("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.str("refresh_token")}, "client_id": {c.id}}, nil),
+	} {
+		if r.status != 401 || r.str("error") != "invalid_client" || r.header.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s: %d %s", name, r.status, r.body)
+		}
+	}
+	if r := f.mcpCall(tok.str("access_token"), initialize); r.status != 401 {
+		t.Errorf("access token of a deleted client: %d", r.status)
+	}
+	if r := f.get("/authorize?" + authParams(c).Encode()); r.status != 400 || r.header.Get("Location") != "" {
+		t.Errorf("authorize for a deleted client: %d", r.status)
+	}
+}
