@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
@@ -94,6 +95,7 @@ func NewAuthorizationServer(p oauth.Provider, opts ServerOptions) (*Authorizatio
 	if len(opts.Scopes) == 0 {
 		opts.Scopes = DefaultScopes
 	}
+	opts.Scopes = slices.Clone(opts.Scopes) // never alias the caller's slice
 	for _, s := range opts.Scopes {
 		if !validScopeToken(s) {
 			return nil, fmt.Errorf("mcpauth: invalid scope %q (RFC 6749 §3.3 scope-token)", s)

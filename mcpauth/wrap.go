@@ -139,6 +139,13 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 	if len(opts.Scopes) == 0 {
 		opts.Scopes = DefaultScopes
 	}
+	opts.Scopes = slices.Clone(opts.Scopes)
+	opts.RequiredScopes = slices.Clone(opts.RequiredScopes)
+	toolScopes := make(map[string][]string, len(opts.ToolScopes))
+	for tool, scopes := range opts.ToolScopes {
+		toolScopes[tool] = slices.Clone(scopes)
+	}
+	opts.ToolScopes = toolScopes
 	for tool, scopes := range opts.ToolScopes {
 		for _, s := range scopes {
 			if !slices.Contains(opts.Scopes, s) {
