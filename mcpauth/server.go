@@ -115,8 +115,11 @@ func NewAuthorizationServer(p oauth.Provider, opts ServerOptions) (*Authorizatio
 // http is allowed for loopback hosts only (local development).
 func checkIssuer(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
-	if err != nil || s == "" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+	if err != nil || s == "" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || u.Opaque != "" {
 		return nil, fmt.Errorf("mcpauth: %q is not an absolute URL without query, fragment or userinfo", s)
+	}
+	if p := strings.TrimSuffix(u.EscapedPath(), "/"); !plainPath(p) {
+		return nil, fmt.Errorf("mcpauth: %q: the path must be plain segments of letters, digits, '-', '.', '_', '~'", s)
 	}
 	switch u.Scheme {
 	case "https":

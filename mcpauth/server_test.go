@@ -127,6 +127,7 @@ func TestZeroOptionsAreSecure(t *testing.T) {
 		{"http://127.0.0.1:3000/cb", "http://localhost:3000/cb", false},
 		{"http://127.0.0.1:3000/cb", "http://127.0.0.1:3000/other", false},
 		{"http://127.0.0.1:3000/cb", "http://user@127.0.0.1:3000/cb", false},
+		{"http://127.0.0.1:3000/cb", "http://127.0.0.1:5555/cb#x", false},
 		{"cursor://anysphere.cursor-mcp/oauth/callback", "cursor://anysphere.cursor-mcp/oauth/callback", true},
 	} {
 		if got := matchRedirectURI([]string{tc.reg}, tc.req); got != tc.ok {
@@ -146,6 +147,13 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"tool scope unknown":   {Issuer: "https://notes.example.com", ToolScopes: map[string][]string{"t": {"nope"}}},
 		"bad alg":              {Issuer: "https://notes.example.com", SigningAlgorithm: "HS256"},
 		"bad scope token":      {Issuer: "https://notes.example.com", Scopes: []string{"a b"}},
+		"mcp path slash":       {Issuer: "https://notes.example.com", MCPPath: "/"},
+		"mcp path trailing":    {Issuer: "https://notes.example.com/app", MCPPath: "/mcp/"},
+		"mcp path dots":        {Issuer: "https://notes.example.com", MCPPath: "/../mcp"},
+		"mcp path wildcard":    {Issuer: "https://notes.example.com", MCPPath: "/{x}"},
+		"issuer path escape":   {Issuer: "https://notes.example.com/a%20b"},
+		"issuer path wildcard": {Issuer: "https://notes.example.com/{x}"},
+		"issuer double slash":  {Issuer: "https://notes.example.com//app"},
 	} {
 		if _, err := New(newMCPServer(), o); err == nil {
 			t.Errorf("%s: New succeeded", name)
@@ -394,6 +402,9 @@ func TestIssuerWithPath(t *testing.T) {
 	}
 	if r := get(wantPRM); r.status != 200 || r.str("resource") != f.base+"/mcp" || !sameList(r.json["authorization_servers"], f.base) {
 		t.Fatalf("PRM: %d %s", r.status, r.body)
+	}
+	if r := get(origin + "/.well-known/oauth-protected-resource"); r.status != 404 {
+		t.Errorf("root PRM served for an issuer with a path: %d", r.status)
 	}
 	_, tok := f.tokens()
 	if r := f.mcpCall(tok.str("access_token"), initialize); r.status != 200 {

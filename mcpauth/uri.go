@@ -69,6 +69,9 @@ func checkRedirectURI(s string) *oauth.Error {
 // for loopback http URIs, equal in everything but the port, which native
 // apps choose at run time (RFC 8252 §7.3).
 func matchRedirectURI(registered []string, requested string) bool {
+	if strings.Contains(requested, "#") {
+		return false // OAuth 2.1 §2.3.1: a redirect URI has no fragment
+	}
 	if slices.Contains(registered, requested) {
 		return true
 	}

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -133,8 +134,8 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 	if opts.MCPPath == "" {
 		opts.MCPPath = DefaultMCPPath
 	}
-	if !strings.HasPrefix(opts.MCPPath, "/") || strings.ContainsAny(opts.MCPPath, "?#{} ") {
-		return nil, fmt.Errorf("mcpauth: MCPPath %q must be a plain absolute path", opts.MCPPath)
+	if !plainPath(opts.MCPPath) || opts.MCPPath == "" {
+		return nil, fmt.Errorf("mcpauth: MCPPath %q must be a plain absolute path such as /mcp: segments of letters, digits, '-', '.', '_', '~', no trailing slash", opts.MCPPath)
 	}
 	if len(opts.Scopes) == 0 {
 		opts.Scopes = DefaultScopes
@@ -197,8 +198,9 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 	}
 
 	// RFC 9728 §3.1: metadata at the path-inserted well-known URI of the
-	// resource, and at the root for clients of earlier MCP revisions. Both
-	// name the MCP endpoint itself as the resource, byte for byte.
+	// resource, and (when the issuer has no path) at the root for clients of
+	// earlier MCP revisions. Both name the MCP endpoint itself as the
+	// resource, byte for byte.
 	prm := &oauthex.ProtectedResourceMetadata{
 		Resource:               resource,
 		AuthorizationServers:   []string{opts.Issuer},
@@ -210,7 +212,13 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		writeJSON(w, http.StatusOK, prm)
 	}))
-	for _, p := range []string{wellKnownPRM + mcpPath, wellKnownPRM} {
+	prmPaths := []string{wellKnownPRM + mcpPath}
+	if issuerPath == "" {
+		// The root document describes the whole host; serve it only when
+		// this server owns the host (its issuer has no path).
+		prmPaths = append(prmPaths, wellKnownPRM)
+	}
+	for _, p := range prmPaths {
 		h.mux.Handle("GET "+p, prmHandler)
 		h.mux.Handle("OPTIONS "+p, prmHandler)
 	}
@@ -303,4 +311,29 @@ func hostAllowed(hostport string, allowed map[string]bool) bool {
 	}
 	host = strings.Trim(host, "[]")
 	return isLoopbackHost(host) || allowed[host]
+}
+
+// plainPath reports whether p is empty or a clean absolute path whose
+// segments use only RFC 3986 unreserved characters, so that it can be used
+// both in URLs and as an http.ServeMux pattern without surprises (no
+// wildcards, escapes, dot segments or trailing slash).
+func plainPath(p string) bool {
+	if p == "" {
+		return true
+	}
+	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || path.Clean(p) != p {
+		return false
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+		for i := 0; i < len(seg); i++ {
+			c := seg[i]
+			if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
+				return false
+			}
+		}
+	}
+	return true
 }
