@@ -97,6 +97,7 @@ type Provider struct {
 
 	keys       atomic.Pointer[keySet]
 	keysAt     atomic.Int64 // p.now() of the last reload, UnixNano
+	keysMu     sync.Mutex   // serializes reloads of keys
 	reloadMu   sync.Mutex
 	lastReload time.Time
 	verifier   jwtkeys.Verifier
@@ -192,7 +193,16 @@ func (p *Provider) now() time.Time { return p.opts.Now() }
 
 // ---- keys ----
 
+// reloadKeys rereads the key set from the store. Reloads are serialized, so
+// a slow read can never replace the result of a later one (such as the
+// reload that follows RotateKeys).
 func (p *Provider) reloadKeys(ctx context.Context) error {
+	p.keysMu.Lock()
+	defer p.keysMu.Unlock()
+	return p.reloadKeysLocked(ctx)
+}
+
+func (p *Provider) reloadKeysLocked(ctx context.Context) error {
 	recs, err := p.store.ListKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("provider: load keys: %w", err)
@@ -214,16 +224,24 @@ func (p *Provider) reloadKeys(ctx context.Context) error {
 	return nil
 }
 
-// signingKey returns the active key, rereading the key set first when it is
-// older than keyRefreshInterval. A failed reread keeps the current set.
-func (p *Provider) signingKey(ctx context.Context) *jwtkeys.Key {
-	if p.now().UnixNano()-p.keysAt.Load() > int64(keyRefreshInterval) {
-		if err := p.reloadKeys(ctx); err != nil {
-			p.log.Error("mcpauth: reload signing keys", "err", err)
-			p.keysAt.Store(p.now().UnixNano()) // do not retry on every request
+// freshKeys returns the key set, rereading it first when it is older than
+// keyRefreshInterval, so that a rotation made by another replica sharing
+// the store is used for signing and published in the JWKS within that
+// interval. One caller rereads while the others wait and then reuse its
+// result; a failed reread keeps the current set.
+func (p *Provider) freshKeys(ctx context.Context) *keySet {
+	stale := func() bool { return p.now().UnixNano()-p.keysAt.Load() > int64(keyRefreshInterval) }
+	if stale() {
+		p.keysMu.Lock()
+		if stale() {
+			if err := p.reloadKeysLocked(ctx); err != nil {
+				p.log.Error("mcpauth: reload signing keys", "err", err)
+				p.keysAt.Store(p.now().UnixNano()) // do not retry on every request
+			}
 		}
+		p.keysMu.Unlock()
 	}
-	return p.keys.Load().active
+	return p.keys.Load()
 }
 
 func (p *Provider) lookupKey(kid string) *jwtkeys.Key {
@@ -248,7 +266,7 @@ func (p *Provider) RotateKeys(ctx context.Context) error {
 // JWKS returns the JWK Set (RFC 7517 §5) of every key that may still verify
 // a live token.
 func (p *Provider) JWKS(ctx context.Context) ([]byte, error) {
-	return jwtkeys.MarshalJWKS(p.keys.Load().all)
+	return jwtkeys.MarshalJWKS(p.freshKeys(ctx).all)
 }
 
 // ---- clients ----
@@ -611,7 +629,7 @@ func (p *Provider) touch(ctx context.Context, client *oauth.Client, grantID stri
 
 func (p *Provider) tokenResponse(ctx context.Context, clientID, grantID, subject string, scopes []string, resource, refresh string) (*oauth.TokenResponse, error) {
 	now := p.now()
-	k := p.signingKey(ctx)
+	k := p.freshKeys(ctx).active
 	scope := strings.Join(scopes, " ")
 	at, err := k.Sign(&jwtkeys.Claims{
 		RegisteredClaims: registeredClaims(p.opts.Issuer, subject, resource, now, p.opts.AccessTokenTTL),

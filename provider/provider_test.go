@@ -355,7 +355,16 @@ func TestRotationAcrossReplicas(t *testing.T) {
 			t.Errorf("B rejects A's token from %s the rotation: %v", name, err)
 		}
 	}
-	// Much later, A (whose cache is stale) sweeps: only the retired key goes.
+	// A's JWKS publishes a key B rotates in, without A signing anything.
+	must(t, b.RotateKeys(ctx))
+	a.clk.Advance(31 * time.Second)
+	jwks, err := a.p.JWKS(ctx)
+	must(t, err)
+	keys, _ = a.store.ListKeys(ctx)
+	if !strings.Contains(string(jwks), keys[0].ID) {
+		t.Fatalf("A's JWKS lacks B's new key %s: %s", keys[0].ID, jwks)
+	}
+	// Much later, A (whose cache is stale) sweeps: only the retired keys go.
 	a.clk.Advance(2 * time.Hour)
 	must(t, a.p.Sweep(ctx))
 	keys, _ = a.store.ListKeys(ctx)
