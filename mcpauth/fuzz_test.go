@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
+	sdkjson "github.com/segmentio/encoding/json" // the decoder go-sdk v1 uses
 
 	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/provider"
@@ -240,9 +241,9 @@ func FuzzPeekToolCalls(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// Whatever was accepted must read the same to a case-sensitive
-		// decoder such as go-sdk's: every tools/call names exactly the
-		// tools we found, under the exact keys.
+		// Whatever was accepted must read the same to go-sdk's decoder
+		// (segmentio/encoding with case-insensitive matching off): a single
+		// tools/call names exactly the tool we found.
 		var one struct {
 			Method string `json:"method"`
 			Params struct {
@@ -250,8 +251,10 @@ func FuzzPeekToolCalls(f *testing.F) {
 			} `json:"params"`
 		}
 		if len(names) == 1 && bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
-			if json.Unmarshal(body, &one) != nil || one.Method != "tools/call" || one.Params.Name != names[0] {
-				t.Fatalf("accepted %q as tool %q", body, names[0])
+			dec := sdkjson.NewDecoder(bytes.NewReader(body))
+			dec.DontMatchCaseInsensitiveStructFields()
+			if dec.Decode(&one) != nil || one.Method != "tools/call" || one.Params.Name != names[0] {
+				t.Fatalf("accepted %q as tool %q; go-sdk reads %q", body, names[0], one.Params.Name)
 			}
 		}
 	})

@@ -18,6 +18,11 @@ import (
 	"github.com/mcp-oauth/oauth/internal/jwtkeys"
 )
 
+// maxKeyStaleness bounds how long a RemoteVerifier keeps trusting cached
+// keys while the issuer's JWKS cannot be fetched: a key the issuer has
+// withdrawn must not stay valid indefinitely.
+const maxKeyStaleness = 24 * time.Hour
+
 // RemoteVerifierOptions configure a [RemoteVerifier].
 type RemoteVerifierOptions struct {
 	// Issuer is the authorization server's issuer; tokens must carry it as
@@ -140,8 +145,8 @@ func (v *RemoteVerifier) Verify(ctx context.Context, token string) (*oauth.Acces
 // refresh fetches the JWK Set. Every fetch, whether the keys are stale or a
 // token names an unknown kid, is limited to one per KeysMinInterval, so that
 // junk tokens or an outage cannot drive traffic to the issuer. When a fetch
-// fails, keys already cached stay in use; only a verifier that has never
-// fetched any answers with an error.
+// fails, keys already cached stay in use for up to maxKeyStaleness; after
+// that, or without any keys, verification answers server_error.
 func (v *RemoteVerifier) refresh(ctx context.Context) error {
 	v.mu.Lock()
 	have := len(v.keys) > 0
@@ -157,7 +162,13 @@ func (v *RemoteVerifier) refresh(ctx context.Context) error {
 	v.mu.Unlock()
 	keys, err := v.fetchKeys(ctx, jwksURL)
 	if err != nil {
-		if have {
+		v.mu.Lock()
+		usable := have && time.Since(v.fetchedAt) < maxKeyStaleness
+		if !usable {
+			v.keys = nil
+		}
+		v.mu.Unlock()
+		if usable {
 			return nil
 		}
 		return oauth.ErrServerError.WithCause(err)
