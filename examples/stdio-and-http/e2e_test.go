@@ -60,7 +60,7 @@ var userCodeRE = regexp.MustCompile(`data-user-code="([A-Z]{4}-[A-Z]{4})"`)
 // browse plays the user's browser: it opens the authorization URL, follows
 // it to the approval page, reads the user code, lets approve decide, and
 // reloads the page to receive the redirect back to the client.
-func browse(t *testing.T, authURL string, approve func(code string) error) (*url.URL, error) {
+func browse(t *testing.T, authURL, redirectHost string, approve func(code string) error) (*url.URL, error) {
 	resp, err := noRedirect.Get(authURL)
 	if err != nil {
 		return nil, err
@@ -86,7 +86,7 @@ func browse(t *testing.T, authURL string, approve func(code string) error) (*url
 	if m == nil {
 		return nil, fmt.Errorf("device page shows no user code:\n%s", body)
 	}
-	if !strings.Contains(string(body), "127.0.0.1:49152") {
+	if !strings.Contains(string(body), redirectHost) {
 		return nil, fmt.Errorf("device page does not show the redirect host")
 	}
 	if !strings.Contains(string(body), "approve -db ") || !strings.Contains(string(body), string(m[1])) {
@@ -204,7 +204,7 @@ func TestEndToEndGoSDKClient(t *testing.T) {
 func connectAs(t *testing.T, ctx context.Context, base string, h *mcpauth.Handler, subject string) (*mcp.ClientSession, *auth.AuthorizationCodeHandler) {
 	t.Helper()
 	fetcher := func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
-		loc, err := browse(t, args.URL, func(code string) error {
+		loc, err := browse(t, args.URL, "127.0.0.1:49152", func(code string) error {
 			_, err := h.Approve(ctx, code, subject)
 			return err
 		})
