@@ -66,7 +66,7 @@ func (s *AuthorizationServer) serveAuthorize(w http.ResponseWriter, r *http.Requ
 	redirectURI := q.Get("redirect_uri")
 	explicit := redirectURI != ""
 	switch {
-	case explicit && (len(redirectURI) > MaxParamLen || !matchRedirectURI(client.RedirectURIs, redirectURI)):
+	case explicit && (len(redirectURI) > MaxParamLen || !redirect.Match(client.RedirectURIs, redirectURI)):
 		s.showError(w, http.StatusBadRequest, "The redirect URI in this request is not one this application registered, so the server will not send you there.")
 		return
 	case !explicit && len(client.RedirectURIs) != 1:
@@ -121,7 +121,7 @@ func (s *AuthorizationServer) serveAuthorize(w http.ResponseWriter, r *http.Requ
 	}
 	resource := s.resource
 	if rs := q.Get("resource"); rs != "" {
-		if !sameResource(s.resource, rs) {
+		if !redirect.SameResource(s.resource, rs) {
 			fail(oauth.ErrInvalidTarget.WithDescription("unknown resource; this server protects " + s.resource))
 			return
 		}

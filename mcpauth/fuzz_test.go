@@ -15,6 +15,7 @@ import (
 	sdkjson "github.com/segmentio/encoding/json" // the decoder go-sdk v1 uses
 
 	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/internal/redirect"
 	"github.com/mcp-oauth/oauth/provider"
 	"github.com/mcp-oauth/oauth/storage/memory"
 )
@@ -155,7 +156,7 @@ func FuzzRegister(f *testing.F) {
 				t.Fatalf("201 with %q", w.Body)
 			}
 			for _, u := range resp.RedirectURIs {
-				if e := checkRedirectURI(u); e != nil {
+				if e := redirect.Check(u); e != nil {
 					t.Fatalf("registered unacceptable redirect URI %q: %v", u, e)
 				}
 			}
@@ -178,7 +179,7 @@ func FuzzRedirectURI(f *testing.F) {
 		f.Add(s, "http://127.0.0.1:9/cb")
 	}
 	f.Fuzz(func(t *testing.T, s, req string) {
-		if checkRedirectURI(s) != nil {
+		if redirect.Check(s) != nil {
 			return
 		}
 		u, err := url.Parse(s)
@@ -186,15 +187,15 @@ func FuzzRedirectURI(f *testing.F) {
 			t.Fatalf("accepted unparsable %q", s)
 		}
 		sc := strings.ToLower(u.Scheme)
-		if forbiddenSchemes[sc] || (sc == "http" && !isLoopbackHost(u.Hostname())) || u.Fragment != "" {
+		if redirect.ForbiddenScheme(sc) || (sc == "http" && !redirect.IsLoopbackHost(u.Hostname())) || u.Fragment != "" {
 			t.Fatalf("accepted %q", s)
 		}
-		if !matchRedirectURI([]string{s}, s) {
+		if !redirect.Match([]string{s}, s) {
 			t.Fatalf("%q does not match itself", s)
 		}
-		if matchRedirectURI([]string{s}, req) && req != s {
+		if redirect.Match([]string{s}, req) && req != s {
 			r, err := url.Parse(req)
-			if err != nil || r.Scheme != "http" || !isLoopbackHost(r.Hostname()) || r.Hostname() != u.Hostname() || r.Path != u.Path {
+			if err != nil || r.Scheme != "http" || !redirect.IsLoopbackHost(r.Hostname()) || r.Hostname() != u.Hostname() || r.Path != u.Path {
 				t.Fatalf("%q matched registered %q", req, s)
 			}
 		}

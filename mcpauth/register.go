@@ -10,6 +10,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/internal/redirect"
 	"github.com/mcp-oauth/oauth/internal/secret"
 )
 
@@ -85,7 +86,7 @@ func normalizeRegistration(md *oauthex.ClientRegistrationMetadata) *oauth.Error 
 		return oauth.ErrInvalidRedirectURI.WithDescription("too many redirect_uris")
 	}
 	for _, u := range md.RedirectURIs {
-		if e := checkRedirectURI(u); e != nil {
+		if e := redirect.Check(u); e != nil {
 			return e
 		}
 	}
@@ -106,7 +107,7 @@ func normalizeRegistration(md *oauthex.ClientRegistrationMetadata) *oauth.Error 
 	md.ResponseTypes = []string{"code"}
 	switch md.ApplicationType {
 	case "":
-		if allLoopbackOrApp(md.RedirectURIs) {
+		if redirect.AllNative(md.RedirectURIs) {
 			md.ApplicationType = "native"
 		} else {
 			md.ApplicationType = "web"

@@ -14,6 +14,7 @@ import (
 
 	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/devicepage"
+	"github.com/mcp-oauth/oauth/internal/redirect"
 )
 
 // Endpoint paths, relative to the issuer (DESIGN.md, "HTTP surface").
@@ -124,7 +125,7 @@ func checkIssuer(s string) (*url.URL, error) {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !isLoopbackHost(u.Hostname()) {
+		if !redirect.IsLoopbackHost(u.Hostname()) {
 			return nil, fmt.Errorf("mcpauth: %q: http is allowed only on loopback hosts; use https", s)
 		}
 	default:

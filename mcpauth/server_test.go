@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/mcp-oauth/oauth/internal/jwtkeys"
+	"github.com/mcp-oauth/oauth/internal/redirect"
 )
 
 func TestMetadata(t *testing.T) {
@@ -102,11 +103,11 @@ func TestZeroOptionsAreSecure(t *testing.T) {
 	// Every registered URI is matchable, not only the first (Cursor registers three).
 	cursor := []string{"cursor://anysphere.cursor-mcp/oauth/callback", "https://cursor.com/cb", "http://127.0.0.1:3000/cb"}
 	for _, req := range append(slices.Clone(cursor), "http://127.0.0.1:4444/cb") {
-		if !matchRedirectURI(cursor, req) {
+		if !redirect.Match(cursor, req) {
 			t.Errorf("%q does not match %v", req, cursor)
 		}
 	}
-	if matchRedirectURI(cursor, "https://cursor.com/cb2") {
+	if redirect.Match(cursor, "https://cursor.com/cb2") {
 		t.Error("unregistered URI matched")
 	}
 	// Redirect matching is exact (no prefix or suffix match) except the port of loopback URIs.
@@ -130,7 +131,7 @@ func TestZeroOptionsAreSecure(t *testing.T) {
 		{"http://127.0.0.1:3000/cb", "http://127.0.0.1:5555/cb#x", false},
 		{"cursor://anysphere.cursor-mcp/oauth/callback", "cursor://anysphere.cursor-mcp/oauth/callback", true},
 	} {
-		if got := matchRedirectURI([]string{tc.reg}, tc.req); got != tc.ok {
+		if got := redirect.Match([]string{tc.reg}, tc.req); got != tc.ok {
 			t.Errorf("match(%q, %q) = %v, want %v", tc.reg, tc.req, got, tc.ok)
 		}
 	}

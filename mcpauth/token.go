@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/internal/redirect"
 	"github.com/mcp-oauth/oauth/internal/secret"
 )
 
@@ -180,7 +181,7 @@ func (s *AuthorizationServer) exchangeCode(r *http.Request, client *oauth.Client
 	if !secret.Equal(base64.RawURLEncoding.EncodeToString(sum[:]), code.CodeChallenge) {
 		return nil, oauth.ErrInvalidGrant.WithDescription("code_verifier does not match code_challenge")
 	}
-	if res := form.Get("resource"); res != "" && !sameResource(code.Resource, res) {
+	if res := form.Get("resource"); res != "" && !redirect.SameResource(code.Resource, res) {
 		return nil, oauth.ErrInvalidTarget.WithDescription("resource does not match the authorization request")
 	}
 	return s.p.ExchangeAuthorizationCode(r.Context(), client, code)
@@ -204,7 +205,7 @@ func (s *AuthorizationServer) exchangeRefresh(r *http.Request, client *oauth.Cli
 			return nil, oauth.ErrInvalidScope.WithDescription("requested scope exceeds the original grant")
 		}
 	}
-	if res := form.Get("resource"); res != "" && !sameResource(rt.Resource, res) {
+	if res := form.Get("resource"); res != "" && !redirect.SameResource(rt.Resource, res) {
 		return nil, oauth.ErrInvalidTarget.WithDescription("resource does not match the grant")
 	}
 	return s.p.ExchangeRefreshToken(r.Context(), client, rt, scopes)

@@ -34,6 +34,7 @@ import (
 
 	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/devicepage"
+	"github.com/mcp-oauth/oauth/internal/redirect"
 	"github.com/mcp-oauth/oauth/provider"
 	"github.com/mcp-oauth/oauth/storage"
 	"github.com/mcp-oauth/oauth/storage/memory"
@@ -310,7 +311,7 @@ func hostAllowed(hostport string, allowed map[string]bool) bool {
 		host = h
 	}
 	host = strings.Trim(host, "[]")
-	return isLoopbackHost(host) || allowed[host]
+	return redirect.IsLoopbackHost(host) || allowed[host]
 }
 
 // plainPath reports whether p is empty or a clean absolute path whose

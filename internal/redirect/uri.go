@@ -1,4 +1,4 @@
-package mcpauth
+package redirect
 
 import (
 	"net"
@@ -9,9 +9,9 @@ import (
 	oauth "github.com/mcp-oauth/oauth"
 )
 
-// isLoopbackHost reports whether host (without port or brackets) names the
+// IsLoopbackHost reports whether host (without port or brackets) names the
 // loopback interface: "localhost", 127.0.0.0/8 or ::1 (RFC 8252 §7.3, §8.3).
-func isLoopbackHost(host string) bool {
+func IsLoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
@@ -19,21 +19,24 @@ func isLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// maxLen bounds a redirect URI.
+const maxLen = 2048
+
 // forbiddenSchemes can run code or read local files in a browser.
 var forbiddenSchemes = map[string]bool{
 	"javascript": true, "data": true, "vbscript": true, "file": true,
 	"about": true, "blob": true, "filesystem": true, "view-source": true,
 }
 
-// checkRedirectURI validates one registered redirect URI (RFC 7591 §2,
+// Check validates one registered redirect URI (RFC 7591 §2,
 // OAuth 2.1 §2.3.1, RFC 8252 §7): absolute, no fragment; https with a
 // host; http only on a loopback host; or a private-use scheme (such as
 // cursor:// or com.example.app:/cb), never one that runs code or reads files.
-func checkRedirectURI(s string) *oauth.Error {
+func Check(s string) *oauth.Error {
 	bad := func(why string) *oauth.Error {
 		return oauth.ErrInvalidRedirectURI.WithDescription("redirect URI " + why)
 	}
-	if s == "" || len(s) > MaxParamLen {
+	if s == "" || len(s) > maxLen {
 		return bad("is empty or too long")
 	}
 	u, err := url.Parse(s)
@@ -52,7 +55,7 @@ func checkRedirectURI(s string) *oauth.Error {
 			return bad("has no host")
 		}
 	case scheme == "http":
-		if !isLoopbackHost(u.Hostname()) {
+		if !IsLoopbackHost(u.Hostname()) {
 			return bad("uses http on a non-loopback host; use https")
 		}
 	case scheme == "ws" || scheme == "wss" || scheme == "ftp":
@@ -64,11 +67,11 @@ func checkRedirectURI(s string) *oauth.Error {
 	return nil
 }
 
-// matchRedirectURI reports whether the requested redirect URI matches a
+// Match reports whether the requested redirect URI matches a
 // registered one: exactly (simple string comparison, OAuth 2.1 §4.1.1), or,
 // for loopback http URIs, equal in everything but the port, which native
 // apps choose at run time (RFC 8252 §7.3).
-func matchRedirectURI(registered []string, requested string) bool {
+func Match(registered []string, requested string) bool {
 	if strings.Contains(requested, "#") {
 		return false // OAuth 2.1 §2.3.1: a redirect URI has no fragment
 	}
@@ -76,12 +79,12 @@ func matchRedirectURI(registered []string, requested string) bool {
 		return true
 	}
 	ru, err := url.Parse(requested)
-	if err != nil || ru.Scheme != "http" || !isLoopbackHost(ru.Hostname()) || ru.User != nil {
+	if err != nil || ru.Scheme != "http" || !IsLoopbackHost(ru.Hostname()) || ru.User != nil {
 		return false
 	}
 	for _, r := range registered {
 		gu, err := url.Parse(r)
-		if err != nil || gu.Scheme != "http" || !isLoopbackHost(gu.Hostname()) {
+		if err != nil || gu.Scheme != "http" || !IsLoopbackHost(gu.Hostname()) {
 			continue
 		}
 		if gu.Hostname() == ru.Hostname() && gu.EscapedPath() == ru.EscapedPath() && gu.RawQuery == ru.RawQuery {
@@ -91,24 +94,28 @@ func matchRedirectURI(registered []string, requested string) bool {
 	return false
 }
 
-// allLoopbackOrApp reports whether every URI is a loopback http URI or a
+// AllNative reports whether every URI is a loopback http URI or a
 // private-use scheme: the client is a native app (RFC 8252).
-func allLoopbackOrApp(uris []string) bool {
+func AllNative(uris []string) bool {
 	for _, s := range uris {
 		u, err := url.Parse(s)
 		if err != nil {
 			return false
 		}
-		if u.Scheme == "https" || (u.Scheme == "http" && !isLoopbackHost(u.Hostname())) {
+		if u.Scheme == "https" || (u.Scheme == "http" && !IsLoopbackHost(u.Hostname())) {
 			return false
 		}
 	}
 	return len(uris) > 0
 }
 
-// sameResource reports whether the requested resource (RFC 8707) names the
+// SameResource reports whether the requested resource (RFC 8707) names the
 // canonical one, tolerating only a trailing slash difference (Claude sends
 // the MCP URL with one).
-func sameResource(canonical, requested string) bool {
+func SameResource(canonical, requested string) bool {
 	return requested == canonical || strings.TrimSuffix(requested, "/") == strings.TrimSuffix(canonical, "/")
 }
+
+// ForbiddenScheme reports whether a redirect URI scheme is refused because
+// it can run code or read local files in a browser.
+func ForbiddenScheme(scheme string) bool { return forbiddenSchemes[strings.ToLower(scheme)] }
