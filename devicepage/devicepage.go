@@ -16,6 +16,7 @@ import (
 	"errors"
 	"html/template"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -81,10 +82,16 @@ type view struct {
 	ClientName, ClientID    string
 	RedirectHost, Resource  string
 	Scopes                  []string
-	ApproveHint             string
-	Refresh                 int
-	ExpiresAt               string
-	Waiting                 bool
+	// DocumentHost is the host serving the client's metadata document,
+	// for clients identified by a URL.
+	DocumentHost string
+	// LoopbackOnly warns that the client only ever returns to this
+	// computer, so any local program could be using its name.
+	LoopbackOnly bool
+	ApproveHint  string
+	Refresh      int
+	ExpiresAt    string
+	Waiting      bool
 }
 
 // ServeHTTP implements http.Handler for GET (and HEAD) of the page.
@@ -133,6 +140,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Refresh:   h.opts.RefreshSeconds,
 		ExpiresAt: p.ExpiresAt.UTC().Format(time.RFC3339),
 	}
+	if u, err := url.Parse(p.Client.ID); err == nil && u.Scheme == "https" {
+		v.DocumentHost = u.Host
+		v.LoopbackOnly = loopbackOnly(p.Client.RedirectURIs)
+	}
 	if u, err := url.Parse(p.RedirectURI); err == nil {
 		v.RedirectHost = u.Host
 		if v.RedirectHost == "" {
@@ -163,4 +174,20 @@ func (h *Handler) render(w http.ResponseWriter, status int, v view) {
 	if err := page.ExecuteTemplate(w, "device.html", v); err != nil {
 		h.log.Debug("devicepage: render", "err", err)
 	}
+}
+
+// loopbackOnly reports whether every redirect URI is http on a loopback
+// host: such a client's callbacks can be answered by any local program.
+func loopbackOnly(uris []string) bool {
+	for _, s := range uris {
+		u, err := url.Parse(s)
+		if err != nil || u.Scheme != "http" {
+			return false
+		}
+		h := u.Hostname()
+		if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return false
+		}
+	}
+	return len(uris) > 0
 }

@@ -55,6 +55,11 @@ type ServerOptions struct {
 	// InitialAccessToken, when set, gates /register: requests must carry it
 	// as a bearer token (RFC 7591 §3). Compared in constant time.
 	InitialAccessToken string
+	// ClientIDMetadataDocumentSupported advertises
+	// client_id_metadata_document_supported: set it when the Provider
+	// resolves https client IDs (the default provider with a ClientMetadata
+	// resolver does).
+	ClientIDMetadataDocumentSupported bool
 	// DevicePage configures the approval page; its Logger defaults to Logger.
 	DevicePage devicepage.Options
 	// Logger receives operational events; nil discards them. Tokens, codes
@@ -161,6 +166,7 @@ func (s *AuthorizationServer) metadata() *oauthex.AuthServerMeta {
 		IntrospectionEndpointAuthMethodsSupported:  []string{oauth.AuthMethodClientSecretBasic, oauth.AuthMethodClientSecretPost},
 		CodeChallengeMethodsSupported:              []string{"S256"},
 		AuthorizationResponseIssParameterSupported: true,
+		ClientIDMetadataDocumentSupported:          s.opts.ClientIDMetadataDocumentSupported,
 	}
 	if !s.opts.DisableRegistration {
 		m.RegistrationEndpoint = s.url(PathRegister)

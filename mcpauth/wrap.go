@@ -19,6 +19,7 @@ package mcpauth
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,7 @@ import (
 
 	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/devicepage"
+	"github.com/mcp-oauth/oauth/internal/cimd"
 	"github.com/mcp-oauth/oauth/internal/redirect"
 	"github.com/mcp-oauth/oauth/provider"
 	"github.com/mcp-oauth/oauth/storage"
@@ -93,12 +95,37 @@ type Options struct {
 	// itself, accepting the Issuer's host (so a reverse proxy on the same
 	// machine works) and refusing others.
 	Streamable *mcp.StreamableHTTPOptions
+	// ClientIDMetadataDocuments configures clients whose client_id is an
+	// https URL (draft-ietf-oauth-client-id-metadata-document), which the
+	// newest MCP clients (ChatGPT, VS Code, Claude Code) use instead of
+	// registration. On by default, fetched with SSRF protections.
+	ClientIDMetadataDocuments CIMDOptions
 	// DevicePage configures the approval page (product name, where to
 	// approve). Its Logger defaults to Logger.
 	DevicePage devicepage.Options
 	// Logger receives operational events; nil discards them. Tokens,
 	// codes and secrets are never logged.
 	Logger *slog.Logger
+}
+
+// CIMDOptions configure Client ID Metadata Documents. The zero value
+// accepts documents from any public https host.
+type CIMDOptions struct {
+	// Disable refuses URL client IDs; metadata then omits
+	// client_id_metadata_document_supported.
+	Disable bool
+	// AllowHosts, if non-empty, lists the only hosts whose documents are
+	// accepted; "example.com" matches that host, ".example.com" its
+	// subdomains.
+	AllowHosts []string
+	// DenyHosts lists hosts whose documents are refused, same syntax.
+	DenyHosts []string
+	// AllowPrivateAddresses lets documents be fetched from loopback,
+	// private and link-local addresses: for tests and intranets only.
+	AllowPrivateAddresses bool
+	// RootCAs replaces the system roots for fetching documents (a private
+	// PKI, or tests).
+	RootCAs *x509.CertPool
 }
 
 // Handler is the http.Handler returned by Wrap and New.
@@ -178,8 +205,14 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
+		var resolve func(context.Context, string) (*oauth.Client, error)
+		if c := opts.ClientIDMetadataDocuments; !c.Disable {
+			resolve = cimd.New(cimd.Options{AllowHosts: c.AllowHosts, DenyHosts: c.DenyHosts,
+				AllowPrivateAddresses: c.AllowPrivateAddresses, RootCAs: c.RootCAs}).Client
+		}
 		p, err := provider.New(ctx, store, provider.Options{
-			Issuer: opts.Issuer, Resource: resource,
+			ClientMetadata: resolve,
+			Issuer:         opts.Issuer, Resource: resource,
 			AccessTokenTTL: opts.AccessTokenTTL, RefreshTokenTTL: opts.RefreshTokenTTL, CodeTTL: opts.CodeTTL,
 			PendingTTL: opts.PendingTTL, ClientTTL: opts.ClientTTL, SigningAlgorithm: opts.SigningAlgorithm,
 			ApprovalPath: PathDevice, Logger: log,
@@ -192,7 +225,8 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 	h.as, err = NewAuthorizationServer(h.provider, ServerOptions{
 		Issuer: opts.Issuer, Resource: resource, Scopes: opts.Scopes,
 		DisableRegistration: opts.DisableRegistration, InitialAccessToken: opts.InitialAccessToken,
-		DevicePage: opts.DevicePage, Logger: log,
+		ClientIDMetadataDocumentSupported: !opts.ClientIDMetadataDocuments.Disable && opts.Provider == nil,
+		DevicePage:                        opts.DevicePage, Logger: log,
 	})
 	if err != nil {
 		return nil, err

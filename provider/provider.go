@@ -78,6 +78,12 @@ type Options struct {
 	ClientTTL time.Duration
 	// SigningAlgorithm is "ES256" (the default) or "EdDSA" for new keys.
 	SigningAlgorithm string
+	// ClientMetadata resolves a client_id that is an https URL: a Client ID
+	// Metadata Document (draft-ietf-oauth-client-id-metadata-document). It
+	// returns the public client the document describes, or an error
+	// wrapping oauth.ErrInvalidClient. Nil means such client IDs are
+	// refused. mcpauth.Wrap sets an SSRF-safe, caching fetcher.
+	ClientMetadata func(ctx context.Context, clientID string) (*oauth.Client, error)
 	// ApprovalPath is the path of the page that shows the user code,
 	// relative to Issuer (appended to it, path included); zero means "/device".
 	ApprovalPath string
@@ -272,7 +278,16 @@ func (p *Provider) JWKS(ctx context.Context) ([]byte, error) {
 // ---- clients ----
 
 // GetClient implements oauth.Provider.
+//
+// A client_id that is an https URL names a Client ID Metadata Document; it
+// is resolved with Options.ClientMetadata, or refused when that is nil.
 func (p *Provider) GetClient(ctx context.Context, clientID string) (*oauth.Client, error) {
+	if strings.HasPrefix(clientID, "https://") {
+		if p.opts.ClientMetadata == nil {
+			return nil, oauth.ErrInvalidClient.WithDescription("this server does not accept client ID metadata documents")
+		}
+		return p.opts.ClientMetadata(ctx, clientID)
+	}
 	if clientID == "" || len(clientID) > 256 {
 		return nil, oauth.ErrInvalidClient.WithDescription("unknown client")
 	}
@@ -398,8 +413,8 @@ var ErrUnknownRequest = errors.New("provider: no such pending request (unknown o
 var ErrAlreadyDecided = errors.New("provider: request already decided")
 
 func (p *Provider) pendingView(ctx context.Context, rec *storage.PendingRecord) (*Pending, error) {
-	c, err := p.store.GetClient(ctx, rec.ClientID, p.now())
-	if errors.Is(err, storage.ErrNotFound) {
+	c, err := p.GetClient(ctx, rec.ClientID)
+	if errors.Is(err, oauth.ErrInvalidClient) {
 		return nil, ErrUnknownRequest
 	}
 	if err != nil {
@@ -617,7 +632,9 @@ func (p *Provider) ExchangeAuthorizationCode(ctx context.Context, client *oauth.
 // logged, not returned, since the exchange itself has succeeded.
 func (p *Provider) touch(ctx context.Context, client *oauth.Client, grantID string) {
 	now := p.now()
-	if p.opts.ClientTTL > 0 && client.ExpiresAt.Sub(now) < p.opts.ClientTTL-24*time.Hour {
+	// Only stored registrations lapse; metadata-document clients and
+	// registrations that never expire have no ExpiresAt to renew.
+	if p.opts.ClientTTL > 0 && !client.ExpiresAt.IsZero() && client.ExpiresAt.Sub(now) < p.opts.ClientTTL-24*time.Hour {
 		if err := p.store.TouchClient(ctx, client.ID, now.Add(p.opts.ClientTTL)); err != nil {
 			p.log.Error("mcpauth: renew client", "client_id", client.ID, "err", err)
 		}
