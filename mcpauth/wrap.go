@@ -81,6 +81,10 @@ type Options struct {
 	AccessTokenTTL, RefreshTokenTTL, CodeTTL, PendingTTL, ClientTTL time.Duration
 	// SigningAlgorithm is "ES256" (default) or "EdDSA".
 	SigningAlgorithm string
+	// KeyEncryptionKeys encrypt private signing keys at rest (AES-256-GCM,
+	// 32 bytes each; the first encrypts, all decrypt). See
+	// provider.Options.KeyEncryptionKeys for rotation.
+	KeyEncryptionKeys [][]byte
 	// AllowedHosts are extra Host header values accepted on a loopback
 	// listener, besides loopback names and the Issuer's host. See
 	// TrustProxyHeaders.
@@ -215,7 +219,8 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 			Issuer:         opts.Issuer, Resource: resource,
 			AccessTokenTTL: opts.AccessTokenTTL, RefreshTokenTTL: opts.RefreshTokenTTL, CodeTTL: opts.CodeTTL,
 			PendingTTL: opts.PendingTTL, ClientTTL: opts.ClientTTL, SigningAlgorithm: opts.SigningAlgorithm,
-			ApprovalPath: PathDevice, Logger: log,
+			KeyEncryptionKeys: opts.KeyEncryptionKeys,
+			ApprovalPath:      PathDevice, Logger: log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("mcpauth: %w", err)

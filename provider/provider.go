@@ -25,6 +25,7 @@ import (
 
 	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/internal/jwtkeys"
+	"github.com/mcp-oauth/oauth/internal/keywrap"
 	"github.com/mcp-oauth/oauth/internal/redirect"
 	"github.com/mcp-oauth/oauth/internal/secret"
 	"github.com/mcp-oauth/oauth/storage"
@@ -78,6 +79,14 @@ type Options struct {
 	ClientTTL time.Duration
 	// SigningAlgorithm is "ES256" (the default) or "EdDSA" for new keys.
 	SigningAlgorithm string
+	// KeyEncryptionKeys, when set, encrypt private signing keys at rest
+	// with AES-256-GCM: each key is 32 bytes; the first encrypts new keys
+	// and all of them decrypt. To rotate, put the new KEK first and keep
+	// the old one second, call RotateKeys, and drop the old KEK once the
+	// keys it sealed are gone (they are deleted an access-token lifetime
+	// plus 5 minutes after they retire). Keys stored before a KEK was
+	// configured stay readable.
+	KeyEncryptionKeys [][]byte
 	// ClientMetadata resolves a client_id that is an https URL: a Client ID
 	// Metadata Document (draft-ietf-oauth-client-id-metadata-document). It
 	// returns the public client the document describes, or an error
@@ -108,6 +117,7 @@ type Provider struct {
 	lastReload time.Time
 	verifier   jwtkeys.Verifier
 	lastSweep  atomic.Int64
+	kek        *keywrap.Ring
 }
 
 var _ oauth.Provider = (*Provider)(nil)
@@ -151,7 +161,12 @@ func New(ctx context.Context, store storage.Store, opts Options) (*Provider, err
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	ring, err := keywrap.NewRing(opts.KeyEncryptionKeys)
+	if err != nil {
+		return nil, fmt.Errorf("provider: %w", err)
+	}
 	p := &Provider{
+		kek:        ring,
 		store:      store,
 		opts:       opts,
 		approveURL: strings.TrimSuffix(opts.Issuer, "/") + opts.ApprovalPath,
@@ -215,7 +230,13 @@ func (p *Provider) reloadKeysLocked(ctx context.Context) error {
 	}
 	ks := &keySet{byID: make(map[string]*jwtkeys.Key, len(recs))}
 	for _, r := range recs {
-		k, err := jwtkeys.Parse(r)
+		der, err := p.kek.Open(r.ID, r.Private)
+		if err != nil {
+			return fmt.Errorf("provider: %w", err)
+		}
+		plain := *r
+		plain.Private = der
+		k, err := jwtkeys.Parse(&plain)
 		if err != nil {
 			return fmt.Errorf("provider: %w", err)
 		}
@@ -261,6 +282,9 @@ func (p *Provider) RotateKeys(ctx context.Context) error {
 	rec, err := jwtkeys.Generate(p.opts.SigningAlgorithm, p.now())
 	if err != nil {
 		return fmt.Errorf("provider: %w", err)
+	}
+	if rec.Private, err = p.kek.Seal(rec.ID, rec.Private); err != nil {
+		return fmt.Errorf("provider: seal key: %w", err)
 	}
 	if err := p.store.AddKey(ctx, rec); err != nil {
 		return fmt.Errorf("provider: store key: %w", err)

@@ -386,3 +386,41 @@ func jwtKid(t *testing.T, tok string) string {
 	json.Unmarshal(b, &hdr)
 	return hdr.Kid
 }
+
+// TestKeyEncryptionAtRest: with a KEK, stored private keys are sealed; a
+// provider without the KEK cannot start on that store; a rotated ring (new
+// KEK first, old second) reads old keys and seals new ones with the new KEK.
+func TestKeyEncryptionAtRest(t *testing.T) {
+	k1, k2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	e := newEnv(t, func(o *provider.Options) { o.KeyEncryptionKeys = [][]byte{k1} })
+	keys, _ := e.store.ListKeys(ctx)
+	if len(keys) != 1 || !bytes.HasPrefix(keys[0].Private, []byte("mcpkek1")) {
+		t.Fatalf("stored key is not sealed: %x", keys[0].Private[:8])
+	}
+	c, _ := e.client(t, "none")
+	tok := e.issue(t, c)
+	o := e.p.Options()
+	o.KeyEncryptionKeys = nil
+	if _, err := provider.New(ctx, e.store, o); err == nil {
+		t.Fatal("provider started without the KEK its keys need")
+	}
+	o.KeyEncryptionKeys = [][]byte{k2, k1}
+	p2, err := provider.New(ctx, e.store, o)
+	must(t, err)
+	if _, err := p2.LoadAccessToken(ctx, tok.AccessToken); err != nil {
+		t.Fatalf("rotated ring: %v", err)
+	}
+	must(t, p2.RotateKeys(ctx))
+	o.KeyEncryptionKeys = [][]byte{k2}
+	if _, err := provider.New(ctx, e.store, o); err == nil {
+		t.Fatal("the old key, sealed with the dropped KEK, was readable")
+	}
+	o.KeyEncryptionKeys = [][]byte{k1}
+	if _, err := provider.New(ctx, e.store, o); err == nil {
+		t.Fatal("the new key, sealed with the new KEK, was readable with the old one")
+	}
+	o.KeyEncryptionKeys = [][]byte{[]byte("short")}
+	if _, err := provider.New(ctx, e.store, o); err == nil {
+		t.Fatal("a 5-byte KEK was accepted")
+	}
+}
