@@ -31,6 +31,8 @@ import (
 	"github.com/mcp-oauth/oauth/devicepage"
 	"github.com/mcp-oauth/oauth/mcpauth"
 	"github.com/mcp-oauth/oauth/provider"
+	"github.com/mcp-oauth/oauth/storage"
+	"github.com/mcp-oauth/oauth/storage/postgres"
 	"github.com/mcp-oauth/oauth/storage/sqlite"
 )
 
@@ -38,6 +40,7 @@ const usage = `usage: stdio-and-http [command] [flags]
 
 commands:
   serve (default)   serve MCP over HTTP behind OAuth: -addr, -issuer, -db
+                    (-db takes a SQLite file or a postgres:// URL; env MCPAUTH_DB)
   stdio             serve MCP over stdio (no auth: the local process is trusted)
   approve CODE      approve a pending connection: [-db F] [-as SUBJECT]
   deny CODE         deny a pending connection: [-db F]
@@ -67,7 +70,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
-	db := fs.String("db", "./mcpauth.db", "SQLite database file")
+	db := fs.String("db", defaultDB(), "SQLite database file, or a postgres:// URL (env MCPAUTH_DB)")
 	switch cmd {
 	case "serve":
 		addr := fs.String("addr", "127.0.0.1:8080", "listen address")
@@ -110,7 +113,7 @@ func (nopWriteCloser) Close() error { return nil }
 // serveHTTP serves the MCP server behind mcpauth on ln until ctx ends.
 // ready, if non-nil, receives the handler once it is serving.
 func serveHTTP(ctx context.Context, ln net.Listener, issuer, dbPath string, stdout io.Writer, ready func(*mcpauth.Handler)) error {
-	store, err := sqlite.Open(ctx, dbPath)
+	store, err := openStore(ctx, dbPath)
 	if err != nil {
 		return err
 	}
@@ -120,7 +123,12 @@ func serveHTTP(ctx context.Context, ln net.Listener, issuer, dbPath string, stdo
 	if strings.Contains(self, "go-build") {
 		self = "go run ./examples/stdio-and-http"
 	}
+	// The approval hint is shown in the browser of whoever starts an
+	// authorization: never put a database URL (it may hold a password) in it.
 	approveCmd := func(code string) string { return self + " approve -db " + dbPath + " " + code }
+	if isPostgres(dbPath) {
+		approveCmd = func(code string) string { return "MCPAUTH_DB=<the server's database URL> " + self + " approve " + code }
+	}
 	h, err := mcpauth.New(newMCPServer(newNotes()), mcpauth.Options{
 		Issuer:       issuer,
 		Store:        store,
@@ -161,10 +169,12 @@ MCP server with OAuth listening on %s
 // admin runs the terminal commands against the same database as a running
 // server: SQLite in WAL mode lets both use it at once.
 func admin(ctx context.Context, cmd, dbPath, subject string, args []string, stdout io.Writer) error {
-	if _, err := os.Stat(dbPath); err != nil {
-		return fmt.Errorf("no database at %s (start the server first, or pass -db): %w", dbPath, err)
+	if !isPostgres(dbPath) {
+		if _, err := os.Stat(dbPath); err != nil {
+			return fmt.Errorf("no database at %s (start the server first, or pass -db): %w", dbPath, err)
+		}
 	}
-	store, err := sqlite.Open(ctx, dbPath)
+	store, err := openStore(ctx, dbPath)
 	if err != nil {
 		return err
 	}
@@ -241,6 +251,27 @@ func admin(ctx context.Context, cmd, dbPath, subject string, args []string, stdo
 		}
 	}
 	return nil
+}
+
+// defaultDB is $MCPAUTH_DB, or ./mcpauth.db.
+func defaultDB() string {
+	if v := os.Getenv("MCPAUTH_DB"); v != "" {
+		return v
+	}
+	return "./mcpauth.db"
+}
+
+func isPostgres(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
+}
+
+// openStore opens PostgreSQL for a postgres:// URL (several replicas can
+// share it) and SQLite for anything else (a file path).
+func openStore(ctx context.Context, db string) (storage.Store, error) {
+	if isPostgres(db) {
+		return postgres.Open(ctx, db)
+	}
+	return sqlite.Open(ctx, db)
 }
 
 func orDash(s string) string {
