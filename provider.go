@@ -155,8 +155,13 @@ type Grant struct {
 	Subject    string
 	Scopes     []string
 	Resource   string
-	CreatedAt  time.Time
-	LastUsedAt time.Time
+	// RedirectURI is the redirect URI the grant was approved for. Clients
+	// identified by a metadata document are shared by many installations
+	// (one ChatGPT document for every user), which only their redirect
+	// URIs tell apart.
+	RedirectURI string
+	CreatedAt   time.Time
+	LastUsedAt  time.Time
 	// RevokedAt is zero while the grant is active.
 	RevokedAt time.Time
 }

@@ -1,6 +1,7 @@
 package mcpauth
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -146,5 +147,61 @@ func TestReplayInspectorCORS(t *testing.T) {
 	r := f.do(req)
 	if r.status != 401 || r.header.Get("Access-Control-Allow-Origin") == "" || !strings.Contains(r.header.Get("Access-Control-Expose-Headers"), "WWW-Authenticate") {
 		t.Fatalf("401 from /mcp to a browser: %d %v", r.status, r.header)
+	}
+}
+
+// Re-authorizing the same application for the same subject replaces the
+// earlier grant, also across re-registration (Claude registers again on
+// invalid_client); other applications and other subjects keep theirs. For
+// metadata-document clients, which many installations share, only the
+// grant for the same redirect URI is replaced.
+func TestReauthorizationReplacesGrant(t *testing.T) {
+	docs := newDocHost(t)
+	f := newFixture(t, docs.options)
+	claude := `{"client_name":"Claude","redirect_uris":["https://claude.ai/api/mcp/auth_callback"],"token_endpoint_auth_method":"none"}`
+	flow := func(c client, subject string) string {
+		u := f.authorize(authParams(c), f.approve(subject))
+		tok := f.exchange(c, u.Query().Get("code"))
+		if tok.status != 200 {
+			t.Fatalf("token: %d %s", tok.status, tok.body)
+		}
+		return tok.str("access_token")
+	}
+	works := func(at string) bool { return f.mcpCall(at, initialize).status == 200 }
+
+	first := f.register(claude)
+	a1 := flow(first, "alice")
+	other := f.register(`{"client_name":"Cursor","redirect_uris":["http://127.0.0.1:3000/cb"],"token_endpoint_auth_method":"none"}`)
+	cursor := flow(other, "alice")
+	bob := flow(first, "bob")
+	second := f.register(claude) // a re-registration: new client_id, same application
+	a2 := flow(second, "alice")
+	if works(a1) {
+		t.Error("alice's grant from the first registration survived re-authorization")
+	}
+	for name, at := range map[string]string{"new grant": a2, "other application": cursor, "other subject": bob} {
+		if !works(at) {
+			t.Errorf("%s was revoked", name)
+		}
+	}
+	// Same client, same subject, again: replaced.
+	a3 := flow(second, "alice")
+	if works(a2) || !works(a3) {
+		t.Error("re-authorizing the same client did not replace the grant")
+	}
+
+	id := docs.add("/chatgpt.json", `{"client_id":"%s","client_name":"ChatGPT","redirect_uris":["https://chatgpt.com/connector/oauth/one","https://chatgpt.com/connector/oauth/two"],"token_endpoint_auth_method":"none"}`)
+	one := flow(client{id: id, redirect: "https://chatgpt.com/connector/oauth/one"}, "alice")
+	two := flow(client{id: id, redirect: "https://chatgpt.com/connector/oauth/two"}, "alice")
+	if !works(one) || !works(two) {
+		t.Fatal("two installations of a metadata-document client replaced each other")
+	}
+	one2 := flow(client{id: id, redirect: "https://chatgpt.com/connector/oauth/one"}, "alice")
+	if works(one) || !works(one2) || !works(two) {
+		t.Error("re-authorizing one installation did not replace exactly its grant")
+	}
+	grants, _ := f.h.Provider().ListGrants(context.Background())
+	if len(grants) != 5 { // bob, cursor, a3, two, one2
+		t.Errorf("%d active grants, want 5", len(grants))
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -577,7 +578,7 @@ func (p *Provider) Complete(ctx context.Context, handle, userCode string) (strin
 	code := secret.New(secret.PrefixCode)
 	grant := &oauth.Grant{
 		ID: uuid.NewString(), ClientID: v.ClientID, Subject: v.Subject,
-		Scopes: v.Scopes, Resource: v.Resource, CreatedAt: now, LastUsedAt: now,
+		Scopes: v.Scopes, Resource: v.Resource, RedirectURI: v.RedirectURI, CreatedAt: now, LastUsedAt: now,
 	}
 	rec := &storage.CodeRecord{
 		Hash: secret.Hash(code),
@@ -595,8 +596,46 @@ func (p *Provider) Complete(ctx context.Context, handle, userCode string) (strin
 		return "", fmt.Errorf("provider: complete: %w", err)
 	}
 	p.log.Info("mcpauth: authorization code issued", "request_id", v.ID, "client_id", v.ClientID, "grant_id", grant.ID)
+	p.replaceOlderGrants(ctx, grant, v.Client)
 	resp.Set("code", code)
 	return redirect.With(v.RedirectURI, resp)
+}
+
+// replaceOlderGrants revokes the subject's other active grants for the
+// same application, so that clients that register again and re-authorize
+// (Claude does, on invalid_client) do not pile up grants. The same
+// application is: the same client_id, or a registered client with the same
+// client_name and redirect URIs (a re-registration). For a client identified
+// by a metadata document, which many installations share, only grants for
+// the same redirect URI are replaced. Failures are logged: the new grant
+// stands either way.
+func (p *Provider) replaceOlderGrants(ctx context.Context, g *oauth.Grant, c *oauth.Client) {
+	grants, err := p.store.ListGrants(ctx)
+	if err != nil {
+		p.log.Error("mcpauth: list grants to replace", "err", err)
+		return
+	}
+	cimd := strings.HasPrefix(g.ClientID, "https://")
+	for _, o := range grants {
+		if o.ID == g.ID || o.Subject != g.Subject {
+			continue
+		}
+		same := o.ClientID == g.ClientID
+		if cimd {
+			same = same && o.RedirectURI == g.RedirectURI
+		} else if !same && !strings.HasPrefix(o.ClientID, "https://") {
+			oc, err := p.store.GetClient(ctx, o.ClientID, p.now())
+			same = err == nil && oc.ClientName == c.ClientName && slices.Equal(oc.RedirectURIs, c.RedirectURIs)
+		}
+		if !same {
+			continue
+		}
+		if err := p.store.RevokeGrant(ctx, o.ID, p.now()); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			p.log.Error("mcpauth: revoke replaced grant", "grant_id", o.ID, "err", err)
+			continue
+		}
+		p.log.Info("mcpauth: grant replaced by a new authorization", "grant_id", o.ID, "new_grant_id", g.ID, "client_id", g.ClientID)
+	}
 }
 
 // ---- codes and tokens ----

@@ -345,7 +345,12 @@ func TestRotationAcrossReplicas(t *testing.T) {
 	before := a.issue(t, c)
 	must(t, b.RotateKeys(ctx))
 	a.clk.Advance(31 * time.Second)
-	after := a.issue(t, c)
+	// A different application: re-authorizing c would replace its grant.
+	reg, err := a.p.RegisterClient(ctx, &oauthex.ClientRegistrationMetadata{RedirectURIs: []string{"https://other.example/cb"}, TokenEndpointAuthMethod: "none", ClientName: "other"})
+	must(t, err)
+	c2, err := a.p.GetClient(ctx, reg.ClientID)
+	must(t, err)
+	after := a.issue(t, c2)
 	keys, _ := a.store.ListKeys(ctx)
 	if kid := jwtKid(t, after.AccessToken); kid != keys[0].ID {
 		t.Fatalf("replica A signs with %s after B rotated to %s", kid, keys[0].ID)

@@ -523,10 +523,10 @@ func (s *Store) ListClients(ctx context.Context, now time.Time) ([]*oauth.Client
 
 // ---- grants ----
 
-const grantCols = `id, client_id, subject, scopes, resource, created_at, last_used_at, revoked_at`
+const grantCols = `id, client_id, subject, scopes, resource, created_at, last_used_at, revoked_at, redirect_uri`
 
 var (
-	qInsertGrant = `INSERT INTO grants (` + grantCols + `) VALUES (` + placeholders(1, 8) + `)`
+	qInsertGrant = `INSERT INTO grants (` + grantCols + `) VALUES (` + placeholders(1, 9) + `)`
 	qGetGrant    = `SELECT ` + grantCols + ` FROM grants WHERE id = $1`
 	qListGrants  = `SELECT ` + grantCols + ` FROM grants WHERE revoked_at IS NULL ORDER BY created_at NULLS FIRST, seq`
 	// qRevokeGrant keeps the first revocation time, and locks the row
@@ -540,7 +540,7 @@ var (
 func scanGrant(row pgx.Row) (*oauth.Grant, error) {
 	var g oauth.Grant
 	var created, used, revoked pgtype.Timestamptz
-	if err := row.Scan(&g.ID, &g.ClientID, &g.Subject, &g.Scopes, &g.Resource, &created, &used, &revoked); err != nil {
+	if err := row.Scan(&g.ID, &g.ClientID, &g.Subject, &g.Scopes, &g.Resource, &created, &used, &revoked, &g.RedirectURI); err != nil {
 		return nil, err
 	}
 	g.Scopes = decodeList(g.Scopes)
@@ -550,7 +550,7 @@ func scanGrant(row pgx.Row) (*oauth.Grant, error) {
 
 func grantArgs(g *oauth.Grant) []any {
 	return []any{g.ID, g.ClientID, g.Subject, encodeList(g.Scopes), g.Resource,
-		ts(g.CreatedAt), ts(g.LastUsedAt), ts(g.RevokedAt)}
+		ts(g.CreatedAt), ts(g.LastUsedAt), ts(g.RevokedAt), g.RedirectURI}
 }
 
 // GetGrant implements storage.GrantStore.

@@ -592,10 +592,10 @@ func list[T any](s *Store, ctx context.Context, scan func(scanner) (*T, error), 
 
 // ---- grants ----
 
-const grantCols = `id, client_id, subject, scopes, resource, created_at, last_used_at, revoked_at`
+const grantCols = `id, client_id, subject, scopes, resource, created_at, last_used_at, revoked_at, redirect_uri`
 
 var (
-	qInsertGrant = `INSERT INTO grants (` + grantCols + `) VALUES (` + placeholders(8) + `)`
+	qInsertGrant = `INSERT INTO grants (` + grantCols + `) VALUES (` + placeholders(9) + `)`
 	qGetGrant    = `SELECT ` + grantCols + ` FROM grants WHERE id = ?`
 	qListGrants  = `SELECT ` + grantCols + ` FROM grants WHERE revoked_at = 0 ORDER BY created_at, rowid`
 	qGrantActive = `SELECT 1 FROM grants WHERE id = ? AND revoked_at = 0`
@@ -612,7 +612,7 @@ func scanGrant(row scanner) (*oauth.Grant, error) {
 	var g oauth.Grant
 	var scopes string
 	var created, used, revoked int64
-	if err := row.Scan(&g.ID, &g.ClientID, &g.Subject, &scopes, &g.Resource, &created, &used, &revoked); err != nil {
+	if err := row.Scan(&g.ID, &g.ClientID, &g.Subject, &scopes, &g.Resource, &created, &used, &revoked, &g.RedirectURI); err != nil {
 		return nil, err
 	}
 	var err error
@@ -938,7 +938,7 @@ func (s *Store) CompletePending(ctx context.Context, id string, grant *oauth.Gra
 			return err
 		}
 		if _, err := t.exec(qInsertGrant, grant.ID, grant.ClientID, grant.Subject, gScopes, grant.Resource,
-			ms(grant.CreatedAt), ms(grant.LastUsedAt), ms(grant.RevokedAt)); err != nil {
+			ms(grant.CreatedAt), ms(grant.LastUsedAt), ms(grant.RevokedAt), grant.RedirectURI); err != nil {
 			return err
 		}
 		_, err = t.exec(qInsertCode, codeArgs...)

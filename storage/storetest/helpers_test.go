@@ -81,7 +81,7 @@ func TestCloneAndScribble(t *testing.T) {
 }
 
 func TestUnset(t *testing.T) {
-	g := &oauth.Grant{ID: "g", ClientID: "c", Subject: "s", Scopes: []string{"a"}, Resource: "r", CreatedAt: base, LastUsedAt: base}
+	g := &oauth.Grant{ID: "g", ClientID: "c", Subject: "s", Scopes: []string{"a"}, Resource: "r", RedirectURI: "https://a.example/cb", CreatedAt: base, LastUsedAt: base}
 	if u := unset(g); len(u) != 1 || u[0] != "RevokedAt" {
 		t.Errorf("unset = %q, want [RevokedAt]", u)
 	}

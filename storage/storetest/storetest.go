@@ -239,9 +239,10 @@ func (f *fixture) newGrantAndCode(p *storage.PendingRecord, subject string, now,
 		ClientID:   p.ClientID,
 		Subject:    subject,
 		Scopes:     slices.Clone(p.Scopes),
-		Resource:   p.Resource,
-		CreatedAt:  now,
-		LastUsedAt: now,
+		Resource:    p.Resource,
+		RedirectURI: p.RedirectURI,
+		CreatedAt:   now,
+		LastUsedAt:  now,
 	}
 	c := &storage.CodeRecord{
 		Hash: newHash(),
