@@ -150,11 +150,11 @@ type AuthorizationCode struct {
 // access. Codes, refresh tokens and access tokens all carry the grant's ID,
 // and revoking the grant stops every one of them.
 type Grant struct {
-	ID         string
-	ClientID   string
-	Subject    string
-	Scopes     []string
-	Resource   string
+	ID       string
+	ClientID string
+	Subject  string
+	Scopes   []string
+	Resource string
 	// RedirectURI is the redirect URI the grant was approved for. Clients
 	// identified by a metadata document are shared by many installations
 	// (one ChatGPT document for every user), which only their redirect

@@ -235,10 +235,10 @@ func (f *fixture) createPending(clientID string, createdAt, expiresAt time.Time)
 // stores, the code expiring at codeExpiresAt.
 func (f *fixture) newGrantAndCode(p *storage.PendingRecord, subject string, now, codeExpiresAt time.Time) (*oauth.Grant, *storage.CodeRecord) {
 	g := &oauth.Grant{
-		ID:         f.id("grant"),
-		ClientID:   p.ClientID,
-		Subject:    subject,
-		Scopes:     slices.Clone(p.Scopes),
+		ID:          f.id("grant"),
+		ClientID:    p.ClientID,
+		Subject:     subject,
+		Scopes:      slices.Clone(p.Scopes),
 		Resource:    p.Resource,
 		RedirectURI: p.RedirectURI,
 		CreatedAt:   now,
