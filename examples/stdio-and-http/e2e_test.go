@@ -89,7 +89,10 @@ func browse(t *testing.T, authURL, redirectHost string, approve func(code string
 	if !strings.Contains(string(body), redirectHost) {
 		return nil, fmt.Errorf("device page does not show the redirect host")
 	}
-	if !strings.Contains(string(body), "approve -db ") || !strings.Contains(string(body), string(m[1])) {
+	if strings.Contains(string(body), "postgres://") {
+		return nil, fmt.Errorf("device page shows a database URL")
+	}
+	if !strings.Contains(string(body), " approve ") || !strings.Contains(string(body), string(m[1])) {
 		return nil, fmt.Errorf("device page does not say how to approve the code")
 	}
 	// Before the decision, reloading keeps waiting.

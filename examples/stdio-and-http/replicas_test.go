@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mcp-oauth/oauth/mcpauth"
+)
+
+// pgSchemaURL returns MCPAUTH_TEST_POSTGRES pointed at a fresh schema that
+// is dropped after the test, or skips when the variable is unset.
+func pgSchemaURL(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv("MCPAUTH_TEST_POSTGRES")
+	if base == "" {
+		t.Skip("MCPAUTH_TEST_POSTGRES not set; skipping PostgreSQL tests (set it to a postgres:// URL)")
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "mcpauth_e2e_" + hex.EncodeToString(b[:])
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), base)
+		if err == nil {
+			conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			conn.Close(context.Background())
+		}
+	})
+	u, _ := url.Parse(base)
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// startReplica runs the example server on ln against db, with the shared
+// public issuer.
+func startReplica(t testing.TB, ln net.Listener, issuer, db string) *mcpauth.Handler {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan *mcpauth.Handler, 1)
+	done := make(chan error, 1)
+	go func() { done <- serveHTTP(ctx, ln, issuer, db, io.Discard, func(h *mcpauth.Handler) { ready <- h }) }()
+	var h *mcpauth.Handler
+	select {
+	case h = <-ready:
+	case err := <-done:
+		t.Fatalf("replica did not start: %v", err)
+	}
+	t.Cleanup(func() { cancel(); <-done })
+	return h
+}
+
+func listen(t testing.TB) (net.Listener, string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln, "http://" + ln.Addr().String()
+}
+
+// TestTwoReplicasOneDatabase: two server instances on two ports share one
+// PostgreSQL database behind one issuer and behave as one server: register
+// on A, authorize on B, approve via A, redeem the code on B, refresh on A,
+// revoke on B, and A refuses the access token at once.
+func TestTwoReplicasOneDatabase(t *testing.T) {
+	db := pgSchemaURL(t)
+	lnA, a := listen(t)
+	lnB, b := listen(t)
+	issuer := a // the public URL both replicas serve
+	hA := startReplica(t, lnA, issuer, db)
+	startReplica(t, lnB, issuer, db)
+
+	resp, err := http.Post(a+"/register", "application/json", strings.NewReader(
+		`{"redirect_uris":["`+testRedirect+`"],"token_endpoint_auth_method":"none","client_name":"replicas"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg struct {
+		ClientID string `json:"client_id"`
+	}
+	json.NewDecoder(resp.Body).Decode(&reg)
+	resp.Body.Close()
+
+	const verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+	q := url.Values{"response_type": {"code"}, "client_id": {reg.ClientID}, "redirect_uri": {testRedirect}, "state": {"s"},
+		"code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"}}
+	// Authorize on B; the approval page lives at the issuer.
+	loc, err := browse(t, b+"/authorize?"+q.Encode(), "127.0.0.1:49152", func(code string) error {
+		_, err := hA.Approve(context.Background(), code, "alice") // approve via A
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := func(base string, form url.Values) map[string]any {
+		t.Helper()
+		resp, err := http.PostForm(base+"/token", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		json.NewDecoder(resp.Body).Decode(&m)
+		if resp.StatusCode != 200 {
+			t.Fatalf("token on %s: %d %v", base, resp.StatusCode, m)
+		}
+		return m
+	}
+	tok := token(b, url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")}, // redeem on B
+		"code_verifier": {verifier}, "redirect_uri": {testRedirect}, "client_id": {reg.ClientID}})
+	ref := token(a, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}, // refresh on A
+		"client_id": {reg.ClientID}})
+	at := ref["access_token"].(string)
+	for _, base := range []string{a, b} {
+		if st := mcpStatus(t, base, at); st != 200 {
+			t.Fatalf("access token on %s: %d", base, st)
+		}
+	}
+	resp, err = http.PostForm(b+"/revoke", url.Values{"token": {ref["refresh_token"].(string)}, "client_id": {reg.ClientID}}) // revoke on B
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	deadline := time.Now().Add(time.Second)
+	for {
+		st := rawStatus(t, a, at)
+		if st == http.StatusUnauthorized {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("A still accepts the revoked grant's access token after 1 s (status %d)", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// rawStatus posts one ping to base's MCP endpoint with the bearer token.
+func rawStatus(t testing.TB, base, at string) int {
+	req, _ := http.NewRequest("POST", base+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+	req.Header.Set("Authorization", "Bearer "+at)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
