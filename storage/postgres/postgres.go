@@ -108,6 +108,10 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// sweepLockKey is the key of the advisory lock a Sweep holds, so that of
+// replicas sweeping at once only one does the work.
+const sweepLockKey int64 = 0x4d435053574545 // "MCPSWEE"
+
 // migrationLockKey is the key of the advisory lock held while migrating:
 // "MCPOAUTH" in ASCII. Advisory locks are database-wide, so Stores of
 // different schemas of one database migrate one after the other.
@@ -954,6 +958,16 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 	var total int64
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		total = 0
+		// One replica sweeps at a time; the others skip rather than queue on
+		// the same rows (no double work, no lock storms). The lock ends with
+		// the transaction.
+		var mine bool
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, sweepLockKey).Scan(&mine); err != nil {
+			return err
+		}
+		if !mine {
+			return nil
+		}
 		rows, err := tx.Query(ctx, qSweepClients, now)
 		if err != nil {
 			return err
