@@ -5,17 +5,21 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
+	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/mcpauth"
 )
 
@@ -167,4 +171,71 @@ func rawStatus(t testing.TB, base, at string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// BenchmarkTokenExchangeReplicas measures POST /token (authorization_code)
+// over HTTP with parallel clients against one replica and against two
+// replicas sharing one PostgreSQL database, requests spread round-robin.
+func BenchmarkTokenExchangeReplicas(b *testing.B) {
+	for _, n := range []int{1, 2} {
+		b.Run(fmt.Sprintf("replicas=%d", n), func(b *testing.B) {
+			db := pgSchemaURL(b)
+			var bases []string
+			var hs []*mcpauth.Handler
+			issuer := ""
+			for i := 0; i < n; i++ {
+				ln, base := listen(b)
+				if issuer == "" {
+					issuer = base
+				}
+				hs = append(hs, startReplica(b, ln, issuer, db))
+				bases = append(bases, base)
+			}
+			p := hs[0].Provider()
+			ctx := context.Background()
+			reg, err := p.RegisterClient(ctx, &oauthex.ClientRegistrationMetadata{RedirectURIs: []string{testRedirect}, TokenEndpointAuthMethod: "none", ClientName: "bench"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			c, _ := p.GetClient(ctx, reg.ClientID)
+			codes := make([]string, b.N)
+			for i := range codes {
+				to, err := p.Authorize(ctx, c, &oauth.AuthorizationParams{ClientID: c.ID, RedirectURI: testRedirect, RedirectURIExplicit: true,
+					Scopes: []string{"mcp"}, CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", Resource: issuer + "/mcp"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				u, _ := url.Parse(to)
+				p.Approve(ctx, u.Query().Get("user_code"), fmt.Sprintf("user%d", i)) // distinct subjects: no grant replacement
+				back, err := p.Complete(ctx, u.Query().Get("request"), u.Query().Get("user_code"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				bu, _ := url.Parse(back)
+				codes[i] = bu.Query().Get("code")
+			}
+			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			var next atomic.Int64
+			b.SetParallelism(8)
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := next.Add(1) - 1
+					form := url.Values{"grant_type": {"authorization_code"}, "code": {codes[i]}, "code_verifier": {"dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"},
+						"redirect_uri": {testRedirect}, "client_id": {c.ID}}
+					resp, err := hc.PostForm(bases[int(i)%len(bases)]+"/token", form)
+					if err != nil {
+						b.Fatal(err)
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						b.Fatalf("status %d", resp.StatusCode)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "exchanges/s")
+		})
+	}
 }
