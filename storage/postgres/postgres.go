@@ -89,9 +89,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -103,6 +100,7 @@ import (
 
 	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/storage"
+	"github.com/mcp-oauth/oauth/storage/internal/migrate"
 )
 
 //go:embed migrations/*.sql
@@ -185,41 +183,11 @@ func (s *Store) Close() error {
 
 // ---- migrations ----
 
-type migration struct {
-	version int
-	name    string
-	body    string
-}
-
-// embedded returns the embedded migrations in version order. File names
-// are NNNN_description.sql.
-func embedded() ([]migration, error) {
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+// embedded returns the embedded migrations in version order.
+func embedded() ([]migrate.Migration, error) {
+	ms, err := migrate.Load(migrations, "migrations")
 	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, name := range names {
-		base := path.Base(name)
-		prefix, _, _ := strings.Cut(base, "_")
-		v, err := strconv.Atoi(prefix)
-		if err != nil || v <= 0 {
-			return nil, fmt.Errorf("postgres: migration %s: name must start with a positive version number", base)
-		}
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, body: string(body)})
-	}
-	if len(ms) == 0 {
-		return nil, errors.New("postgres: no embedded migrations")
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("postgres: migrations %s and %s share a version", ms[i-1].name, ms[i].name)
-		}
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	return ms, nil
 }
@@ -271,20 +239,20 @@ func (s *Store) migrate(ctx context.Context) error {
 			applied[int(v)] = true
 			latest = max(latest, int(v))
 		}
-		if known := ms[len(ms)-1].version; latest > known {
+		if known := ms[len(ms)-1].Version; latest > known {
 			return fmt.Errorf("database schema version %d is newer than this program's (%d)", latest, known)
 		}
 		for _, m := range ms {
-			if applied[m.version] {
+			if applied[m.Version] {
 				continue
 			}
 			// Without arguments, pgx uses the simple protocol, which
 			// runs a script of several statements.
-			if _, err := tx.Exec(ctx, m.body); err != nil {
-				return fmt.Errorf("apply migration %s: %w", m.name, err)
+			if _, err := tx.Exec(ctx, m.Body); err != nil {
+				return fmt.Errorf("apply migration %s: %w", m.Name, err)
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
-				return fmt.Errorf("record migration %s: %w", m.name, err)
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+				return fmt.Errorf("record migration %s: %w", m.Name, err)
 			}
 		}
 		return nil

@@ -50,9 +50,6 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"path"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -61,6 +58,7 @@ import (
 
 	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/storage"
+	"github.com/mcp-oauth/oauth/storage/internal/migrate"
 )
 
 //go:embed migrations/*.sql
@@ -169,38 +167,11 @@ func (s *Store) Close() error {
 
 // ---- migrations ----
 
-type migration struct {
-	version int
-	name    string
-	body    string
-}
-
-// embedded returns the embedded migrations in version order. File names
-// are NNNN_description.sql.
-func embedded() ([]migration, error) {
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+// embedded returns the embedded migrations in version order.
+func embedded() ([]migrate.Migration, error) {
+	ms, err := migrate.Load(migrations, "migrations")
 	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, name := range names {
-		base := path.Base(name)
-		prefix, _, _ := strings.Cut(base, "_")
-		v, err := strconv.Atoi(prefix)
-		if err != nil || v <= 0 {
-			return nil, fmt.Errorf("sqlite: migration %s: name must start with a positive version number", base)
-		}
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, body: string(body)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("sqlite: migrations %s and %s share a version", ms[i-1].name, ms[i].name)
-		}
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	return ms, nil
 }
@@ -223,27 +194,27 @@ func (s *Store) migrate(ctx context.Context) error {
 	for _, m := range ms {
 		err := s.tx(ctx, func(tx *sql.Tx) error {
 			var applied bool
-			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?)`, m.version).Scan(&applied); err != nil {
+			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?)`, m.Version).Scan(&applied); err != nil {
 				return err
 			}
 			if applied {
 				return nil
 			}
-			if _, err := tx.ExecContext(ctx, m.body); err != nil {
+			if _, err := tx.ExecContext(ctx, m.Body); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, m.version, time.Now().UnixMilli())
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, m.Version, time.Now().UnixMilli())
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("sqlite: apply migration %s: %w", m.name, err)
+			return fmt.Errorf("sqlite: apply migration %s: %w", m.Name, err)
 		}
 	}
 	var latest int
 	if err := s.w.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&latest); err != nil {
 		return fmt.Errorf("sqlite: read schema version: %w", err)
 	}
-	if known := ms[len(ms)-1].version; latest > known {
+	if known := ms[len(ms)-1].Version; latest > known {
 		return fmt.Errorf("sqlite: database schema version %d is newer than this program's (%d)", latest, known)
 	}
 	return nil
