@@ -116,6 +116,9 @@ func normalizeRegistration(md *oauthex.ClientRegistrationMetadata) *oauth.Error 
 	default:
 		return bad("application_type must be web or native")
 	}
+	if redirect.HasControl(md.ClientName) {
+		return bad("client_name must not contain control or formatting characters")
+	}
 	for _, f := range []struct {
 		name, v string
 		max     int

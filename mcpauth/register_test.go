@@ -38,6 +38,8 @@ func TestRegister(t *testing.T) {
 		{"bad application_type", `{"redirect_uris":["https://a.example/cb"],"application_type":"tv"}`, 400, "invalid_client_metadata", false},
 		{"long name", `{"redirect_uris":["https://a.example/cb"],"client_name":"` + strings.Repeat("n", 201) + `"}`, 400, "invalid_client_metadata", false},
 		{"not json", `redirect_uris=x`, 400, "invalid_client_metadata", false},
+		{"bidi in name", `{"redirect_uris":["https://a.example/cb"],"client_name":"\u202eedualC"}`, 400, "invalid_client_metadata", false},
+		{"escape in name", `{"redirect_uris":["https://a.example/cb"],"client_name":"x\u001b]0;pwned\u0007"}`, 400, "invalid_client_metadata", false},
 		{"too large", `{"redirect_uris":["https://a.example/cb"],"client_name":"` + strings.Repeat("n", MaxRegistrationBytes) + `"}`, 413, "invalid_client_metadata", false},
 	} {
 		r := f.postJSON("/register", tc.body, nil)

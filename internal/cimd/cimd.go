@@ -44,6 +44,10 @@ const (
 	DefaultMinAge     = 5 * time.Minute // used when the response sets no freshness
 	DefaultMaxEntries = 1024
 	failureTTL        = 10 * time.Second
+	// MaxConcurrentFetches bounds outbound fetches at once, so unauthenticated
+	// requests naming random client_id URLs cannot pile up goroutines or use
+	// the server to reflect traffic; beyond it, requests fail fast.
+	MaxConcurrentFetches = 16
 )
 
 // Options configure a Fetcher. The zero value is the safe default.
@@ -75,6 +79,7 @@ type Fetcher struct {
 	mu       sync.Mutex
 	cache    map[string]*entry
 	inflight map[string]*call
+	slots    chan struct{} // bounds concurrent fetches
 }
 
 type entry struct {
@@ -136,6 +141,7 @@ func New(opts Options) *Fetcher {
 		},
 		cache:    map[string]*entry{},
 		inflight: map[string]*call{},
+		slots:    make(chan struct{}, MaxConcurrentFetches),
 	}
 }
 
@@ -165,6 +171,15 @@ func CheckURL(s string) (*url.URL, error) {
 	}
 	if u.Path == "" || u.Path == "/" {
 		return nil, errors.New("client_id URL must have a path")
+	}
+	// Only lower-case ASCII host names: the HTTP client would convert an
+	// internationalized name to ASCII before dialling, which lets a
+	// look-alike (fullwidth "ｌｏｃａｌｈｏｓｔ", Cyrillic "clаude.ai") slip past host
+	// policy and be shown as another host on the approval page.
+	for i := 0; i < len(u.Host); i++ {
+		if c := u.Host[i]; c >= 0x80 || (c >= 'A' && c <= 'Z') {
+			return nil, errors.New("client_id URL host must be lower-case ASCII (use the punycode form)")
+		}
 	}
 	for _, seg := range strings.Split(u.EscapedPath(), "/") {
 		if seg == "." || seg == ".." || strings.EqualFold(seg, "%2e") || strings.EqualFold(seg, "%2e%2e") || strings.EqualFold(seg, ".%2e") || strings.EqualFold(seg, "%2e.") {
@@ -216,9 +231,16 @@ func (f *Fetcher) Client(ctx context.Context, clientID string) (*oauth.Client, e
 			return nil, ctx.Err()
 		}
 	}
+	select {
+	case f.slots <- struct{}{}:
+	default:
+		f.mu.Unlock()
+		return nil, oauth.ErrTemporarilyUnavailable.WithDescription("too many client metadata documents are being fetched; try again")
+	}
 	c := &call{done: make(chan struct{})}
 	f.inflight[clientID] = c
 	f.mu.Unlock()
+	defer func() { <-f.slots }()
 
 	client, ttl, err := f.fetch(context.WithoutCancel(ctx), clientID)
 	if err != nil {
@@ -359,8 +381,8 @@ func Parse(clientID string, body []byte) (*oauth.Client, error) {
 	if d.ClientID != clientID {
 		return bad("client_id does not equal the document's URL")
 	}
-	if strings.TrimSpace(d.ClientName) == "" || len(d.ClientName) > 200 {
-		return bad("client_name is required (at most 200 bytes)")
+	if strings.TrimSpace(d.ClientName) == "" || len(d.ClientName) > 200 || redirect.HasControl(d.ClientName) {
+		return bad("client_name is required: at most 200 bytes, no control or formatting characters")
 	}
 	if len(d.RedirectURIs) == 0 || len(d.RedirectURIs) > 20 {
 		return bad("redirect_uris is required (at most 20)")

@@ -58,6 +58,10 @@ func TestCheckURL(t *testing.T) {
 		{"https://user:pw@example.com/c", false},
 		{"https:example.com/c", false},
 		{"https:///c", false},
+		{"https://ｌｏｃａｌｈｏｓｔ/c.json", false}, // fullwidth: converted to "localhost" when dialled
+		{"https://cl\u0430ude.ai/c.json", false},  // Cyrillic a
+		{"https://xn--clude-8ve.ai/c.json", true}, // its punycode form is fine
+		{"https://Example.com/c.json", false},
 	} {
 		if _, err := CheckURL(tc.url); (err == nil) != tc.ok {
 			t.Errorf("CheckURL(%q) err = %v, want ok=%v", tc.url, err, tc.ok)
@@ -111,6 +115,8 @@ func TestParse(t *testing.T) {
 		{"http non-loopback redirect", `{"client_id":"` + id + `","client_name":"App","redirect_uris":["http://evil.example/cb"]}`, false},
 		{"no authorization_code grant", doc(`,"grant_types":["client_credentials"]`), false},
 		{"wrong type", doc(`,"redirect_uris":"http://localhost/cb"`), false},
+		{"escape in name", strings.Replace(doc(""), `"App"`, `"App\u001b[31m"`, 1), false},
+		{"bidi override in name", strings.Replace(doc(""), `"App"`, `"\u202eppA"`, 1), false},
 		{"not an object", `["x"]`, false},
 		{"malformed", `{"client_id":`, false},
 		{"too large", doc(`,"client_uri":"https://client.example/` + strings.Repeat("a", DefaultMaxBytes) + `"`), false},
@@ -317,4 +323,32 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted %q as %+v", body, c)
 		}
 	})
+}
+
+// TestFetchConcurrencyCap: beyond MaxConcurrentFetches outstanding fetches,
+// further lookups fail fast instead of piling up.
+func TestFetchConcurrencyCap(t *testing.T) {
+	release := make(chan struct{})
+	f, base := docServer(t, func(w http.ResponseWriter, r *http.Request) { <-release }, Options{Timeout: 5 * time.Second})
+	defer close(release)
+	var wg sync.WaitGroup
+	var busy atomic.Int32
+	for i := 0; i < MaxConcurrentFetches+8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := f.Client(context.Background(), fmt.Sprintf("%s/c%d.json", base, i))
+			if oauth.AsError(err).Code == "temporarily_unavailable" {
+				busy.Add(1)
+			}
+		}()
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for busy.Load() < 8 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := busy.Load(); n < 8 {
+		t.Fatalf("%d lookups failed fast, want at least 8", n)
+	}
+	release <- struct{}{}
 }

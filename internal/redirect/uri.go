@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode"
 
 	oauth "github.com/mcp-oauth/oauth"
 )
@@ -114,6 +115,13 @@ func AllNative(uris []string) bool {
 // the MCP URL with one).
 func SameResource(canonical, requested string) bool {
 	return requested == canonical || strings.TrimSuffix(requested, "/") == strings.TrimSuffix(canonical, "/")
+}
+
+// HasControl reports whether s contains Unicode control or format
+// characters (categories Cc, Cf): terminal escapes, bidirectional overrides
+// and other invisible characters that can disguise a name shown to people.
+func HasControl(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Cf, r) }) >= 0
 }
 
 // ForbiddenScheme reports whether a redirect URI scheme is refused because
