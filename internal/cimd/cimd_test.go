@@ -58,7 +58,7 @@ func TestCheckURL(t *testing.T) {
 		{"https://user:pw@example.com/c", false},
 		{"https:example.com/c", false},
 		{"https:///c", false},
-		{"https://ｌｏｃａｌｈｏｓｔ/c.json", false}, // fullwidth: converted to "localhost" when dialled
+		{"https://ｌｏｃａｌｈｏｓｔ/c.json", false},       // fullwidth: converted to "localhost" when dialled
 		{"https://cl\u0430ude.ai/c.json", false},  // Cyrillic a
 		{"https://xn--clude-8ve.ai/c.json", true}, // its punycode form is fine
 		{"https://Example.com/c.json", false},
