@@ -16,11 +16,12 @@ import (
 	"errors"
 	"html/template"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
+	"github.com/mcp-oauth/oauth/internal/redirect"
 	"github.com/mcp-oauth/oauth/provider"
 )
 
@@ -142,7 +143,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if u, err := url.Parse(p.Client.ID); err == nil && u.Scheme == "https" {
 		v.DocumentHost = u.Host
-		v.LoopbackOnly = loopbackOnly(p.Client.RedirectURIs)
+		v.LoopbackOnly = localRedirect(p.RedirectURI)
 	}
 	if u, err := url.Parse(p.RedirectURI); err == nil {
 		v.RedirectHost = u.Host
@@ -176,18 +177,20 @@ func (h *Handler) render(w http.ResponseWriter, status int, v view) {
 	}
 }
 
-// loopbackOnly reports whether every redirect URI is http on a loopback
-// host: such a client's callbacks can be answered by any local program.
-func loopbackOnly(uris []string) bool {
-	for _, s := range uris {
-		u, err := url.Parse(s)
-		if err != nil || u.Scheme != "http" {
-			return false
-		}
-		h := u.Hostname()
-		if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return false
-		}
+// localRedirect reports whether the redirect URI this request will use
+// returns to the local machine (http on a loopback host, or a private-use
+// app scheme): any local program could answer it, so a metadata document's
+// name proves little.
+func localRedirect(uri string) bool {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return false
 	}
-	return len(uris) > 0
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		return false
+	case "http":
+		return redirect.IsLoopbackHost(u.Hostname())
+	}
+	return true
 }

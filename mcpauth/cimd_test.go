@@ -74,7 +74,13 @@ func TestCIMDClients(t *testing.T) {
 			"http://localhost:54123/callback", true},
 		{"VS Code: exact trailing slash, fixed or random port", "/oauth/client-metadata.json",
 			`{"client_id":"%s","client_name":"Visual Studio Code","redirect_uris":["http://127.0.0.1:33418/","https://vscode.dev/redirect"],"token_endpoint_auth_method":"none"}`,
-			"http://127.0.0.1:51000/", false},
+			"http://127.0.0.1:51000/", true},
+		{"evasion: an unused https URI and an upper-case LOCALHOST still warn", "/evasive.json",
+			`{"client_id":"%s","client_name":"Evasive","redirect_uris":["https://never.example/cb","http://LOCALHOST/cb"],"token_endpoint_auth_method":"none"}`,
+			"http://LOCALHOST:4242/cb", true},
+		{"app scheme warns", "/app.json",
+			`{"client_id":"%s","client_name":"App","redirect_uris":["myapp://callback"],"token_endpoint_auth_method":"none"}`,
+			"myapp://callback", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id := docs.add(tc.path, tc.doc)

@@ -189,6 +189,13 @@ func TestReauthorizationReplacesGrant(t *testing.T) {
 	if works(a2) || !works(a3) {
 		t.Error("re-authorizing the same client did not replace the grant")
 	}
+	// A look-alike registration that is approved but whose code is never
+	// redeemed (it goes to the real client's callback) replaces nothing.
+	lookalike := f.register(claude)
+	f.authorize(authParams(lookalike), f.approve("alice"))
+	if !works(a3) {
+		t.Error("an approved but unredeemed look-alike revoked the real client's grant")
+	}
 
 	id := docs.add("/chatgpt.json", `{"client_id":"%s","client_name":"ChatGPT","redirect_uris":["https://chatgpt.com/connector/oauth/one","https://chatgpt.com/connector/oauth/two"],"token_endpoint_auth_method":"none"}`)
 	one := flow(client{id: id, redirect: "https://chatgpt.com/connector/oauth/one"}, "alice")
@@ -201,7 +208,7 @@ func TestReauthorizationReplacesGrant(t *testing.T) {
 		t.Error("re-authorizing one installation did not replace exactly its grant")
 	}
 	grants, _ := f.h.Provider().ListGrants(context.Background())
-	if len(grants) != 5 { // bob, cursor, a3, two, one2
-		t.Errorf("%d active grants, want 5", len(grants))
+	if len(grants) != 6 { // bob, cursor, a3, the unredeemed look-alike's, two, one2
+		t.Errorf("%d active grants, want 6", len(grants))
 	}
 }

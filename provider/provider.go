@@ -82,11 +82,11 @@ type Options struct {
 	SigningAlgorithm string
 	// KeyEncryptionKeys, when set, encrypt private signing keys at rest
 	// with AES-256-GCM: each key is 32 bytes; the first encrypts new keys
-	// and all of them decrypt. To rotate, put the new KEK first and keep
-	// the old one second, call RotateKeys, and drop the old KEK once the
-	// keys it sealed are gone (they are deleted an access-token lifetime
-	// plus 5 minutes after they retire). Keys stored before a KEK was
-	// configured stay readable.
+	// and all of them decrypt. To rotate: give every replica the new KEK
+	// (second, after the old one), then make it first everywhere, call
+	// RotateKeys, and drop the old KEK once the keys it sealed are gone
+	// (an access-token lifetime plus 5 minutes after they retire). Keys
+	// stored before a KEK was configured stay readable.
 	KeyEncryptionKeys [][]byte
 	// ClientMetadata resolves a client_id that is an https URL: a Client ID
 	// Metadata Document (draft-ietf-oauth-client-id-metadata-document). It
@@ -232,6 +232,12 @@ func (p *Provider) reloadKeysLocked(ctx context.Context) error {
 	ks := &keySet{byID: make(map[string]*jwtkeys.Key, len(recs))}
 	for _, r := range recs {
 		der, err := p.kek.Open(r.ID, r.Private)
+		if err != nil && !r.RetiredAt.IsZero() {
+			// A retired key sealed with a KEK this replica lacks (during a
+			// KEK rollout) only verifies old tokens; go on without it.
+			p.log.Warn("mcpauth: skipping a retired signing key that does not decrypt", "kid", r.ID, "err", err)
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("provider: %w", err)
 		}
@@ -439,6 +445,12 @@ var ErrAlreadyDecided = errors.New("provider: request already decided")
 
 func (p *Provider) pendingView(ctx context.Context, rec *storage.PendingRecord) (*Pending, error) {
 	c, err := p.GetClient(ctx, rec.ClientID)
+	if err != nil && strings.HasPrefix(rec.ClientID, "https://") {
+		// The document could not be fetched just now (or this process has
+		// no resolver, like the example's terminal commands): the request
+		// was validated when it was made, so show it by its URL alone.
+		c, err = &oauth.Client{ID: rec.ClientID}, nil
+	}
 	if errors.Is(err, oauth.ErrInvalidClient) {
 		return nil, ErrUnknownRequest
 	}
@@ -596,12 +608,12 @@ func (p *Provider) Complete(ctx context.Context, handle, userCode string) (strin
 		return "", fmt.Errorf("provider: complete: %w", err)
 	}
 	p.log.Info("mcpauth: authorization code issued", "request_id", v.ID, "client_id", v.ClientID, "grant_id", grant.ID)
-	p.replaceOlderGrants(ctx, grant, v.Client)
 	resp.Set("code", code)
 	return redirect.With(v.RedirectURI, resp)
 }
 
-// replaceOlderGrants revokes the subject's other active grants for the
+// replaceOlderGrants revokes, once the new grant's code has been redeemed,
+// the subject's other active grants for the
 // same application, so that clients that register again and re-authorize
 // (Claude does, on invalid_client) do not pile up grants. The same
 // application is: the same client_id, or a registered client with the same
@@ -622,7 +634,7 @@ func (p *Provider) replaceOlderGrants(ctx context.Context, g *oauth.Grant, c *oa
 		}
 		same := o.ClientID == g.ClientID
 		if cimd {
-			same = same && o.RedirectURI == g.RedirectURI
+			same = same && sameInstallation(o.RedirectURI, g.RedirectURI)
 		} else if !same && !strings.HasPrefix(o.ClientID, "https://") {
 			oc, err := p.store.GetClient(ctx, o.ClientID, p.now())
 			same = err == nil && oc.ClientName == c.ClientName && slices.Equal(oc.RedirectURIs, c.RedirectURIs)
@@ -636,6 +648,16 @@ func (p *Provider) replaceOlderGrants(ctx context.Context, g *oauth.Grant, c *oa
 		}
 		p.log.Info("mcpauth: grant replaced by a new authorization", "grant_id", o.ID, "new_grant_id", g.ID, "client_id", g.ClientID)
 	}
+}
+
+// sameInstallation compares the redirect URIs of two grants of one
+// metadata-document client; loopback URIs match whatever their ports, since
+// native apps pick a new port each time (RFC 8252 §7.3).
+func sameInstallation(a, b string) bool {
+	if a == b {
+		return true
+	}
+	return redirect.Match([]string{a}, b)
 }
 
 // ---- codes and tokens ----
@@ -688,6 +710,9 @@ func (p *Provider) ExchangeAuthorizationCode(ctx context.Context, client *oauth.
 		return nil, fmt.Errorf("provider: redeem code: %w", err)
 	}
 	p.touch(ctx, client, code.GrantID)
+	// Only a redeemed code replaces older grants: a look-alike registration
+	// whose code is never redeemed must not revoke the real client's grant.
+	p.replaceOlderGrants(ctx, &oauth.Grant{ID: code.GrantID, ClientID: client.ID, Subject: code.Subject, RedirectURI: code.RedirectURI}, client)
 	return p.tokenResponse(ctx, client.ID, code.GrantID, code.Subject, code.Scopes, code.Resource, rt)
 }
 

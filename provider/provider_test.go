@@ -416,16 +416,45 @@ func TestKeyEncryptionAtRest(t *testing.T) {
 		t.Fatalf("rotated ring: %v", err)
 	}
 	must(t, p2.RotateKeys(ctx))
+	// Without the old KEK the retired key is skipped (it only verified old
+	// tokens): the provider runs, and those old tokens no longer verify.
 	o.KeyEncryptionKeys = [][]byte{k2}
-	if _, err := provider.New(ctx, e.store, o); err == nil {
-		t.Fatal("the old key, sealed with the dropped KEK, was readable")
+	p3, err := provider.New(ctx, e.store, o)
+	must(t, err)
+	if _, err := p3.LoadAccessToken(ctx, tok.AccessToken); err == nil {
+		t.Fatal("a token signed by a key whose KEK was dropped still verified")
 	}
+	// The active key is required: without its KEK the provider refuses to start.
 	o.KeyEncryptionKeys = [][]byte{k1}
 	if _, err := provider.New(ctx, e.store, o); err == nil {
-		t.Fatal("the new key, sealed with the new KEK, was readable with the old one")
+		t.Fatal("started without the KEK of the active key")
 	}
 	o.KeyEncryptionKeys = [][]byte{[]byte("short")}
 	if _, err := provider.New(ctx, e.store, o); err == nil {
 		t.Fatal("a 5-byte KEK was accepted")
+	}
+}
+
+// TestPendingMetadataClientWithoutResolver: a request from a metadata-
+// document client stays visible and approvable where the document cannot
+// be fetched (a terminal command without a resolver, a passing outage).
+func TestPendingMetadataClientWithoutResolver(t *testing.T) {
+	const id = "https://client.example/meta.json"
+	doc := &oauth.Client{ID: id}
+	doc.ClientName, doc.RedirectURIs, doc.TokenEndpointAuthMethod = "Doc", []string{"http://127.0.0.1/cb"}, "none"
+	e := newEnv(t, func(o *provider.Options) {
+		o.ClientMetadata = func(ctx context.Context, clientID string) (*oauth.Client, error) { return doc, nil }
+	})
+	_, code := e.pending(t, doc)
+	o := e.p.Options()
+	o.ClientMetadata = nil
+	admin, err := provider.New(ctx, e.store, o)
+	must(t, err)
+	list, err := admin.ListPending(ctx)
+	if err != nil || len(list) != 1 || list[0].Client.ID != id {
+		t.Fatalf("ListPending without a resolver = %v, %v", list, err)
+	}
+	if _, err := admin.Approve(ctx, code, "alice"); err != nil {
+		t.Fatalf("Approve without a resolver: %v", err)
 	}
 }

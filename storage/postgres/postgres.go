@@ -108,7 +108,7 @@ var migrations embed.FS
 
 // sweepLockKey is the key of the advisory lock a Sweep holds, so that of
 // replicas sweeping at once only one does the work.
-const sweepLockKey int64 = 0x4d435053574545 // "MCPSWEE"
+const sweepLockKey int32 = 0x4d435357 // "MCSW"
 
 // migrationLockKey is the key of the advisory lock held while migrating:
 // "MCPOAUTH" in ASCII. Advisory locks are database-wide, so Stores of
@@ -930,7 +930,9 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 		// the same rows (no double work, no lock storms). The lock ends with
 		// the transaction.
 		var mine bool
-		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, sweepLockKey).Scan(&mine); err != nil {
+		// Keyed by schema, so stores in different schemas of one database
+		// do not skip each other's sweeps.
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtext(current_schema()), $1)`, sweepLockKey).Scan(&mine); err != nil {
 			return err
 		}
 		if !mine {
