@@ -200,61 +200,15 @@ func race(t *testing.T, n int, f func(i int) error) int {
 	return wins
 }
 
-// TestRedeemCodeRaceTwoStores races two Stores, each with its own pool, on
-// one schema, as two replicas would: only PostgreSQL's row locks can keep
-// the redemption single.
-func TestRedeemCodeRaceTwoStores(t *testing.T) {
-	ctx := context.Background()
-	schema := newSchema(t)
-	stores := []*postgres.Store{newStore(t, newPool(t, schema)), newStore(t, newPool(t, schema))}
-	for round := range 3 {
-		g, code := issue(t, stores[0], fmt.Sprint(round))
-		tokens := make([]*storage.RefreshRecord, 100)
-		for i := range tokens {
-			tokens[i] = refresh(g, "")
-		}
-		wins := race(t, len(tokens), func(i int) error { return stores[i%2].RedeemCode(ctx, code, now, tokens[i]) })
-		if wins != 1 {
-			t.Fatalf("round %d: %d redemptions succeeded, want 1", round, wins)
-		}
-		stored := 0
-		for _, rt := range tokens {
-			if _, err := stores[1].GetRefreshToken(ctx, rt.Hash, now); err == nil {
-				stored++
-			}
-		}
-		if stored != 1 {
-			t.Errorf("round %d: %d refresh tokens stored, want 1", round, stored)
-		}
-	}
-}
-
-// TestRotateRefreshTokenRaceTwoStores races rotations of one token, with
-// the same expected successor, on two Stores.
-func TestRotateRefreshTokenRaceTwoStores(t *testing.T) {
-	ctx := context.Background()
-	schema := newSchema(t)
-	stores := []*postgres.Store{newStore(t, newPool(t, schema)), newStore(t, newPool(t, schema))}
-	g, code := issue(t, stores[0], "1")
-	rt := refresh(g, "")
-	if err := stores[0].RedeemCode(ctx, code, now, rt); err != nil {
-		t.Fatal(err)
-	}
-	next := make([]*storage.RefreshRecord, 100)
-	for i := range next {
-		next[i] = refresh(g, rt.Hash)
-	}
-	wins := race(t, len(next), func(i int) error { return stores[i%2].RotateRefreshToken(ctx, rt.Hash, "", next[i], now) })
-	if wins != 1 {
-		t.Fatalf("%d rotations succeeded, want 1", wins)
-	}
-	old, err := stores[1].GetRefreshToken(ctx, rt.Hash, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stores[1].GetRefreshToken(ctx, old.Successor, now); err != nil {
-		t.Errorf("successor: %v", err)
-	}
+// TestShared runs the cross-instance suite: two Stores, each with its own
+// pool, on one schema, as two replicas would use it; only PostgreSQL's row
+// locks can keep redemption and rotation single.
+func TestShared(t *testing.T) {
+	testURL(t)
+	storetest.RunShared(t, func(t *testing.T) (storage.Store, storage.Store) {
+		schema := newSchema(t)
+		return newStore(t, newPool(t, schema)), newStore(t, newPool(t, schema))
+	})
 }
 
 // deadlocks returns how many deadlocks PostgreSQL has detected in the test

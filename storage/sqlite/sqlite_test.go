@@ -144,19 +144,13 @@ func TestRedeemCodeRace(t *testing.T) {
 	}
 }
 
-// TestRedeemCodeRaceTwoStores races two Stores on one file, as two
-// processes would: only SQLite's locking can keep the redemption single.
-func TestRedeemCodeRaceTwoStores(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "test.db")
-	stores := []*sqlite.Store{open(t, path), open(t, path)}
-	for round := range 5 {
-		g, code := issue(t, stores[0], fmt.Sprint(round))
-		wins := race(t, 40, func(i int) error { return stores[i%2].RedeemCode(ctx, code, now, refresh(g, "")) })
-		if wins != 1 {
-			t.Fatalf("round %d: %d redemptions succeeded, want 1", round, wins)
-		}
-	}
+// TestShared runs the cross-instance suite: two Stores on one file, as two
+// processes (the server and a terminal command) would use it.
+func TestShared(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) (storage.Store, storage.Store) {
+		path := filepath.Join(t.TempDir(), "test.db")
+		return open(t, path), open(t, path)
+	})
 }
 
 func TestRotateRefreshTokenRace(t *testing.T) {
