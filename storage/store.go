@@ -44,8 +44,10 @@ type Store interface {
 
 	// Sweep deletes every row that can no longer be used at now: expired
 	// codes, pending requests, refresh tokens and client registrations
-	// (with their grants), and revoked grants. It returns the number of rows
-	// deleted. It is safe to call concurrently with everything else.
+	// (with their grants), revoked grants, and grants left with neither a
+	// code nor a refresh token (a code that expired unredeemed, or a last
+	// refresh token that expired). It returns the number of rows deleted.
+	// It is safe to call concurrently with everything else.
 	Sweep(ctx context.Context, now time.Time) (int64, error)
 
 	// Close releases the backend's resources.

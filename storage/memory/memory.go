@@ -628,6 +628,20 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 			n++
 		}
 	}
+	// Grants with neither a code nor a refresh token left can issue nothing.
+	used := make(map[string]bool, len(s.codes)+len(s.refresh))
+	for _, c := range s.codes {
+		used[c.GrantID] = true
+	}
+	for _, r := range s.refresh {
+		used[r.GrantID] = true
+	}
+	for gid := range s.grants {
+		if !used[gid] {
+			delete(s.grants, gid)
+			n++
+		}
+	}
 	return n, nil
 }
 

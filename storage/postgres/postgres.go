@@ -911,6 +911,12 @@ var (
 	qSweepCodes   = `DELETE FROM codes WHERE expires_at <= $1 OR grant_id = ANY ($2)`
 	qSweepTokens  = `DELETE FROM refresh_tokens WHERE expires_at <= $1 OR grant_id = ANY ($2)`
 	qSweepPending = `DELETE FROM pending WHERE expires_at <= $1`
+	// qSweepOrphans deletes grants left with neither a code nor a refresh
+	// token: they can issue nothing. A grant and its code are inserted in
+	// one transaction and redemption keeps the code row, so a live grant is
+	// never without one of them.
+	qSweepOrphans = `DELETE FROM grants WHERE NOT EXISTS (SELECT 1 FROM codes WHERE grant_id = grants.id)
+  AND NOT EXISTS (SELECT 1 FROM refresh_tokens WHERE grant_id = grants.id)`
 )
 
 // Sweep implements storage.Store in one transaction. It deletes lapsed
@@ -962,6 +968,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 			{qSweepCodes, []any{now, encodeList(grants)}},
 			{qSweepTokens, []any{now, encodeList(grants)}},
 			{qSweepPending, []any{now}},
+			{qSweepOrphans, nil},
 		} {
 			tag, err := tx.Exec(ctx, st.query, st.args...)
 			if err != nil {

@@ -990,6 +990,9 @@ var sweeps = []struct {
 	{`DELETE FROM grants WHERE id IN (` + deadGrants + `)`, 1},
 	{`DELETE FROM clients WHERE ` + lapsed, 1},
 	{`DELETE FROM pending WHERE ` + lapsed, 1},
+	// Grants left with neither a code nor a refresh token can issue nothing.
+	{`DELETE FROM grants WHERE NOT EXISTS (SELECT 1 FROM codes WHERE grant_id = grants.id)
+  AND NOT EXISTS (SELECT 1 FROM refresh_tokens WHERE grant_id = grants.id)`, 0},
 }
 
 // Sweep implements storage.Store in one write transaction. It deletes

@@ -16,6 +16,7 @@ var sweepTests = []test{
 	{"KeepsLiveRows", testSweepKeepsLive},
 	{"DeletesDeadRows", testSweepDeletesDead},
 	{"Concurrent", testSweepConcurrent},
+	{"DeletesGrantsThatCanIssueNothing", testSweepOrphanGrants},
 }
 
 // testSweepEmpty: sweeping an empty store deletes nothing.
@@ -258,4 +259,30 @@ func testSweepConcurrent(t *testing.T, f *fixture) {
 	if len(pending) != 0 {
 		t.Errorf("ListPending at creation time = %d requests after the sweeps, want 0 (the dead ones deleted, the rest completed)", len(pending))
 	}
+}
+
+// testSweepOrphanGrants: a grant left with neither a code nor a refresh
+// token (its code expired unredeemed, or its last refresh token expired) is
+// deleted; a grant with a live code or token is kept.
+func testSweepOrphanGrants(t *testing.T, f *fixture) {
+	c := f.createClient(base, time.Time{})
+	long := base.Add(24 * time.Hour)
+	unredeemed := f.issue(c.ID, base, base.Add(10*time.Minute))
+	lapsedToken := f.issue(c.ID, base, base.Add(10*time.Minute))
+	f.redeem(lapsedToken, base.Add(time.Minute), base.Add(30*time.Minute))
+	liveToken := f.issue(c.ID, base, base.Add(10*time.Minute))
+	rt := f.redeem(liveToken, base.Add(time.Minute), long)
+	liveCode := f.issue(c.ID, base, long)
+
+	n, err := f.s.Sweep(f.ctx, base.Add(time.Hour))
+	f.must(err, "Sweep")
+	// Dead: 4 pending requests, 3 expired codes, 1 expired token, 2 grants.
+	if n != 10 {
+		t.Errorf("Sweep = %d rows, want 10", n)
+	}
+	f.grantGone(unredeemed.grant.ID)
+	f.grantGone(lapsedToken.grant.ID)
+	checkEqual(t, "grant with a live refresh token", f.grant(liveToken.grant.ID), liveToken.grant)
+	checkEqual(t, "grant with a live code", f.grant(liveCode.grant.ID), liveCode.grant)
+	f.refresh(rt.Hash, base.Add(time.Hour))
 }
