@@ -622,7 +622,7 @@ func (p *Provider) Complete(ctx context.Context, handle, userCode string) (strin
 // the same redirect URI are replaced. Failures are logged: the new grant
 // stands either way.
 func (p *Provider) replaceOlderGrants(ctx context.Context, g *oauth.Grant, c *oauth.Client) {
-	grants, err := p.store.ListGrants(ctx)
+	grants, err := p.store.ListSubjectGrants(ctx, g.Subject)
 	if err != nil {
 		p.log.Error("mcpauth: list grants to replace", "err", err)
 		return

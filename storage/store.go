@@ -76,6 +76,8 @@ type GrantStore interface {
 	GetGrant(ctx context.Context, id string) (*oauth.Grant, error)
 	// ListGrants returns the active grants, oldest first.
 	ListGrants(ctx context.Context) ([]*oauth.Grant, error)
+	// ListSubjectGrants returns the subject's active grants, oldest first.
+	ListSubjectGrants(ctx context.Context, subject string) ([]*oauth.Grant, error)
 	// RevokeGrant marks the grant revoked at now and deletes its codes and
 	// refresh tokens. Revoking a revoked grant is not an error; ErrNotFound
 	// if absent.

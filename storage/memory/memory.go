@@ -250,6 +250,15 @@ func (s *Store) ListGrants(ctx context.Context) ([]*oauth.Grant, error) {
 	return out, nil
 }
 
+// ListSubjectGrants implements storage.GrantStore.
+func (s *Store) ListSubjectGrants(ctx context.Context, subject string) ([]*oauth.Grant, error) {
+	all, err := s.ListGrants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(all, func(g *oauth.Grant) bool { return g.Subject != subject }), nil
+}
+
 // RevokeGrant marks the grant revoked at now and deletes its codes and
 // refresh tokens. Revoking a revoked grant succeeds and keeps the first
 // revocation time; storage.ErrNotFound if absent.

@@ -498,9 +498,10 @@ func (s *Store) ListClients(ctx context.Context, now time.Time) ([]*oauth.Client
 const grantCols = `id, client_id, subject, scopes, resource, created_at, last_used_at, revoked_at, redirect_uri`
 
 var (
-	qInsertGrant = `INSERT INTO grants (` + grantCols + `) VALUES (` + placeholders(1, 9) + `)`
-	qGetGrant    = `SELECT ` + grantCols + ` FROM grants WHERE id = $1`
-	qListGrants  = `SELECT ` + grantCols + ` FROM grants WHERE revoked_at IS NULL ORDER BY created_at NULLS FIRST, seq`
+	qInsertGrant       = `INSERT INTO grants (` + grantCols + `) VALUES (` + placeholders(1, 9) + `)`
+	qGetGrant          = `SELECT ` + grantCols + ` FROM grants WHERE id = $1`
+	qListGrants        = `SELECT ` + grantCols + ` FROM grants WHERE revoked_at IS NULL ORDER BY created_at NULLS FIRST, seq`
+	qListSubjectGrants = `SELECT ` + grantCols + ` FROM grants WHERE subject = $1 AND revoked_at IS NULL ORDER BY created_at NULLS FIRST, seq`
 	// qRevokeGrant keeps the first revocation time, and locks the row
 	// even when the grant was revoked already.
 	qRevokeGrant       = `UPDATE grants SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1`
@@ -536,6 +537,12 @@ func (s *Store) GetGrant(ctx context.Context, id string) (*oauth.Grant, error) {
 func (s *Store) ListGrants(ctx context.Context) ([]*oauth.Grant, error) {
 	out, err := list(ctx, s.pool, scanGrant, qListGrants)
 	return out, wrap("list grants", err)
+}
+
+// ListSubjectGrants implements storage.GrantStore.
+func (s *Store) ListSubjectGrants(ctx context.Context, subject string) ([]*oauth.Grant, error) {
+	out, err := list(ctx, s.pool, scanGrant, qListSubjectGrants, subject)
+	return out, wrap("list subject grants", err)
 }
 
 // RevokeGrant implements storage.GrantStore in one transaction: the grant

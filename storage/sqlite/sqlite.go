@@ -566,10 +566,11 @@ func list[T any](s *Store, ctx context.Context, scan func(scanner) (*T, error), 
 const grantCols = `id, client_id, subject, scopes, resource, created_at, last_used_at, revoked_at, redirect_uri`
 
 var (
-	qInsertGrant = `INSERT INTO grants (` + grantCols + `) VALUES (` + placeholders(9) + `)`
-	qGetGrant    = `SELECT ` + grantCols + ` FROM grants WHERE id = ?`
-	qListGrants  = `SELECT ` + grantCols + ` FROM grants WHERE revoked_at = 0 ORDER BY created_at, rowid`
-	qGrantActive = `SELECT 1 FROM grants WHERE id = ? AND revoked_at = 0`
+	qInsertGrant       = `INSERT INTO grants (` + grantCols + `) VALUES (` + placeholders(9) + `)`
+	qGetGrant          = `SELECT ` + grantCols + ` FROM grants WHERE id = ?`
+	qListGrants        = `SELECT ` + grantCols + ` FROM grants WHERE revoked_at = 0 ORDER BY created_at, rowid`
+	qListSubjectGrants = `SELECT ` + grantCols + ` FROM grants WHERE subject = ? AND revoked_at = 0 ORDER BY created_at, rowid`
+	qGrantActive       = `SELECT 1 FROM grants WHERE id = ? AND revoked_at = 0`
 )
 
 var (
@@ -605,6 +606,12 @@ func (s *Store) GetGrant(ctx context.Context, id string) (*oauth.Grant, error) {
 func (s *Store) ListGrants(ctx context.Context) ([]*oauth.Grant, error) {
 	out, err := list(s, ctx, scanGrant, qListGrants)
 	return out, wrap("list grants", err)
+}
+
+// ListSubjectGrants implements storage.GrantStore.
+func (s *Store) ListSubjectGrants(ctx context.Context, subject string) ([]*oauth.Grant, error) {
+	out, err := list(s, ctx, scanGrant, qListSubjectGrants, subject)
+	return out, wrap("list subject grants", err)
 }
 
 // RevokeGrant implements storage.GrantStore in one transaction. A grant
@@ -1024,7 +1031,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 // the writer pool.
 var (
 	readerQueries = []string{
-		qGetClient, qListClients, qGetGrant, qListGrants, qGetCode, qGetRefresh,
+		qGetClient, qListClients, qGetGrant, qListGrants, qListSubjectGrants, qGetCode, qGetRefresh,
 		qPendingByHandle, qPendingByCode, qListPending, qListKeys,
 	}
 	writerQueries = func() []string {

@@ -13,6 +13,7 @@ var grantTests = []test{
 	{"CopiesInAndOut", testGrantCopies},
 	{"GetAbsent", testGrantGetAbsent},
 	{"List", testGrantList},
+	{"ListSubject", testGrantListSubject},
 	{"ListOrderIsByCreatedAt", testGrantListOrder},
 	{"Revoke", testGrantRevoke},
 	{"RevokeTwice", testGrantRevokeTwice},
@@ -181,4 +182,26 @@ func testGrantTouch(t *testing.T, f *fixture) {
 func testGrantTouchAbsent(t *testing.T, f *fixture) {
 	wantErr(t, f.s.TouchGrant(f.ctx, "no-such-grant", base), storage.ErrNotFound, "TouchGrant of an unknown grant")
 	f.grantGone("no-such-grant")
+}
+
+// testGrantListSubject: ListSubjectGrants returns exactly the subject's
+// active grants, oldest first.
+func testGrantListSubject(t *testing.T, f *fixture) {
+	c := f.createClient(base, time.Time{})
+	long := base.Add(24 * time.Hour)
+	a1 := f.issue(c.ID, base, long)
+	f.issue(c.ID, base, long) // another subject
+	p := f.createPending(c.ID, base.Add(time.Minute), long)
+	f.must(f.s.DecidePending(f.ctx, p.ID, storage.PendingApproved, a1.grant.Subject, base.Add(time.Minute)), "DecidePending")
+	g2, code2 := f.newGrantAndCode(p, a1.grant.Subject, base.Add(time.Minute), long)
+	f.must(f.s.CompletePending(f.ctx, p.ID, g2, code2, base.Add(time.Minute)), "CompletePending")
+	a3 := f.issue(c.ID, base, long)
+	f.must(f.s.RevokeGrant(f.ctx, a3.grant.ID, base), "RevokeGrant")
+
+	got, err := f.s.ListSubjectGrants(f.ctx, a1.grant.Subject)
+	f.must(err, "ListSubjectGrants")
+	checkIDs(t, "ListSubjectGrants", ids(got, grantID), []string{a1.grant.ID, g2.ID})
+	none, err := f.s.ListSubjectGrants(f.ctx, a3.grant.Subject)
+	f.must(err, "ListSubjectGrants")
+	checkIDs(t, "ListSubjectGrants of a subject whose only grant is revoked", ids(none, grantID), nil)
 }

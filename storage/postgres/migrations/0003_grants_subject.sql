@@ -1,0 +1,2 @@
+-- Grant replacement lists a subject's active grants on each redemption.
+CREATE INDEX grants_subject ON grants (subject) WHERE revoked_at IS NULL;
