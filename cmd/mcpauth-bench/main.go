@@ -1,0 +1,404 @@
+// Command mcpauth-bench measures what authentication costs an MCP server,
+// against the targets of the fast-path issue, on this machine, in one run:
+//
+//	go run ./cmd/mcpauth-bench [-duration 5s] [-workers 16] [-rounds 2]
+//
+// It starts, on loopback, the same stateless go-sdk MCP server twice (once
+// bare, once behind mcpauth.Wrap with SQLite), drives both with a parallel
+// load generator (rounds interleaved so drift hits both alike), measures
+// in-process bearer verification and the /token and /register endpoints,
+// and prints each target with its measured value.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+
+	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/internal/jwtkeys"
+	"github.com/mcp-oauth/oauth/mcpauth"
+	"github.com/mcp-oauth/oauth/provider"
+	"github.com/mcp-oauth/oauth/storage/sqlite"
+)
+
+func main() {
+	cfg := config{}
+	flag.DurationVar(&cfg.duration, "duration", 5*time.Second, "length of each load phase")
+	flag.IntVar(&cfg.workers, "workers", 16, "parallel clients")
+	flag.IntVar(&cfg.rounds, "rounds", 2, "interleaved rounds of the MCP comparison")
+	flag.Parse()
+	res, err := run(context.Background(), cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+	res.print(os.Stdout)
+}
+
+type config struct {
+	duration time.Duration
+	workers  int
+	rounds   int
+}
+
+// results are the measured values; print compares them with the targets.
+type results struct {
+	bareRPS, authRPS        float64
+	seenP50, seenP99        time.Duration
+	unseen, rawVerify       time.Duration
+	exchangeRPS, refreshRPS float64
+	registerRPS             float64
+	workers                 int
+}
+
+func (r results) print(w io.Writer) {
+	ratio := r.authRPS / r.bareRPS
+	fmt.Fprintf(w, "mcpauth-bench (%d workers)\n", r.workers)
+	row := func(name, target, got string, ok bool) {
+		mark := "MISSED"
+		if ok {
+			mark = "met"
+		}
+		fmt.Fprintf(w, "  %-48s target %-14s measured %-22s %s\n", name, target, got, mark)
+	}
+	row("tools/call throughput, auth / no auth", ">= 0.97x", fmt.Sprintf("%.3fx (%.0f / %.0f req/s)", ratio, r.authRPS, r.bareRPS), ratio >= 0.97)
+	row("verify a seen token, p99", "<= 50us", fmt.Sprintf("%v (p50 %v)", r.seenP99.Round(time.Microsecond), r.seenP50.Round(time.Microsecond)), r.seenP99 <= 50*time.Microsecond)
+	vr := float64(r.unseen) / float64(r.rawVerify)
+	row("verify an unseen token / raw signature check", "<= 1.2x", fmt.Sprintf("%.2fx (%v / %v)", vr, r.unseen.Round(time.Microsecond), r.rawVerify.Round(time.Microsecond)), vr <= 1.2)
+	row("/token authorization_code exchanges", ">= 3000/s", fmt.Sprintf("%.0f/s", r.exchangeRPS), r.exchangeRPS >= 3000)
+	row("/token refresh rotations", ">= 3000/s", fmt.Sprintf("%.0f/s", r.refreshRPS), r.refreshRPS >= 3000)
+	row("/register", ">= 3000/s", fmt.Sprintf("%.0f/s", r.registerRPS), r.registerRPS >= 3000)
+}
+
+func newMCPServer() *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "echo"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct {
+		Text string `json:"text"`
+	}) (*mcp.CallToolResult, any, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Text}}}, nil, nil
+	})
+	return s
+}
+
+func serve(h http.Handler) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
+}
+
+func run(ctx context.Context, cfg config) (results, error) {
+	res := results{workers: cfg.workers}
+	dir, err := os.MkdirTemp("", "mcpauth-bench")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "bench.db"))
+	if err != nil {
+		return res, err
+	}
+	defer store.Close()
+
+	stateless := &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true}
+	bareServer := newMCPServer() // one server each, as Wrap uses one
+	bareURL, stopBare, err := serve(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return bareServer }, stateless))
+	if err != nil {
+		return res, err
+	}
+	defer stopBare()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return res, err
+	}
+	authBase := "http://" + ln.Addr().String()
+	h, err := mcpauth.New(newMCPServer(), mcpauth.Options{Issuer: authBase, Store: store, Streamable: stateless})
+	if err != nil {
+		return res, err
+	}
+	authSrv := &http.Server{Handler: h}
+	go authSrv.Serve(ln)
+	defer authSrv.Close()
+
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.workers * 2}}
+	p := h.Provider()
+	tok, err := obtainToken(ctx, hc, p, authBase)
+	if err != nil {
+		return res, fmt.Errorf("obtain token: %w", err)
+	}
+
+	// 1. tools/call throughput, bare vs authenticated, interleaved.
+	call := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}`)
+	var bare, auth float64
+	for range cfg.rounds {
+		bare += load(hc, cfg, bareURL, "", call)
+		auth += load(hc, cfg, authBase+"/mcp", tok.AccessToken, call)
+	}
+	res.bareRPS, res.authRPS = bare/float64(cfg.rounds), auth/float64(cfg.rounds)
+
+	// 2. In-process verification: a token seen before, tokens never seen,
+	// and the raw signature check alone.
+	res.seenP50, res.seenP99 = latency(2000, func(int) error { _, err := p.LoadAccessToken(ctx, tok.AccessToken); return err })
+	unseen := make([]string, 500)
+	for i := range unseen {
+		t, err := refresh(ctx, hc, authBase, tok)
+		if err != nil {
+			return res, err
+		}
+		unseen[i], tok = t.AccessToken, t
+	}
+	res.unseen, _ = latency(len(unseen), func(i int) error { _, err := p.LoadAccessToken(ctx, unseen[i]); return err })
+	keys, err := store.ListKeys(ctx)
+	if err != nil {
+		return res, err
+	}
+	key, err := jwtkeys.Parse(keys[0])
+	if err != nil {
+		return res, err
+	}
+	v := jwtkeys.Verifier{Issuer: authBase, Audience: h.Resource(), Lookup: func(string) *jwtkeys.Key { return key }}
+	res.rawVerify, _ = latency(len(unseen), func(i int) error { _, err := v.Verify(unseen[i]); return err })
+
+	// 3. /token and /register with parallel clients.
+	res.exchangeRPS, err = tokenLoad(ctx, hc, cfg, p, authBase)
+	if err != nil {
+		return res, err
+	}
+	res.refreshRPS, err = refreshLoad(ctx, hc, cfg, p, authBase)
+	if err != nil {
+		return res, err
+	}
+	reg := []byte(`{"redirect_uris":["http://127.0.0.1:3000/cb"],"token_endpoint_auth_method":"none","client_name":"bench"}`)
+	res.registerRPS = rate(cfg, func(_, _ int) error {
+		return post(hc, authBase+"/register", "application/json", reg, http.StatusCreated)
+	})
+	return res, nil
+}
+
+// load drives url with tools/call requests from cfg.workers clients for
+// cfg.duration and returns successful requests per second.
+func load(hc *http.Client, cfg config, url, bearer string, body []byte) float64 {
+	return rate(cfg, func(_, _ int) error {
+		req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	})
+}
+
+// rate runs f from cfg.workers goroutines for cfg.duration and returns
+// successes per second; f gets the worker's number and the call's.
+func rate(cfg config, f func(worker, i int) error) float64 {
+	var n, next, failed atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(cfg.duration)
+	start := time.Now()
+	for w := range cfg.workers {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				if f(w, int(next.Add(1)-1)) == nil {
+					n.Add(1)
+				} else {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		fmt.Fprintf(os.Stderr, "warning: %d failed requests\n", failed.Load())
+	}
+	return float64(n.Load()) / time.Since(start).Seconds()
+}
+
+// latency runs f n times serially and returns the median and 99th
+// percentile durations.
+func latency(n int, f func(i int) error) (p50, p99 time.Duration) {
+	ds := make([]time.Duration, 0, n)
+	for i := range n {
+		t := time.Now()
+		if err := f(i); err != nil {
+			fmt.Fprintln(os.Stderr, "warning:", err)
+		}
+		ds = append(ds, time.Since(t))
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2], ds[len(ds)*99/100]
+}
+
+func post(hc *http.Client, url, ct string, body []byte, want int) error {
+	resp, err := hc.Post(url, ct, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+const verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+
+func challenge() string {
+	s := sha256.Sum256([]byte(verifier))
+	return base64.RawURLEncoding.EncodeToString(s[:])
+}
+
+// codes registers a client and runs n authorizations through approval,
+// returning the client and n fresh codes.
+func codes(ctx context.Context, p *provider.Provider, base string, n int) (*oauth.Client, []string, error) {
+	md := benchClient
+	reg, err := p.RegisterClient(ctx, &md)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := p.GetClient(ctx, reg.ClientID)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]string, n)
+	for i := range out {
+		to, err := p.Authorize(ctx, c, &oauth.AuthorizationParams{ClientID: c.ID, RedirectURI: c.RedirectURIs[0], RedirectURIExplicit: true,
+			Scopes: []string{"mcp"}, CodeChallenge: challenge(), Resource: base + "/mcp"})
+		if err != nil {
+			return nil, nil, err
+		}
+		u, _ := url.Parse(to)
+		if _, err := p.Approve(ctx, u.Query().Get("user_code"), fmt.Sprintf("user%d", i)); err != nil {
+			return nil, nil, err
+		}
+		back, err := p.Complete(ctx, u.Query().Get("request"), u.Query().Get("user_code"))
+		if err != nil {
+			return nil, nil, err
+		}
+		bu, _ := url.Parse(back)
+		out[i] = bu.Query().Get("code")
+	}
+	return c, out, nil
+}
+
+func exchange(ctx context.Context, hc *http.Client, base string, c *oauth.Client, code string) (*oauth.TokenResponse, error) {
+	return tokenCall(hc, base, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {verifier},
+		"redirect_uri": {c.RedirectURIs[0]}, "client_id": {c.ID}})
+}
+
+func tokenCall(hc *http.Client, base string, form url.Values) (*oauth.TokenResponse, error) {
+	resp, err := hc.PostForm(base+"/token", form)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var t oauth.TokenResponse
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&t) != nil {
+		return nil, fmt.Errorf("token: status %d", resp.StatusCode)
+	}
+	return &t, nil
+}
+
+// tokenBundle is a token response with the client it belongs to.
+type tokenBundle struct {
+	*oauth.TokenResponse
+	clientID string
+}
+
+func obtainToken(ctx context.Context, hc *http.Client, p *provider.Provider, base string) (tokenBundle, error) {
+	c, cs, err := codes(ctx, p, base, 1)
+	if err != nil {
+		return tokenBundle{}, err
+	}
+	t, err := exchange(ctx, hc, base, c, cs[0])
+	return tokenBundle{t, c.ID}, err
+}
+
+func refresh(ctx context.Context, hc *http.Client, base string, t tokenBundle) (tokenBundle, error) {
+	r, err := tokenCall(hc, base, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {t.RefreshToken}, "client_id": {t.clientID}})
+	return tokenBundle{r, t.clientID}, err
+}
+
+// tokenLoad measures code exchanges per second: codes are prepared first,
+// enough for the phase at a generous rate, then redeemed in parallel.
+func tokenLoad(ctx context.Context, hc *http.Client, cfg config, p *provider.Provider, base string) (float64, error) {
+	n := int(cfg.duration.Seconds()*4000) + cfg.workers
+	c, cs, err := codes(ctx, p, base, n)
+	if err != nil {
+		return 0, err
+	}
+	var stop atomic.Bool
+	r := rate(cfg, func(_, i int) error {
+		if i >= len(cs) {
+			stop.Store(true)
+			return fmt.Errorf("out of codes")
+		}
+		_, err := exchange(ctx, hc, base, c, cs[i])
+		return err
+	})
+	if stop.Load() {
+		fmt.Fprintln(os.Stderr, "warning: ran out of prepared codes; the exchange rate is a lower bound")
+	}
+	return r, nil
+}
+
+// refreshLoad measures rotations per second: each worker rotates its own
+// chain of refresh tokens.
+func refreshLoad(ctx context.Context, hc *http.Client, cfg config, p *provider.Provider, base string) (float64, error) {
+	chains := make([]tokenBundle, cfg.workers)
+	c, cs, err := codes(ctx, p, base, cfg.workers)
+	if err != nil {
+		return 0, err
+	}
+	for i := range chains {
+		t, err := exchange(ctx, hc, base, c, cs[i])
+		if err != nil {
+			return 0, err
+		}
+		chains[i] = tokenBundle{t, c.ID}
+	}
+	return rate(cfg, func(w, _ int) error {
+		next, err := refresh(ctx, hc, base, chains[w]) // each worker rotates its own chain
+		if err == nil {
+			chains[w] = next
+		}
+		return err
+	}), nil
+}
+
+// benchClient is the registration of the benchmark's public client.
+var benchClient = oauthex.ClientRegistrationMetadata{
+	RedirectURIs: []string{"http://127.0.0.1:3000/cb"}, TokenEndpointAuthMethod: "none", ClientName: "bench",
+}
