@@ -2,6 +2,7 @@ package mcpauth
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,6 +21,7 @@ import (
 
 // benchEnv is an authorization server over a real store, driven in-process.
 type benchEnv struct {
+	n      int // codes prepared
 	p      *provider.Provider
 	as     *AuthorizationServer
 	client *oauth.Client
@@ -61,7 +63,10 @@ func (e *benchEnv) code(b *testing.B) string {
 		b.Fatal(err)
 	}
 	u, _ := url.Parse(to)
-	if _, err := e.p.Approve(ctx, u.Query().Get("user_code"), "alice"); err != nil {
+	// A subject per code: redeeming a code replaces the subject's other
+	// grants for the same client, which would kill the prepared codes.
+	e.n++
+	if _, err := e.p.Approve(ctx, u.Query().Get("user_code"), fmt.Sprintf("user%d", e.n)); err != nil {
 		b.Fatal(err)
 	}
 	back, err := e.p.Complete(ctx, u.Query().Get("request"), u.Query().Get("user_code"))

@@ -619,8 +619,9 @@ func (p *Provider) Complete(ctx context.Context, handle, userCode string) (strin
 // application is: the same client_id, or a registered client with the same
 // client_name and redirect URIs (a re-registration). For a client identified
 // by a metadata document, which many installations share, only grants for
-// the same redirect URI are replaced. Failures are logged: the new grant
-// stands either way.
+// the same redirect URI are replaced. Grants whose codes are not redeemed
+// yet count too: of two authorizations in flight, the later redemption
+// wins. Failures are logged: the new grant stands either way.
 func (p *Provider) replaceOlderGrants(ctx context.Context, g *oauth.Grant, c *oauth.Client) {
 	grants, err := p.store.ListSubjectGrants(ctx, g.Subject)
 	if err != nil {

@@ -234,11 +234,17 @@ func (s *Store) GetGrant(ctx context.Context, id string) (*oauth.Grant, error) {
 // ListGrants returns copies of the active (unrevoked) grants, oldest (by
 // CreatedAt) first.
 func (s *Store) ListGrants(ctx context.Context) ([]*oauth.Grant, error) {
+	return s.listGrants(func(*grantRow) bool { return true }), nil
+}
+
+// listGrants returns copies of the active grants that keep accepts, oldest
+// first.
+func (s *Store) listGrants(keep func(*grantRow) bool) []*oauth.Grant {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rows := make([]*grantRow, 0, len(s.grants))
+	var rows []*grantRow
 	for _, r := range s.grants {
-		if r.RevokedAt.IsZero() {
+		if r.RevokedAt.IsZero() && keep(r) {
 			rows = append(rows, r)
 		}
 	}
@@ -247,16 +253,12 @@ func (s *Store) ListGrants(ctx context.Context) ([]*oauth.Grant, error) {
 	for i, r := range rows {
 		out[i] = copyGrant(r.Grant)
 	}
-	return out, nil
+	return out
 }
 
 // ListSubjectGrants implements storage.GrantStore.
 func (s *Store) ListSubjectGrants(ctx context.Context, subject string) ([]*oauth.Grant, error) {
-	all, err := s.ListGrants(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return slices.DeleteFunc(all, func(g *oauth.Grant) bool { return g.Subject != subject }), nil
+	return s.listGrants(func(r *grantRow) bool { return r.Subject == subject }), nil
 }
 
 // RevokeGrant marks the grant revoked at now and deletes its codes and
