@@ -710,16 +710,18 @@ func (p *Provider) ExchangeAuthorizationCode(ctx context.Context, client *oauth.
 	case err != nil:
 		return nil, fmt.Errorf("provider: redeem code: %w", err)
 	}
-	p.touch(ctx, client, code.GrantID)
+	p.touch(ctx, client)
 	// Only a redeemed code replaces older grants: a look-alike registration
 	// whose code is never redeemed must not revoke the real client's grant.
 	p.replaceOlderGrants(ctx, &oauth.Grant{ID: code.GrantID, ClientID: client.ID, Subject: code.Subject, RedirectURI: code.RedirectURI}, client)
 	return p.tokenResponse(ctx, client.ID, code.GrantID, code.Subject, code.Scopes, code.Resource, rt)
 }
 
-// touch renews the client registration and records grant use; failures are
-// logged, not returned, since the exchange itself has succeeded.
-func (p *Provider) touch(ctx context.Context, client *oauth.Client, grantID string) {
+// touch renews the client registration (about once a day per client); a
+// failure is logged, not returned, since the exchange has succeeded. The
+// grant's last use is recorded by the redemption or rotation itself, in
+// the same transaction.
+func (p *Provider) touch(ctx context.Context, client *oauth.Client) {
 	now := p.now()
 	// Only stored registrations lapse; metadata-document clients and
 	// registrations that never expire have no ExpiresAt to renew.
@@ -727,9 +729,6 @@ func (p *Provider) touch(ctx context.Context, client *oauth.Client, grantID stri
 		if err := p.store.TouchClient(ctx, client.ID, now.Add(p.opts.ClientTTL)); err != nil {
 			p.log.Error("mcpauth: renew client", "client_id", client.ID, "err", err)
 		}
-	}
-	if err := p.store.TouchGrant(ctx, grantID, now); err != nil {
-		p.log.Error("mcpauth: touch grant", "grant_id", grantID, "err", err)
 	}
 }
 
@@ -795,7 +794,7 @@ func (p *Provider) ExchangeRefreshToken(ctx context.Context, client *oauth.Clien
 	case err != nil:
 		return nil, fmt.Errorf("provider: rotate refresh token: %w", err)
 	}
-	p.touch(ctx, client, rt.GrantID)
+	p.touch(ctx, client)
 	if len(scopes) == 0 {
 		scopes = rt.Scopes
 	}

@@ -101,7 +101,8 @@ type CodeStore interface {
 	// GetCode returns the code, redeemed or not, or ErrNotFound if it does
 	// not exist or has expired.
 	GetCode(ctx context.Context, hash string, now time.Time) (*CodeRecord, error)
-	// RedeemCode marks the code consumed and stores rt, in one atomic step.
+	// RedeemCode marks the code consumed, stores rt and sets the grant's
+	// LastUsedAt to now, in one atomic step (one transaction per exchange).
 	// Exactly one of any number of concurrent calls for one code succeeds;
 	// the others get ErrConflict, as do calls for a code whose grant was
 	// revoked. ErrNotFound if the code does not exist or has expired.
@@ -135,7 +136,8 @@ type RefreshTokenStore interface {
 	// GetRefreshToken returns the token, spent or not, or ErrNotFound if it
 	// does not exist or has expired.
 	GetRefreshToken(ctx context.Context, hash string, now time.Time) (*RefreshRecord, error)
-	// RotateRefreshToken atomically replaces the token oldHash by next:
+	// RotateRefreshToken atomically replaces the token oldHash by next, and
+	// sets the grant's LastUsedAt to now:
 	// it succeeds only if oldHash exists, is unexpired and not spent, its
 	// Successor equals expectedSuccessor and its grant is active. It then
 	// sets old.Successor = next.Hash, marks the previous successor (if any)

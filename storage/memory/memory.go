@@ -351,6 +351,7 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, rt *
 		return fmt.Errorf("memory: refresh token already stored: %w", storage.ErrConflict)
 	}
 	c.ConsumedAt = now
+	s.grants[c.GrantID].LastUsedAt = now
 	s.refresh[rt.Hash] = copyRefresh(rt)
 	return nil
 }
@@ -404,6 +405,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash, expectedSuccess
 	}
 	old.Successor = next.Hash
 	s.refresh[next.Hash] = copyRefresh(next)
+	s.grants[old.GrantID].LastUsedAt = now
 	return nil
 }
 

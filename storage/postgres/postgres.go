@@ -508,6 +508,9 @@ var (
 	qDeleteGrantCodes  = `DELETE FROM codes WHERE grant_id = $1`
 	qDeleteGrantTokens = `DELETE FROM refresh_tokens WHERE grant_id = $1`
 	qTouchGrant        = `UPDATE grants SET last_used_at = $2 WHERE id = $1`
+	// qTouchGrantOfCode records a redemption's use of the code's active grant.
+	qTouchGrantOfCode = `UPDATE grants SET last_used_at = $2
+WHERE id = (SELECT grant_id FROM codes WHERE hash = $1) AND revoked_at IS NULL`
 )
 
 func scanGrant(row pgx.Row) (*oauth.Grant, error) {
@@ -619,12 +622,15 @@ func (s *Store) GetCode(ctx context.Context, hash string, now time.Time) (*stora
 // (storage.ErrNotFound) or already consumed (storage.ErrConflict). Any
 // failure rolls the whole step back.
 //
-// The grant is read without a lock: a concurrent RevokeGrant locks the
-// grant, then deletes its codes, waiting for this transaction's lock on the
-// code, and only then deletes its refresh tokens, rt included.
+// The grant's last-used time is set first, which locks the grant row before
+// the code, in the same order as RevokeGrant (grant, then codes, then
+// tokens), so the two cannot deadlock; a failed redemption rolls it back.
 func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, rt *storage.RefreshRecord) error {
 	args := refreshArgs(rt)
 	return wrap("redeem code", s.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, qTouchGrantOfCode, hash, ts(now)); err != nil {
+			return err
+		}
 		var active bool
 		err := tx.QueryRow(ctx, qConsumeCode, hash, ts(now), now).Scan(&active)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -739,6 +745,10 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash, expectedSuccess
 			if _, err := tx.Exec(ctx, qSpend, spend); err != nil {
 				return err
 			}
+		}
+		// The grant row is already locked by qLockGrantOf.
+		if _, err := tx.Exec(ctx, qTouchGrant, next.GrantID, ts(now)); err != nil {
+			return err
 		}
 		_, err = tx.Exec(ctx, qInsertRefresh, args...)
 		return err

@@ -707,6 +707,9 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, rt *
 		case !ok:
 			return errGrantInactive
 		}
+		if _, err := t.exec(qTouchGrant, ms(now), grantID); err != nil {
+			return err
+		}
 		_, err = t.exec(qInsertRefresh, args...)
 		return err
 	}))
@@ -795,6 +798,9 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash, expectedSuccess
 			return err
 		case !ok:
 			return errGrantInactive
+		}
+		if _, err := t.exec(qTouchGrant, ms(now), grantID); err != nil {
+			return err
 		}
 		if expectedSuccessor != "" || parent != "" {
 			if _, err := t.exec(qSpend, expectedSuccessor, parent); err != nil {

@@ -303,6 +303,7 @@ func (f *fixture) redeem(is issued, now, expiresAt time.Time) *storage.RefreshRe
 	f.t.Helper()
 	rt := newRefresh(is.grant, "", now, expiresAt)
 	f.must(f.s.RedeemCode(f.ctx, is.code.Hash, now, rt), "RedeemCode")
+	is.grant.LastUsedAt = now // the redemption records the grant's use
 	return rt
 }
 
@@ -312,6 +313,7 @@ func (f *fixture) rotate(g *oauth.Grant, old *storage.RefreshRecord, expected st
 	f.t.Helper()
 	next := newRefresh(g, old.Hash, now, expiresAt)
 	f.must(f.s.RotateRefreshToken(f.ctx, old.Hash, expected, next, now), "RotateRefreshToken")
+	g.LastUsedAt = now // the rotation records the grant's use
 	return next
 }
 
