@@ -132,74 +132,6 @@ func TestConformance(t *testing.T) {
 
 var now = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-func hash() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// issue stores a client and runs a request through approval, returning the
-// grant and the stored code's hash.
-func issue(t testing.TB, s storage.Store, id string) (*oauth.Grant, string) {
-	t.Helper()
-	ctx := context.Background()
-	c := &oauth.Client{ID: "client-" + id, IssuedAt: now}
-	c.RedirectURIs = []string{"https://app.example/cb"}
-	if err := s.CreateClient(ctx, c); err != nil && !errors.Is(err, storage.ErrConflict) {
-		t.Fatal(err)
-	}
-	params := oauth.AuthorizationParams{ClientID: c.ID, RedirectURI: "https://app.example/cb", Scopes: []string{"a", "b"}}
-	p := &storage.PendingRecord{ID: "req-" + id, HandleHash: hash(), UserCodeHash: hash(), AuthorizationParams: params,
-		Status: storage.PendingWaiting, CreatedAt: now, ExpiresAt: now.Add(10 * time.Minute)}
-	if err := s.CreatePending(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.DecidePending(ctx, p.ID, storage.PendingApproved, "alice", now); err != nil {
-		t.Fatal(err)
-	}
-	g := &oauth.Grant{ID: "grant-" + id, ClientID: c.ID, Subject: "alice", Scopes: params.Scopes, CreatedAt: now}
-	code := &storage.CodeRecord{Hash: hash(), AuthorizationCode: oauth.AuthorizationCode{
-		GrantID: g.ID, Subject: "alice", ExpiresAt: now.Add(time.Minute), AuthorizationParams: params}}
-	if err := s.CompletePending(ctx, p.ID, g, code, now); err != nil {
-		t.Fatal(err)
-	}
-	return g, code.Hash
-}
-
-func refresh(g *oauth.Grant, parent string) *storage.RefreshRecord {
-	return &storage.RefreshRecord{Hash: hash(), ClientID: g.ClientID, GrantID: g.ID, Subject: g.Subject,
-		Scopes: g.Scopes, CreatedAt: now, ExpiresAt: now.Add(time.Hour), Parent: parent}
-}
-
-// race runs f concurrently n times and returns how many calls succeeded;
-// every failure must be storage.ErrConflict.
-func race(t *testing.T, n int, f func(i int) error) int {
-	t.Helper()
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		wins  int
-		start = make(chan struct{})
-	)
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			err := f(i)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				wins++
-			case !errors.Is(err, storage.ErrConflict):
-				t.Errorf("call %d: %v, want nil or ErrConflict", i, err)
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
-	return wins
-}
-
 // TestShared runs the cross-instance suite: two Stores, each with its own
 // pool, on one schema, as two replicas would use it; only PostgreSQL's row
 // locks can keep redemption and rotation single.
@@ -240,22 +172,22 @@ func TestRotateChainCrossRace(t *testing.T) {
 	pools := []*pgxpool.Pool{newPool(t, schema), newPool(t, schema)}
 	stores := []*postgres.Store{newStore(t, pools[0]), newStore(t, pools[1])}
 	for round := range 20 {
-		g, code := issue(t, stores[0], fmt.Sprint(round))
-		r0 := refresh(g, "")
+		g, code := storetest.Issue(t, stores[0], fmt.Sprint(round), now)
+		r0 := storetest.RefreshFor(g, "", now)
 		if err := stores[0].RedeemCode(ctx, code, now, r0); err != nil {
 			t.Fatal(err)
 		}
-		r1 := refresh(g, r0.Hash)
+		r1 := storetest.RefreshFor(g, r0.Hash, now)
 		if err := stores[0].RotateRefreshToken(ctx, r0.Hash, "", r1, now); err != nil {
 			t.Fatal(err)
 		}
-		wins := race(t, 2, func(i int) error {
+		wins := storetest.Race(t, 2, func(i int) error {
 			if i == 0 {
 				// Use r1: spends r0.
-				return stores[0].RotateRefreshToken(ctx, r1.Hash, "", refresh(g, r1.Hash), now)
+				return stores[0].RotateRefreshToken(ctx, r1.Hash, "", storetest.RefreshFor(g, r1.Hash, now), now)
 			}
 			// Retry r0: supersedes r1.
-			return stores[1].RotateRefreshToken(ctx, r0.Hash, r1.Hash, refresh(g, r0.Hash), now)
+			return stores[1].RotateRefreshToken(ctx, r0.Hash, r1.Hash, storetest.RefreshFor(g, r0.Hash, now), now)
 		})
 		if wins != 1 {
 			t.Fatalf("round %d: %d rotations succeeded, want 1", round, wins)
@@ -320,12 +252,12 @@ func TestDeleteClientRacesRotate(t *testing.T) {
 	schema := newSchema(t)
 	stores := []*postgres.Store{newStore(t, newPool(t, schema)), newStore(t, newPool(t, schema))}
 	for round := range 30 {
-		g, code := issue(t, stores[0], fmt.Sprint(round))
-		r0 := refresh(g, "")
+		g, code := storetest.Issue(t, stores[0], fmt.Sprint(round), now)
+		r0 := storetest.RefreshFor(g, "", now)
 		if err := stores[0].RedeemCode(ctx, code, now, r0); err != nil {
 			t.Fatal(err)
 		}
-		r1 := refresh(g, r0.Hash)
+		r1 := storetest.RefreshFor(g, r0.Hash, now)
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		var rotErr, delErr error
@@ -404,7 +336,7 @@ func TestConcurrentOpen(t *testing.T) {
 	}
 	// Every store works.
 	for i, s := range stores {
-		issue(t, s, fmt.Sprint(i))
+		storetest.Issue(t, s, fmt.Sprint(i), now)
 	}
 }
 
@@ -415,7 +347,7 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, code := issue(t, s, "1")
+	g, code := storetest.Issue(t, s, "1", now)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +406,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 func TestSchemasIsolated(t *testing.T) {
 	ctx := context.Background()
 	a, b := open(t, newSchema(t)), open(t, newSchema(t))
-	issue(t, a, "1")
+	storetest.Issue(t, a, "1", now)
 	if _, err := b.GetGrant(ctx, "grant-1"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("GetGrant in the other schema: %v, want ErrNotFound", err)
 	}
@@ -535,35 +467,35 @@ func TestOpenErrorsHidePassword(t *testing.T) {
 func TestErrorsNameNoSecret(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, newSchema(t))
-	g, code := issue(t, s, "1")
-	p := &storage.PendingRecord{ID: "other", HandleHash: hash(), UserCodeHash: hash(), Status: storage.PendingWaiting, CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
+	g, code := storetest.Issue(t, s, "1", now)
+	p := &storage.PendingRecord{ID: "other", HandleHash: storetest.Hash(), UserCodeHash: storetest.Hash(), Status: storage.PendingWaiting, CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
 	if err := s.CreatePending(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	dup := *p
 	dup.ID = "other2"
-	dup.HandleHash = hash()
+	dup.HandleHash = storetest.Hash()
 	err := s.CreatePending(ctx, &dup)
 	if !errors.Is(err, storage.ErrConflict) || !strings.HasPrefix(err.Error(), "postgres: create pending: ") {
 		t.Errorf("duplicate user code: %v", err)
 	}
-	rt := refresh(g, "")
+	rt := storetest.RefreshFor(g, "", now)
 	if err := s.RedeemCode(ctx, code, now, rt); err != nil {
 		t.Fatal(err)
 	}
-	err2 := s.RedeemCode(ctx, code, now, refresh(g, ""))
+	err2 := s.RedeemCode(ctx, code, now, storetest.RefreshFor(g, "", now))
 	if !errors.Is(err2, storage.ErrConflict) {
 		t.Errorf("second redemption: %v", err2)
 	}
-	dupRT := refresh(g, "")
+	dupRT := storetest.RefreshFor(g, "", now)
 	dupRT.Hash = rt.Hash
-	g2, code2 := issue(t, s, "2")
+	g2, code2 := storetest.Issue(t, s, "2", now)
 	_ = g2
 	err3 := s.RedeemCode(ctx, code2, now, dupRT) // token hash taken
 	if !errors.Is(err3, storage.ErrConflict) {
 		t.Errorf("redemption storing a taken token hash: %v", err3)
 	}
-	for _, e := range []error{err, err2, err3, s.RotateRefreshToken(ctx, rt.Hash, "wrong", refresh(g, rt.Hash), now)} {
+	for _, e := range []error{err, err2, err3, s.RotateRefreshToken(ctx, rt.Hash, "wrong", storetest.RefreshFor(g, rt.Hash, now), now)} {
 		for _, secret := range []string{code, code2, rt.Hash, dup.UserCodeHash} {
 			if e != nil && strings.Contains(e.Error(), secret) {
 				t.Errorf("error %q contains a hash", e)
@@ -629,8 +561,8 @@ func BenchmarkRedeemCode(b *testing.B) {
 	}
 	pairs := make([]pair, b.N)
 	for i := range pairs {
-		g, code := issue(b, s, fmt.Sprint(i))
-		pairs[i] = pair{code, refresh(g, "")}
+		g, code := storetest.Issue(b, s, fmt.Sprint(i), now)
+		pairs[i] = pair{code, storetest.RefreshFor(g, "", now)}
 	}
 	b.ResetTimer()
 	for i := range b.N {
@@ -643,7 +575,7 @@ func BenchmarkRedeemCode(b *testing.B) {
 func BenchmarkGetClient(b *testing.B) {
 	ctx := context.Background()
 	s := open(b, newSchema(b))
-	issue(b, s, "1")
+	storetest.Issue(b, s, "1", now)
 	b.Run("Serial", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := s.GetClient(ctx, "client-1", now); err != nil {

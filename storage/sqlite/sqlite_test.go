@@ -2,16 +2,13 @@ package sqlite_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -54,83 +51,15 @@ func raw(t testing.TB, path string) *sql.DB {
 
 var now = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-func hash() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// issue stores a client and runs a request through approval, returning the
-// grant and the stored code's hash.
-func issue(t testing.TB, s storage.Store, id string) (*oauth.Grant, string) {
-	t.Helper()
-	ctx := context.Background()
-	c := &oauth.Client{ID: "client-" + id, IssuedAt: now}
-	c.RedirectURIs = []string{"https://app.example/cb"}
-	if err := s.CreateClient(ctx, c); err != nil && !errors.Is(err, storage.ErrConflict) {
-		t.Fatal(err)
-	}
-	params := oauth.AuthorizationParams{ClientID: c.ID, RedirectURI: "https://app.example/cb", Scopes: []string{"a", "b"}}
-	p := &storage.PendingRecord{ID: "req-" + id, HandleHash: hash(), UserCodeHash: hash(), AuthorizationParams: params,
-		Status: storage.PendingWaiting, CreatedAt: now, ExpiresAt: now.Add(10 * time.Minute)}
-	if err := s.CreatePending(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.DecidePending(ctx, p.ID, storage.PendingApproved, "alice", now); err != nil {
-		t.Fatal(err)
-	}
-	g := &oauth.Grant{ID: "grant-" + id, ClientID: c.ID, Subject: "alice", Scopes: params.Scopes, CreatedAt: now}
-	code := &storage.CodeRecord{Hash: hash(), AuthorizationCode: oauth.AuthorizationCode{
-		GrantID: g.ID, Subject: "alice", ExpiresAt: now.Add(time.Minute), AuthorizationParams: params}}
-	if err := s.CompletePending(ctx, p.ID, g, code, now); err != nil {
-		t.Fatal(err)
-	}
-	return g, code.Hash
-}
-
-func refresh(g *oauth.Grant, parent string) *storage.RefreshRecord {
-	return &storage.RefreshRecord{Hash: hash(), ClientID: g.ClientID, GrantID: g.ID, Subject: g.Subject,
-		Scopes: g.Scopes, CreatedAt: now, ExpiresAt: now.Add(time.Hour), Parent: parent}
-}
-
-// race runs f concurrently n times and returns how many calls succeeded;
-// every failure must be storage.ErrConflict.
-func race(t *testing.T, n int, f func(i int) error) int {
-	t.Helper()
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		wins  int
-		start = make(chan struct{})
-	)
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			err := f(i)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				wins++
-			case !errors.Is(err, storage.ErrConflict):
-				t.Errorf("call %d: %v, want nil or ErrConflict", i, err)
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
-	return wins
-}
-
 func TestRedeemCodeRace(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "test.db"))
-	g, code := issue(t, s, "1")
+	g, code := storetest.Issue(t, s, "1", now)
 	tokens := make([]*storage.RefreshRecord, 100)
 	for i := range tokens {
-		tokens[i] = refresh(g, "")
+		tokens[i] = storetest.RefreshFor(g, "", now)
 	}
-	if wins := race(t, len(tokens), func(i int) error { return s.RedeemCode(ctx, code, now, tokens[i]) }); wins != 1 {
+	if wins := storetest.Race(t, len(tokens), func(i int) error { return s.RedeemCode(ctx, code, now, tokens[i]) }); wins != 1 {
 		t.Fatalf("%d redemptions succeeded, want 1", wins)
 	}
 	stored := 0
@@ -156,16 +85,16 @@ func TestShared(t *testing.T) {
 func TestRotateRefreshTokenRace(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "test.db"))
-	g, code := issue(t, s, "1")
-	rt := refresh(g, "")
+	g, code := storetest.Issue(t, s, "1", now)
+	rt := storetest.RefreshFor(g, "", now)
 	if err := s.RedeemCode(ctx, code, now, rt); err != nil {
 		t.Fatal(err)
 	}
 	next := make([]*storage.RefreshRecord, 100)
 	for i := range next {
-		next[i] = refresh(g, rt.Hash)
+		next[i] = storetest.RefreshFor(g, rt.Hash, now)
 	}
-	if wins := race(t, len(next), func(i int) error { return s.RotateRefreshToken(ctx, rt.Hash, "", next[i], now) }); wins != 1 {
+	if wins := storetest.Race(t, len(next), func(i int) error { return s.RotateRefreshToken(ctx, rt.Hash, "", next[i], now) }); wins != 1 {
 		t.Fatalf("%d rotations succeeded, want 1", wins)
 	}
 	old, err := s.GetRefreshToken(ctx, rt.Hash, now)
@@ -180,12 +109,12 @@ func TestRotateRefreshTokenRace(t *testing.T) {
 func TestPendingRace(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "test.db"))
-	p := &storage.PendingRecord{ID: "req", HandleHash: hash(), UserCodeHash: hash(),
+	p := &storage.PendingRecord{ID: "req", HandleHash: storetest.Hash(), UserCodeHash: storetest.Hash(),
 		Status: storage.PendingWaiting, CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
 	if err := s.CreatePending(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	wins := race(t, 100, func(i int) error {
+	wins := storetest.Race(t, 100, func(i int) error {
 		return s.DecidePending(ctx, p.ID, storage.PendingApproved, fmt.Sprint("user", i), now)
 	})
 	if wins != 1 {
@@ -198,9 +127,9 @@ func TestPendingRace(t *testing.T) {
 	if got.Status != storage.PendingApproved || !strings.HasPrefix(got.Subject, "user") {
 		t.Fatalf("after the race: status %q, subject %q", got.Status, got.Subject)
 	}
-	wins = race(t, 100, func(i int) error {
+	wins = storetest.Race(t, 100, func(i int) error {
 		g := &oauth.Grant{ID: fmt.Sprint("grant", i), CreatedAt: now}
-		c := &storage.CodeRecord{Hash: hash(), AuthorizationCode: oauth.AuthorizationCode{GrantID: g.ID, ExpiresAt: now.Add(time.Minute)}}
+		c := &storage.CodeRecord{Hash: storetest.Hash(), AuthorizationCode: oauth.AuthorizationCode{GrantID: g.ID, ExpiresAt: now.Add(time.Minute)}}
 		return s.CompletePending(ctx, p.ID, g, c, now)
 	})
 	if wins != 1 {
@@ -212,7 +141,7 @@ func TestFileMode(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "test.db")
 	s := open(t, path)
-	issue(t, s, "1") // writes, so that the -wal and -shm files exist
+	storetest.Issue(t, s, "1", now) // writes, so that the -wal and -shm files exist
 	for _, name := range []string{path, path + "-wal", path + "-shm"} {
 		fi, err := os.Stat(name)
 		if err != nil {
@@ -261,7 +190,7 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, code := issue(t, s, "1")
+	g, code := storetest.Issue(t, s, "1", now)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -336,27 +265,27 @@ func TestPathCharacters(t *testing.T) {
 func TestErrorsNameNoSecret(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "test.db"))
-	g, code := issue(t, s, "1")
-	p := &storage.PendingRecord{ID: "other", HandleHash: hash(), UserCodeHash: hash(), Status: storage.PendingWaiting, CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
+	g, code := storetest.Issue(t, s, "1", now)
+	p := &storage.PendingRecord{ID: "other", HandleHash: storetest.Hash(), UserCodeHash: storetest.Hash(), Status: storage.PendingWaiting, CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
 	if err := s.CreatePending(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	dup := *p
 	dup.ID = "other2"
-	dup.HandleHash = hash()
+	dup.HandleHash = storetest.Hash()
 	err := s.CreatePending(ctx, &dup)
 	if !errors.Is(err, storage.ErrConflict) || !strings.HasPrefix(err.Error(), "sqlite: create pending: ") {
 		t.Errorf("duplicate user code: %v", err)
 	}
-	rt := refresh(g, "")
+	rt := storetest.RefreshFor(g, "", now)
 	if err := s.RedeemCode(ctx, code, now, rt); err != nil {
 		t.Fatal(err)
 	}
-	err = s.RedeemCode(ctx, code, now, refresh(g, ""))
+	err = s.RedeemCode(ctx, code, now, storetest.RefreshFor(g, "", now))
 	if !errors.Is(err, storage.ErrConflict) {
 		t.Errorf("second redemption: %v", err)
 	}
-	for _, e := range []error{err, s.RotateRefreshToken(ctx, rt.Hash, "wrong", refresh(g, rt.Hash), now)} {
+	for _, e := range []error{err, s.RotateRefreshToken(ctx, rt.Hash, "wrong", storetest.RefreshFor(g, rt.Hash, now), now)} {
 		for _, secret := range []string{code, rt.Hash, dup.UserCodeHash} {
 			if e != nil && strings.Contains(e.Error(), secret) {
 				t.Errorf("error %q contains a hash", e)
@@ -397,8 +326,8 @@ func BenchmarkRedeemCode(b *testing.B) {
 	}
 	pairs := make([]pair, b.N)
 	for i := range pairs {
-		g, code := issue(b, s, fmt.Sprint(i))
-		pairs[i] = pair{code, refresh(g, "")}
+		g, code := storetest.Issue(b, s, fmt.Sprint(i), now)
+		pairs[i] = pair{code, storetest.RefreshFor(g, "", now)}
 	}
 	b.ResetTimer()
 	for i := range b.N {
@@ -411,7 +340,7 @@ func BenchmarkRedeemCode(b *testing.B) {
 func BenchmarkGetClient(b *testing.B) {
 	ctx := context.Background()
 	s := open(b, filepath.Join(b.TempDir(), "bench.db"))
-	issue(b, s, "1")
+	storetest.Issue(b, s, "1", now)
 	b.Run("Serial", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := s.GetClient(ctx, "client-1", now); err != nil {

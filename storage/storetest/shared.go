@@ -23,12 +23,12 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (storage.Store, storage.
 		a, b := newPair(t)
 		stores := []storage.Store{a, b}
 		for round := range 3 {
-			g, code := sharedIssue(t, a, fmt.Sprint(round))
+			g, code := Issue(t, a, fmt.Sprint(round), sharedNow)
 			tokens := make([]*storage.RefreshRecord, 100)
 			for i := range tokens {
-				tokens[i] = sharedRefresh(g, "")
+				tokens[i] = RefreshFor(g, "", sharedNow)
 			}
-			wins := sharedRace(t, len(tokens), func(i int) error {
+			wins := Race(t, len(tokens), func(i int) error {
 				return stores[i%2].RedeemCode(context.Background(), code, sharedNow, tokens[i])
 			})
 			if wins != 1 {
@@ -49,16 +49,16 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (storage.Store, storage.
 		a, b := newPair(t)
 		stores := []storage.Store{a, b}
 		ctx := context.Background()
-		g, code := sharedIssue(t, a, "1")
-		rt := sharedRefresh(g, "")
+		g, code := Issue(t, a, "1", sharedNow)
+		rt := RefreshFor(g, "", sharedNow)
 		if err := a.RedeemCode(ctx, code, sharedNow, rt); err != nil {
 			t.Fatal(err)
 		}
 		next := make([]*storage.RefreshRecord, 100)
 		for i := range next {
-			next[i] = sharedRefresh(g, rt.Hash)
+			next[i] = RefreshFor(g, rt.Hash, sharedNow)
 		}
-		wins := sharedRace(t, len(next), func(i int) error {
+		wins := Race(t, len(next), func(i int) error {
 			return stores[i%2].RotateRefreshToken(ctx, rt.Hash, "", next[i], sharedNow)
 		})
 		if wins != 1 {
@@ -76,48 +76,55 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (storage.Store, storage.
 
 var sharedNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-func sharedHash() string {
+// The helpers below are exported for backends' own tests of what the suite
+// cannot know (their locking, their files or schemas).
+
+// Hash returns a random hex SHA-256-sized string, as stored for a credential.
+func Hash() string {
 	b := make([]byte, 32)
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
 
-// sharedIssue stores a client and takes a request through approval to a
-// code, returning the grant and the code's hash.
-func sharedIssue(t *testing.T, s storage.Store, id string) (*oauth.Grant, string) {
+// Issue stores client "client-"+id (if absent) and takes a request through
+// approval to a code at time at, returning the grant and the code's hash;
+// the code expires a minute later.
+func Issue(t testing.TB, s storage.Store, id string, at time.Time) (*oauth.Grant, string) {
 	t.Helper()
 	ctx := context.Background()
-	c := &oauth.Client{ID: "client-" + id, IssuedAt: sharedNow}
+	c := &oauth.Client{ID: "client-" + id, IssuedAt: at}
 	c.RedirectURIs = []string{"https://app.example/cb"}
 	if err := s.CreateClient(ctx, c); err != nil && !errors.Is(err, storage.ErrConflict) {
 		t.Fatal(err)
 	}
 	params := oauth.AuthorizationParams{ClientID: c.ID, RedirectURI: "https://app.example/cb", Scopes: []string{"a", "b"}}
-	p := &storage.PendingRecord{ID: "req-" + id, HandleHash: sharedHash(), UserCodeHash: sharedHash(), AuthorizationParams: params,
-		Status: storage.PendingWaiting, CreatedAt: sharedNow, ExpiresAt: sharedNow.Add(10 * time.Minute)}
+	p := &storage.PendingRecord{ID: "req-" + id, HandleHash: Hash(), UserCodeHash: Hash(), AuthorizationParams: params,
+		Status: storage.PendingWaiting, CreatedAt: at, ExpiresAt: at.Add(10 * time.Minute)}
 	if err := s.CreatePending(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DecidePending(ctx, p.ID, storage.PendingApproved, "alice", sharedNow); err != nil {
+	if err := s.DecidePending(ctx, p.ID, storage.PendingApproved, "alice", at); err != nil {
 		t.Fatal(err)
 	}
-	g := &oauth.Grant{ID: "grant-" + id, ClientID: c.ID, Subject: "alice", Scopes: params.Scopes, CreatedAt: sharedNow}
-	code := &storage.CodeRecord{Hash: sharedHash(), AuthorizationCode: oauth.AuthorizationCode{
-		GrantID: g.ID, Subject: "alice", ExpiresAt: sharedNow.Add(time.Minute), AuthorizationParams: params}}
-	if err := s.CompletePending(ctx, p.ID, g, code, sharedNow); err != nil {
+	g := &oauth.Grant{ID: "grant-" + id, ClientID: c.ID, Subject: "alice", Scopes: params.Scopes, CreatedAt: at}
+	code := &storage.CodeRecord{Hash: Hash(), AuthorizationCode: oauth.AuthorizationCode{
+		GrantID: g.ID, Subject: "alice", ExpiresAt: at.Add(time.Minute), AuthorizationParams: params}}
+	if err := s.CompletePending(ctx, p.ID, g, code, at); err != nil {
 		t.Fatal(err)
 	}
 	return g, code.Hash
 }
 
-func sharedRefresh(g *oauth.Grant, parent string) *storage.RefreshRecord {
-	return &storage.RefreshRecord{Hash: sharedHash(), ClientID: g.ClientID, GrantID: g.ID, Subject: g.Subject,
-		Scopes: g.Scopes, CreatedAt: sharedNow, ExpiresAt: sharedNow.Add(time.Hour), Parent: parent}
+// RefreshFor returns a refresh token record of g created at at, expiring an
+// hour later, whose parent is parent (empty for the first of a chain).
+func RefreshFor(g *oauth.Grant, parent string, at time.Time) *storage.RefreshRecord {
+	return &storage.RefreshRecord{Hash: Hash(), ClientID: g.ClientID, GrantID: g.ID, Subject: g.Subject,
+		Scopes: g.Scopes, CreatedAt: at, ExpiresAt: at.Add(time.Hour), Parent: parent}
 }
 
-// sharedRace runs f n times at once and counts successes; every failure
-// must be storage.ErrConflict.
-func sharedRace(t *testing.T, n int, f func(i int) error) int {
+// Race runs f n times at once and counts successes; every failure must be
+// storage.ErrConflict.
+func Race(t *testing.T, n int, f func(i int) error) int {
 	t.Helper()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
