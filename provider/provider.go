@@ -422,8 +422,9 @@ func (p *Provider) Authorize(ctx context.Context, client *oauth.Client, params *
 type Pending struct {
 	// ID is the request's public identifier.
 	ID string
-	// UserCode is the code in display form (XXXX-XXXX); set only when the
-	// request was looked up by its handle and code.
+	// UserCode is the code in display form (four letters, a hyphen, four
+	// letters, e.g. KXWT-BMRD); set only when the request was looked up by
+	// its handle and code.
 	UserCode string
 	Client   *oauth.Client
 	oauth.AuthorizationParams

@@ -66,7 +66,8 @@ const UserCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ"
 // UserCodeLen is the number of characters in a user code: 20^8 ≈ 2^34.6.
 const UserCodeLen = 8
 
-// NewUserCode returns a random user code in its display form, XXXX-XXXX.
+// NewUserCode returns a random user code in its display form: four
+// letters, a hyphen, four letters (e.g. KXWT-BMRD).
 func NewUserCode() string {
 	var b [UserCodeLen]byte
 	const n = byte(len(UserCodeAlphabet))

@@ -40,7 +40,7 @@ func TestUserCodes(t *testing.T) {
 	for i := 0; i < 2000; i++ {
 		c := NewUserCode()
 		if len(c) != 9 || c[4] != '-' {
-			t.Fatalf("code %q not XXXX-XXXX", c)
+			t.Fatalf("code %q is not four letters, a hyphen, four letters", c)
 		}
 		n := NormalizeUserCode(c)
 		if n != strings.ReplaceAll(c, "-", "") {
