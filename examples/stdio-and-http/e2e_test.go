@@ -187,17 +187,9 @@ func TestEndToEndGoSDKClient(t *testing.T) {
 		t.Fatalf("revoke: status %d", resp.StatusCode)
 	}
 	for _, at := range []string{fresh.AccessToken, tok.AccessToken} {
-		req, _ := http.NewRequest("POST", base+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
-		req.Header.Set("Authorization", "Bearer "+at)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
-			t.Fatalf("revoked token: status %d, WWW-Authenticate %q; want 401 invalid_token", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		status, hdr := ping(t, base, at)
+		if status != http.StatusUnauthorized || !strings.Contains(hdr.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Fatalf("revoked token: status %d, WWW-Authenticate %q; want 401 invalid_token", status, hdr.Get("WWW-Authenticate"))
 		}
 	}
 }
@@ -269,6 +261,22 @@ func callWhoami(t *testing.T, ctx context.Context, cs *mcp.ClientSession) whoami
 	return w
 }
 
+// ping posts one JSON-RPC ping to base's MCP endpoint with the bearer
+// token and returns the status and headers of the answer.
+func ping(t testing.TB, base, accessToken string) (int, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+	req.Header.Set("Authorization", "Bearer "+accessToken)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header
+}
+
 // mcpStatus connects an MCP client that sends a fixed bearer token and
 // reports 200 when whoami succeeds, or the HTTP status that refused it.
 func mcpStatus(t *testing.T, base, accessToken string) int {
@@ -279,14 +287,8 @@ func mcpStatus(t *testing.T, base, accessToken string) int {
 	cs, err := mcp.NewClient(&mcp.Implementation{Name: "static", Version: "1"}, nil).
 		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: base + "/mcp", HTTPClient: hc, MaxRetries: -1}, nil)
 	if err != nil {
-		req, _ := http.NewRequest("POST", base+"/mcp", strings.NewReader(`{}`))
-		req.Header.Set("Authorization", "Bearer "+accessToken)
-		resp, err2 := http.DefaultClient.Do(req)
-		if err2 != nil {
-			t.Fatal(err2)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		status, _ := ping(t, base, accessToken)
+		return status
 	}
 	defer cs.Close()
 	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "whoami"}); err != nil {

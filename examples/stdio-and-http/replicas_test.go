@@ -148,7 +148,7 @@ func TestTwoReplicasOneDatabase(t *testing.T) {
 	resp.Body.Close()
 	deadline := time.Now().Add(time.Second)
 	for {
-		st := rawStatus(t, a, at)
+		st, _ := ping(t, a, at)
 		if st == http.StatusUnauthorized {
 			break
 		}
@@ -157,20 +157,6 @@ func TestTwoReplicasOneDatabase(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// rawStatus posts one ping to base's MCP endpoint with the bearer token.
-func rawStatus(t testing.TB, base, at string) int {
-	req, _ := http.NewRequest("POST", base+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
-	req.Header.Set("Authorization", "Bearer "+at)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
 }
 
 // BenchmarkTokenExchangeReplicas measures POST /token (authorization_code)
