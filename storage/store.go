@@ -84,6 +84,29 @@ type GrantStore interface {
 	RevokeGrant(ctx context.Context, id string, now time.Time) error
 	// TouchGrant records that the grant was used at now.
 	TouchGrant(ctx context.Context, id string, now time.Time) error
+	// RevocationCount returns a counter of grants that stopped being
+	// active. It increases, atomically with the change, whenever an active
+	// grant is revoked (RevokeGrant, DeleteClient) or deleted (Sweep); it
+	// never decreases, and operations that revoke nothing leave it as it
+	// is. A Provider that keeps grant states in memory compares readings
+	// to learn, with one cheap query, whether any of them may have
+	// changed, also by another process sharing the store. Readings of
+	// different stores are not comparable.
+	RevocationCount(ctx context.Context) (int64, error)
+}
+
+// RevocationWatcher is implemented by a Store that can push a signal when
+// grants may have been revoked by any process sharing it, such as
+// PostgreSQL with LISTEN/NOTIFY. It complements RevocationCount: a
+// Provider rereads the count when signalled instead of waiting for its
+// next poll.
+type RevocationWatcher interface {
+	// WatchRevocations calls f, from a goroutine of the store, soon after
+	// a transaction that increased RevocationCount commits, and after the
+	// watch (re)connects, when signals may have been missed. Calls are
+	// not concurrent; f must return quickly. The watch runs until stop is
+	// called or the store is closed.
+	WatchRevocations(f func()) (stop func())
 }
 
 // CodeRecord is a stored authorization code. Code (the plaintext) is empty.

@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,8 @@ func main() {
 	flag.DurationVar(&cfg.duration, "duration", 5*time.Second, "length of each load phase")
 	flag.IntVar(&cfg.workers, "workers", 16, "parallel clients")
 	flag.IntVar(&cfg.rounds, "rounds", 2, "interleaved rounds of the MCP comparison")
+	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the authenticated tools/call load to this file")
+	flag.StringVar(&cfg.tokenProfile, "tokenprofile", "", "write a CPU profile of the /token load to this file")
 	flag.Parse()
 	res, err := run(context.Background(), cfg)
 	if err != nil {
@@ -57,6 +60,9 @@ type config struct {
 	duration time.Duration
 	workers  int
 	rounds   int
+	// cpuProfile and tokenProfile name files for CPU profiles of the
+	// authenticated MCP load and of the /token load; empty means none.
+	cpuProfile, tokenProfile string
 }
 
 // results are the measured values; print compares them with the targets.
@@ -153,7 +159,12 @@ func run(ctx context.Context, cfg config) (results, error) {
 	var bare, auth float64
 	for range cfg.rounds {
 		bare += load(hc, cfg, bareURL, "", call)
+		stop, err := profile(cfg.cpuProfile)
+		if err != nil {
+			return res, err
+		}
 		auth += load(hc, cfg, authBase+"/mcp", tok.AccessToken, call)
+		stop()
 	}
 	res.bareRPS, res.authRPS = bare/float64(cfg.rounds), auth/float64(cfg.rounds)
 
@@ -181,11 +192,16 @@ func run(ctx context.Context, cfg config) (results, error) {
 	res.rawVerify, _ = latency(len(unseen), func(i int) error { _, err := v.Verify(unseen[i]); return err })
 
 	// 3. /token and /register with parallel clients.
+	stop, err := profile(cfg.tokenProfile)
+	if err != nil {
+		return res, err
+	}
 	res.exchangeRPS, err = tokenLoad(ctx, hc, cfg, p, authBase)
 	if err != nil {
 		return res, err
 	}
 	res.refreshRPS, err = refreshLoad(ctx, hc, cfg, p, authBase)
+	stop()
 	if err != nil {
 		return res, err
 	}
@@ -194,6 +210,31 @@ func run(ctx context.Context, cfg config) (results, error) {
 		return post(hc, authBase+"/register", "application/json", reg, http.StatusCreated)
 	})
 	return res, nil
+}
+
+// profile starts a CPU profile into file (appending a round number if the
+// file exists already) and returns the function that stops it; an empty
+// file name profiles nothing.
+func profile(file string) (stop func(), err error) {
+	if file == "" {
+		return func() {}, nil
+	}
+	name := file
+	for i := 2; ; i++ {
+		if _, err := os.Stat(name); err != nil {
+			break
+		}
+		name = fmt.Sprintf("%s.%d", file, i)
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // load drives url with tools/call requests from cfg.workers clients for

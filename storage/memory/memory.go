@@ -36,6 +36,9 @@ type Store struct {
 
 	pendingByHandle   map[string]string // handle hash → pending ID
 	pendingByUserCode map[string]string // user code hash → pending ID
+
+	// revocations counts grants that stopped being active.
+	revocations int64
 }
 
 type clientRow struct {
@@ -280,6 +283,7 @@ func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error
 func (s *Store) revokeLocked(g *oauth.Grant, now time.Time) int64 {
 	if g.RevokedAt.IsZero() {
 		g.RevokedAt = now
+		s.revocations++
 	}
 	var n int64
 	for h, c := range s.codes {
@@ -649,13 +653,23 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 	for _, r := range s.refresh {
 		used[r.GrantID] = true
 	}
-	for gid := range s.grants {
+	for gid, g := range s.grants {
 		if !used[gid] {
+			if g.RevokedAt.IsZero() {
+				s.revocations++
+			}
 			delete(s.grants, gid)
 			n++
 		}
 	}
 	return n, nil
+}
+
+// RevocationCount implements storage.GrantStore.
+func (s *Store) RevocationCount(ctx context.Context) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.revocations, nil
 }
 
 // Close implements storage.Store; it does nothing, and the Store stays

@@ -66,6 +66,14 @@
 // table lock. Transactions that fail with a serialization failure or a
 // deadlock anyway are retried a few times.
 //
+// Every transaction that revokes a grant (RevokeGrant, DeleteClient,
+// Sweep) ends by adding to the single row of revocation_count, which is
+// thus last in the lock order, and by pg_notify on the channel
+// "mcpauth_revocations" with its schema as payload; both take effect at
+// commit. RevocationCount reads the row; WatchRevocations listens on the
+// channel, so that every replica learns of a revocation within
+// milliseconds, and by polling the count otherwise.
+//
 // # Encoding
 //
 // Times are timestamptz, stored with microsecond precision and read back in
@@ -91,6 +99,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -126,6 +135,11 @@ const maxAttempts = 3
 type Store struct {
 	pool *pgxpool.Pool
 	own  bool // Close closes pool
+
+	// watches are the running WatchRevocations loops; Close stops them.
+	watchMu sync.Mutex
+	watches map[*watch]struct{}
+	closed  bool
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -175,6 +189,7 @@ func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
 // Close closes the connection pool if Open created it; a pool passed to
 // New is left to its owner. The Store must not be used after.
 func (s *Store) Close() error {
+	s.stopWatches()
 	if s.own {
 		s.pool.Close()
 	}
@@ -475,14 +490,17 @@ func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) erro
 		}
 		// Revoking locks the grant rows before their codes and tokens are
 		// deleted; see the package comment.
-		if _, err := tx.Exec(ctx, qRevokeClientGrants, id, ts(now)); err != nil {
+		tag, err := tx.Exec(ctx, qRevokeClientGrants, id, ts(now))
+		if err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, qDeleteClientCodes, id); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, qDeleteClientTokens, id)
-		return err
+		if _, err := tx.Exec(ctx, qDeleteClientTokens, id); err != nil {
+			return err
+		}
+		return countRevocations(ctx, tx, tag.RowsAffected())
 	}))
 }
 
@@ -502,9 +520,15 @@ var (
 	qGetGrant          = `SELECT ` + grantCols + ` FROM grants WHERE id = $1`
 	qListGrants        = `SELECT ` + grantCols + ` FROM grants WHERE revoked_at IS NULL ORDER BY created_at NULLS FIRST, seq`
 	qListSubjectGrants = `SELECT ` + grantCols + ` FROM grants WHERE subject = $1 AND revoked_at IS NULL ORDER BY created_at NULLS FIRST, seq`
-	// qRevokeGrant keeps the first revocation time, and locks the row
-	// even when the grant was revoked already.
-	qRevokeGrant       = `UPDATE grants SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1`
+	// qLockGrant locks the grant row, revoked or not, and tells whether it
+	// is active; qRevokeGrant then revokes it if it is.
+	qLockGrant       = `SELECT revoked_at IS NULL FROM grants WHERE id = $1 FOR NO KEY UPDATE`
+	qRevokeGrant     = `UPDATE grants SET revoked_at = $2 WHERE id = $1`
+	qRevocationCount = `SELECT n FROM revocation_count WHERE id = 1`
+	// qCountRevocations adds to the revocation count and signals the
+	// listeners of WatchRevocations, both when the transaction commits.
+	qCountRevocations = `WITH c AS (UPDATE revocation_count SET n = n + $1 WHERE id = 1 RETURNING n)
+SELECT pg_notify('` + revocationChannel + `', current_schema()) FROM c`
 	qDeleteGrantCodes  = `DELETE FROM codes WHERE grant_id = $1`
 	qDeleteGrantTokens = `DELETE FROM refresh_tokens WHERE grant_id = $1`
 	qTouchGrant        = `UPDATE grants SET last_used_at = $2 WHERE id = $1`
@@ -553,15 +577,45 @@ func (s *Store) ListSubjectGrants(ctx context.Context, subject string) ([]*oauth
 // are deleted. A grant that is already revoked keeps its first RevokedAt.
 func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error {
 	return wrap("revoke grant", s.tx(ctx, func(tx pgx.Tx) error {
-		if err := affected(tx.Exec(ctx, qRevokeGrant, id, ts(now))); err != nil {
+		var active bool
+		if err := tx.QueryRow(ctx, qLockGrant, id).Scan(&active); err != nil {
 			return err
+		}
+		if active {
+			if _, err := tx.Exec(ctx, qRevokeGrant, id, ts(now)); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.Exec(ctx, qDeleteGrantCodes, id); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, qDeleteGrantTokens, id)
-		return err
+		if _, err := tx.Exec(ctx, qDeleteGrantTokens, id); err != nil {
+			return err
+		}
+		if active {
+			return countRevocations(ctx, tx, 1)
+		}
+		return nil
 	}))
+}
+
+// countRevocations adds n grants that stopped being active to the
+// revocation count, in the transaction that revoked them, and signals the
+// watchers when it commits. The counter's row comes last in the lock
+// order, so the transactions that update it cannot deadlock on it.
+func countRevocations(ctx context.Context, tx pgx.Tx, n int64) error {
+	if n == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, qCountRevocations, n)
+	return err
+}
+
+// RevocationCount implements storage.GrantStore.
+func (s *Store) RevocationCount(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, qRevocationCount).Scan(&n)
+	return n, wrap("revocation count", err)
 }
 
 // TouchGrant implements storage.GrantStore; storage.ErrNotFound if the
@@ -924,7 +978,7 @@ func (s *Store) DeleteKey(ctx context.Context, id string) error {
 // or once revoked; codes and refresh tokens with their grant or on expiry.
 var (
 	qSweepClients = `DELETE FROM clients WHERE expires_at <= $1 RETURNING id`
-	qSweepGrants  = `DELETE FROM grants WHERE revoked_at IS NOT NULL OR client_id = ANY ($1) RETURNING id`
+	qSweepGrants  = `DELETE FROM grants WHERE revoked_at IS NOT NULL OR client_id = ANY ($1) RETURNING id, revoked_at IS NULL`
 	qSweepCodes   = `DELETE FROM codes WHERE expires_at <= $1 OR grant_id = ANY ($2)`
 	qSweepTokens  = `DELETE FROM refresh_tokens WHERE expires_at <= $1 OR grant_id = ANY ($2)`
 	qSweepPending = `DELETE FROM pending WHERE expires_at <= $1`
@@ -933,7 +987,7 @@ var (
 	// one transaction and redemption keeps the code row, so a live grant is
 	// never without one of them.
 	qSweepOrphans = `DELETE FROM grants WHERE NOT EXISTS (SELECT 1 FROM codes WHERE grant_id = grants.id)
-  AND NOT EXISTS (SELECT 1 FROM refresh_tokens WHERE grant_id = grants.id)`
+  AND NOT EXISTS (SELECT 1 FROM refresh_tokens WHERE grant_id = grants.id) RETURNING revoked_at IS NULL`
 )
 
 // Sweep implements storage.Store in one transaction. It deletes lapsed
@@ -973,8 +1027,17 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 		if err != nil {
 			return err
 		}
-		grants, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
+		var grants []string
+		var revoked int64 // active grants deleted
+		var id string
+		var active bool
+		if _, err := pgx.ForEachRow(rows, []any{&id, &active}, func() error {
+			grants = append(grants, id)
+			if active {
+				revoked++
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
 		total = int64(len(clients) + len(grants))
@@ -985,7 +1048,6 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 			{qSweepCodes, []any{now, encodeList(grants)}},
 			{qSweepTokens, []any{now, encodeList(grants)}},
 			{qSweepPending, []any{now}},
-			{qSweepOrphans, nil},
 		} {
 			tag, err := tx.Exec(ctx, st.query, st.args...)
 			if err != nil {
@@ -993,7 +1055,20 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 			}
 			total += tag.RowsAffected()
 		}
-		return nil
+		rows, err = tx.Query(ctx, qSweepOrphans)
+		if err != nil {
+			return err
+		}
+		if _, err := pgx.ForEachRow(rows, []any{&active}, func() error {
+			total++
+			if active {
+				revoked++
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return countRevocations(ctx, tx, revoked)
 	})
 	if err != nil {
 		return 0, wrap("sweep", err)

@@ -594,3 +594,119 @@ func BenchmarkGetClient(b *testing.B) {
 		})
 	})
 }
+
+// signals counts the calls of a WatchRevocations callback.
+type signals chan struct{}
+
+func (s signals) f() {
+	select {
+	case s <- struct{}{}:
+	default: // a signal is pending already
+	}
+}
+
+// wait waits for a signal, failing the test after a generous timeout (the
+// behaviour checked is that a signal arrives, not how fast).
+func (s signals) wait(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case <-s:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no signal %s", what)
+	}
+}
+
+// quiet checks that no signal is pending after the watcher has had time
+// to deliver one (notifications of other schemas must not arrive).
+func (s signals) quiet(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case <-s:
+		t.Errorf("a signal arrived %s", what)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// TestWatchRevocations: a Store watching the revocation channel is
+// signalled when it starts listening, when another Store (another pool, as
+// another replica) revokes a grant in its schema, and not for revocations in
+// other schemas or for writes that revoke nothing; stop ends the watch.
+func TestWatchRevocations(t *testing.T) {
+	ctx := context.Background()
+	schema := newSchema(t)
+	a, b := newStore(t, newPool(t, schema)), newStore(t, newPool(t, schema))
+	other := newStore(t, newPool(t, newSchema(t)))
+	sig := make(signals, 1)
+	stop := b.WatchRevocations(sig.f)
+	defer stop()
+	sig.wait(t, "when the watch started")
+
+	g1, _ := storetest.Issue(t, a, "1", now)
+	g2, _ := storetest.Issue(t, a, "2", now)
+	og, _ := storetest.Issue(t, other, "1", now)
+	if err := other.RevokeGrant(ctx, og.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	sig.quiet(t, "for issuing grants and for a revocation in another schema")
+
+	if err := a.RevokeGrant(ctx, g1.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	sig.wait(t, "after RevokeGrant on the other store")
+	if err := a.RevokeGrant(ctx, g1.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	sig.quiet(t, "for revoking a revoked grant")
+	if err := a.DeleteClient(ctx, g2.ClientID, now); err != nil {
+		t.Fatal(err)
+	}
+	sig.wait(t, "after DeleteClient")
+
+	stop()
+	g3, _ := storetest.Issue(t, a, "3", now)
+	if err := a.RevokeGrant(ctx, g3.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	sig.quiet(t, "after stop")
+}
+
+// TestWatchReconnects: when the listening session dies, the watch
+// reconnects and signals again (notifications may have been lost), and
+// later revocations still arrive.
+func TestWatchReconnects(t *testing.T) {
+	ctx := context.Background()
+	schema := newSchema(t)
+	a := newStore(t, newPool(t, schema))
+	sig := make(signals, 1)
+	stop := a.WatchRevocations(sig.f)
+	defer stop()
+	sig.wait(t, "when the watch started")
+	admin(t, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid() AND datname = current_database()`)
+	sig.wait(t, "after the listening session was terminated")
+	g, _ := storetest.Issue(t, a, "1", now)
+	if err := a.RevokeGrant(ctx, g.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	sig.wait(t, "for a revocation after reconnecting")
+}
+
+// TestCloseStopsWatches: Close ends the watches (it returns, and the pool
+// closes, with none left running), and a watch asked for after Close does
+// nothing.
+func TestCloseStopsWatches(t *testing.T) {
+	schema := newSchema(t)
+	s, err := postgres.Open(context.Background(), schemaURL(t, schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := make(signals, 1)
+	s.WatchRevocations(sig.f)
+	sig.wait(t, "when the watch started")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stop := s.WatchRevocations(sig.f)
+	stop()
+	sig.quiet(t, "from a watch started after Close")
+}

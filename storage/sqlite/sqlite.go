@@ -529,7 +529,11 @@ func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) erro
 		if _, err := t.exec(qDeleteClientTokens, id); err != nil {
 			return err
 		}
-		if _, err := t.exec(qRevokeClientGrants, ms(now), id); err != nil {
+		n, err := t.execN(qRevokeClientGrants, ms(now), id)
+		if err != nil {
+			return err
+		}
+		if err := t.countRevocations(n); err != nil {
 			return err
 		}
 		return affected(t.exec(qDeleteClient, id))
@@ -574,7 +578,12 @@ var (
 )
 
 var (
-	qRevokeGrant       = `UPDATE grants SET revoked_at = CASE revoked_at WHEN 0 THEN ? ELSE revoked_at END WHERE id = ?`
+	// qRevokeGrant revokes an active grant; a revoked one keeps its first
+	// RevokedAt.
+	qRevokeGrant       = `UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at = 0`
+	qGrantExists       = `SELECT 1 FROM grants WHERE id = ?`
+	qCountRevocations  = `UPDATE revocation_count SET n = n + ? WHERE id = 1`
+	qRevocationCount   = `SELECT n FROM revocation_count WHERE id = 1`
 	qDeleteGrantCodes  = `DELETE FROM codes WHERE grant_id = ?`
 	qDeleteGrantTokens = `DELETE FROM refresh_tokens WHERE grant_id = ?`
 	qTouchGrant        = `UPDATE grants SET last_used_at = ? WHERE id = ?`
@@ -618,8 +627,18 @@ func (s *Store) ListSubjectGrants(ctx context.Context, subject string) ([]*oauth
 // that is already revoked keeps its first RevokedAt.
 func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error {
 	return wrap("revoke grant", s.update(ctx, func(t wtx) error {
-		err := affected(t.exec(qRevokeGrant, ms(now), id))
+		n, err := t.execN(qRevokeGrant, ms(now), id)
 		if err != nil {
+			return err
+		}
+		if n == 0 {
+			if ok, err := t.exists(qGrantExists, id); err != nil {
+				return err
+			} else if !ok {
+				return sql.ErrNoRows
+			}
+		}
+		if err := t.countRevocations(n); err != nil {
 			return err
 		}
 		if _, err := t.exec(qDeleteGrantCodes, id); err != nil {
@@ -628,6 +647,23 @@ func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error
 		_, err = t.exec(qDeleteGrantTokens, id)
 		return err
 	}))
+}
+
+// countRevocations adds n grants that stopped being active to the
+// revocation count, in the transaction that revoked them.
+func (t wtx) countRevocations(n int64) error {
+	if n == 0 {
+		return nil
+	}
+	_, err := t.exec(qCountRevocations, n)
+	return err
+}
+
+// RevocationCount implements storage.GrantStore.
+func (s *Store) RevocationCount(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.row(ctx, qRevocationCount).Scan(&n)
+	return n, wrap("revocation count", err)
 }
 
 // TouchGrant implements storage.GrantStore; storage.ErrNotFound if the
@@ -994,18 +1030,27 @@ const deadGrants = `SELECT id FROM grants WHERE revoked_at > 0
   OR client_id IN (SELECT id FROM clients WHERE ` + lapsed + `)`
 
 // sweeps are Sweep's statements, in order; each takes now twice at most.
+// The rows a statement marked revokes changes are active grants about to be
+// deleted: they are revoked first, so that they count as revocations
+// (RevocationCount), not as deleted rows.
 var sweeps = []struct {
-	query string
-	nows  int
+	query   string
+	nows    int
+	revokes bool
 }{
-	{`DELETE FROM codes WHERE ` + lapsed + ` OR grant_id IN (` + deadGrants + `)`, 2},
-	{`DELETE FROM refresh_tokens WHERE ` + lapsed + ` OR grant_id IN (` + deadGrants + `)`, 2},
-	{`DELETE FROM grants WHERE id IN (` + deadGrants + `)`, 1},
-	{`DELETE FROM clients WHERE ` + lapsed, 1},
-	{`DELETE FROM pending WHERE ` + lapsed, 1},
+	{`UPDATE grants SET revoked_at = ? WHERE revoked_at = 0
+  AND client_id IN (SELECT id FROM clients WHERE ` + lapsed + `)`, 2, true},
+	{`DELETE FROM codes WHERE ` + lapsed + ` OR grant_id IN (` + deadGrants + `)`, 2, false},
+	{`DELETE FROM refresh_tokens WHERE ` + lapsed + ` OR grant_id IN (` + deadGrants + `)`, 2, false},
+	{`DELETE FROM grants WHERE id IN (` + deadGrants + `)`, 1, false},
+	{`DELETE FROM clients WHERE ` + lapsed, 1, false},
+	{`DELETE FROM pending WHERE ` + lapsed, 1, false},
 	// Grants left with neither a code nor a refresh token can issue nothing.
+	{`UPDATE grants SET revoked_at = ? WHERE revoked_at = 0
+  AND NOT EXISTS (SELECT 1 FROM codes WHERE grant_id = grants.id)
+  AND NOT EXISTS (SELECT 1 FROM refresh_tokens WHERE grant_id = grants.id)`, 1, true},
 	{`DELETE FROM grants WHERE NOT EXISTS (SELECT 1 FROM codes WHERE grant_id = grants.id)
-  AND NOT EXISTS (SELECT 1 FROM refresh_tokens WHERE grant_id = grants.id)`, 0},
+  AND NOT EXISTS (SELECT 1 FROM refresh_tokens WHERE grant_id = grants.id)`, 0, false},
 }
 
 // Sweep implements storage.Store in one write transaction. It deletes
@@ -1017,15 +1062,20 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 	var total int64
 	err := s.update(ctx, func(t wtx) error {
 		total = 0
+		var revoked int64
 		for _, sw := range sweeps {
 			args := []any{ms(now), ms(now)}[:sw.nows]
 			n, err := t.execN(sw.query, args...)
 			if err != nil {
 				return err
 			}
-			total += n
+			if sw.revokes {
+				revoked += n
+			} else {
+				total += n
+			}
 		}
-		return nil
+		return t.countRevocations(revoked)
 	})
 	if err != nil {
 		return 0, wrap("sweep", err)
@@ -1037,13 +1087,13 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 // the writer pool.
 var (
 	readerQueries = []string{
-		qGetClient, qListClients, qGetGrant, qListGrants, qListSubjectGrants, qGetCode, qGetRefresh,
+		qGetClient, qListClients, qGetGrant, qListGrants, qListSubjectGrants, qRevocationCount, qGetCode, qGetRefresh,
 		qPendingByHandle, qPendingByCode, qListPending, qListKeys,
 	}
 	writerQueries = func() []string {
 		q := []string{
 			qCreateClient, qTouchClient, qDeleteClientCodes, qDeleteClientTokens, qRevokeClientGrants, qDeleteClient,
-			qInsertGrant, qRevokeGrant, qDeleteGrantCodes, qDeleteGrantTokens, qTouchGrant, qGrantActive,
+			qInsertGrant, qRevokeGrant, qGrantExists, qCountRevocations, qDeleteGrantCodes, qDeleteGrantTokens, qTouchGrant, qGrantActive,
 			qInsertCode, qConsumeCode, qCodeLive,
 			qInsertRefresh, qRotate, qRefreshLive, qSpend,
 			qCreatePending, qDecide, qComplete, qPendingLive,

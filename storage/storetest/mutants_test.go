@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,6 +64,11 @@ var mutants = []mutant{
 		[]string{"Sweep/DeletesDeadRows", "Sweep/Concurrent"}},
 	{"SweepOvercounts", func(s *memory.Store) storage.Store { return sweepOvercounts{s} },
 		[]string{"Sweep/Empty", "Sweep/KeepsLiveRows", "Sweep/Concurrent"}},
+	{"RevocationCountFrozen", func(s *memory.Store) storage.Store { return revocationCountFrozen{s} },
+		[]string{"RevocationCount/RevokeGrant", "RevocationCount/DeleteClient", "RevocationCount/SweepOfLapsedClient",
+			"RevocationCount/SweepOfGrantThatCanIssueNothing"}},
+	{"RevocationCountPerWrite", func(s *memory.Store) storage.Store { return &revocationCountPerWrite{Store: s} },
+		[]string{"RevocationCount/NotChangedByIssuing", "RevocationCount/SweepOfRevokedGrant"}},
 }
 
 func TestMutant(t *testing.T) {
@@ -244,4 +250,30 @@ type sweepOvercounts struct{ *memory.Store }
 func (s sweepOvercounts) Sweep(ctx context.Context, now time.Time) (int64, error) {
 	n, err := s.Store.Sweep(ctx, now)
 	return n + 1, err
+}
+
+type revocationCountFrozen struct{ *memory.Store }
+
+func (revocationCountFrozen) RevocationCount(context.Context) (int64, error) { return 7, nil }
+
+// revocationCountPerWrite moves the count on every write, which is safe
+// but would empty providers' caches all the time.
+type revocationCountPerWrite struct {
+	*memory.Store
+	writes atomic.Int64
+}
+
+func (s *revocationCountPerWrite) RevocationCount(ctx context.Context) (int64, error) {
+	n, err := s.Store.RevocationCount(ctx)
+	return n + s.writes.Load(), err
+}
+
+func (s *revocationCountPerWrite) RedeemCode(ctx context.Context, hash string, now time.Time, rt *storage.RefreshRecord) error {
+	s.writes.Add(1)
+	return s.Store.RedeemCode(ctx, hash, now, rt)
+}
+
+func (s *revocationCountPerWrite) Sweep(ctx context.Context, now time.Time) (int64, error) {
+	s.writes.Add(1)
+	return s.Store.Sweep(ctx, now)
 }

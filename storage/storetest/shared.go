@@ -72,6 +72,25 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (storage.Store, storage.
 			t.Errorf("successor: %v", err)
 		}
 	})
+	t.Run("RevocationCountAcrossStores", func(t *testing.T) {
+		a, b := newPair(t)
+		ctx := context.Background()
+		g, _ := Issue(t, a, "1", sharedNow)
+		before, err := b.RevocationCount(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.RevokeGrant(ctx, g.ID, sharedNow); err != nil {
+			t.Fatal(err)
+		}
+		after, err := b.RevocationCount(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after != before+1 {
+			t.Errorf("RevocationCount read from the other store went from %d to %d after a revocation, want +1", before, after)
+		}
+	})
 }
 
 var sharedNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)

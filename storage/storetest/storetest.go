@@ -90,6 +90,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Pending", pendingTests},
 		{"Keys", keyTests},
 		{"Sweep", sweepTests},
+		{"RevocationCount", revocationTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
