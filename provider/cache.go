@@ -1,0 +1,276 @@
+package provider
+
+import (
+	"context"
+	"crypto/sha256"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	oauth "github.com/mcp-oauth/oauth"
+)
+
+// The fast path of LoadAccessToken. Every MCP request presents an access
+// token, and verifying an ES256 signature costs far more than serving a
+// small tool call, so a Provider remembers tokens it has verified and the
+// state of the grants they belong to:
+//
+//   - verifiedTokens maps the SHA-256 of a token whose signature, typ,
+//     iss and aud checked out to the claims it carries, until the token
+//     expires. Only verified tokens enter, the audience is this
+//     Provider's own, and an entry is never used at or after the token's
+//     exp, so the cache cannot make a forged, expired or wrong-audience
+//     token pass. It is emptied when a signing key disappears from the
+//     key set.
+//
+//   - grantStates remembers which grants were found active (and with which
+//     client) and which were found revoked or absent. Revocation is
+//     final and grant IDs are never reused, so "revoked" needs no
+//     refreshing. "Active" does: it is trusted only while the Provider
+//     has confirmed, within the last revocationMaxStale, that no grant
+//     was revoked since it was read. That confirmation is one read of
+//     the store's RevocationCount, made in the background at most every
+//     revocationPollInterval while requests come in, and at once when a
+//     store that implements storage.RevocationWatcher (PostgreSQL)
+//     signals a revocation. When the count moves, every "active" entry is
+//     dropped; when confirmation is overdue (the store is slow or
+//     unreachable), grants are read from the store again, request by
+//     request. A revocation by this Provider takes effect at once; one
+//     made by another process or replica sharing the store is honoured
+//     within revocationMaxStale (milliseconds when signalled).
+const (
+	// DefaultVerifiedTokenCacheSize is the default bound on the number of
+	// verified access tokens a Provider remembers.
+	DefaultVerifiedTokenCacheSize = 10000
+	// grantStateCacheSize bounds each of the two maps of grantStates.
+	grantStateCacheSize = 10000
+	// revocationPollInterval is how often, at most, RevocationCount is
+	// read while requests come in.
+	revocationPollInterval = 250 * time.Millisecond
+	// revocationMaxStale is how long after the start of the last
+	// successful read of RevocationCount an "active" grant state is
+	// trusted; it bounds how late a revocation made elsewhere is honoured.
+	revocationMaxStale = 750 * time.Millisecond
+	// revocationPollTimeout bounds one read of RevocationCount.
+	revocationPollTimeout = 5 * time.Second
+)
+
+// tokenKey is the SHA-256 of an access token: the cache never holds the
+// token itself.
+type tokenKey [sha256.Size]byte
+
+// cachedToken is what a verified token grants. at.Token is empty.
+type cachedToken struct {
+	at  oauth.AccessToken
+	exp int64 // UnixNano of the token's exp
+}
+
+// verifiedTokens is a bounded map of verified tokens.
+type verifiedTokens struct {
+	mu      sync.RWMutex
+	entries map[tokenKey]*cachedToken
+	max     int
+}
+
+func newVerifiedTokens(max int) *verifiedTokens {
+	return &verifiedTokens{entries: make(map[tokenKey]*cachedToken), max: max}
+}
+
+// get returns the entry of k if it is unexpired at now (UnixNano).
+func (c *verifiedTokens) get(k tokenKey, now int64) *cachedToken {
+	c.mu.RLock()
+	e := c.entries[k]
+	c.mu.RUnlock()
+	if e == nil || now >= e.exp {
+		return nil
+	}
+	return e
+}
+
+// put adds an entry. When the map is full it first drops the entries
+// expired at now, then, if that freed less than a quarter, arbitrary
+// entries down to three quarters of the bound (each costs one more
+// signature check if its token comes back).
+func (c *verifiedTokens) put(k tokenKey, e *cachedToken, now int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.max {
+		for k, old := range c.entries {
+			if now >= old.exp {
+				delete(c.entries, k)
+			}
+		}
+		for k := range c.entries {
+			if len(c.entries) < c.max*3/4 {
+				break
+			}
+			delete(c.entries, k)
+		}
+	}
+	c.entries[k] = e
+}
+
+// clear empties the cache.
+func (c *verifiedTokens) clear() {
+	c.mu.Lock()
+	clear(c.entries)
+	c.mu.Unlock()
+}
+
+// grantStates remembers grant states; see the comment at the top of this
+// file.
+type grantStates struct {
+	mu      sync.RWMutex
+	active  map[string]string   // grant ID → client ID, found active
+	revoked map[string]struct{} // grant IDs found revoked or absent
+	// gen counts the times active was emptied because a grant may have
+	// been revoked. A grant read from the store is recorded as active
+	// only if gen did not change during the read, so a read that raced a
+	// revocation cannot outlive the emptying that revocation causes.
+	gen uint64
+	// count is the last RevocationCount read; known is false until the
+	// first read.
+	count int64
+	known bool
+
+	// confirmedAt is the elapsed time at the start of the last successful
+	// read of RevocationCount (after which active held only states read
+	// since the last revocation it counted); attemptAt the start of the
+	// last attempt. Both are durations on the Provider's monotonic clock.
+	confirmedAt atomic.Int64
+	attemptAt   atomic.Int64
+	// polling is set while a read runs; repoll asks it to read again,
+	// because a store signalled a revocation during the read.
+	polling atomic.Bool
+	repoll  atomic.Bool
+}
+
+func newGrantStates() *grantStates {
+	g := &grantStates{active: map[string]string{}, revoked: map[string]struct{}{}}
+	g.confirmedAt.Store(-int64(time.Hour)) // nothing confirmed yet
+	g.attemptAt.Store(-int64(time.Hour))
+	return g
+}
+
+// lookup reports whether grant id is known to be active for clientID
+// (ok), known revoked or absent (revoked), or must be read (neither).
+// "Active" is only known while the last confirmation is at most
+// revocationMaxStale old at elapsed.
+func (g *grantStates) lookup(id, clientID string, elapsed time.Duration) (ok, revoked bool) {
+	fresh := int64(elapsed)-g.confirmedAt.Load() < int64(revocationMaxStale)
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if _, r := g.revoked[id]; r {
+		return false, true
+	}
+	if fresh {
+		if c, a := g.active[id]; a && c == clientID {
+			return true, false
+		}
+	}
+	return false, false
+}
+
+// generation returns gen, taken before reading a grant from the store.
+func (g *grantStates) generation() uint64 {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.gen
+}
+
+// setActive records a grant read as active, unless the states were
+// emptied since gen was taken.
+func (g *grantStates) setActive(id, clientID string, gen uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gen != gen {
+		return
+	}
+	if len(g.active) >= grantStateCacheSize {
+		clear(g.active) // forgetting an active state only costs a read
+	}
+	g.active[id] = clientID
+}
+
+// setRevoked records a grant that is revoked or absent, for good.
+func (g *grantStates) setRevoked(id string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.revoked) >= grantStateCacheSize {
+		clear(g.revoked)
+	}
+	g.revoked[id] = struct{}{}
+	delete(g.active, id)
+}
+
+// forgetActive empties active, because grants this Provider cannot name
+// (those of a deleted client) were revoked.
+func (g *grantStates) forgetActive() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.gen++
+	clear(g.active)
+}
+
+// observe records a RevocationCount read that started at start: if the
+// count moved, every active state is dropped; either way the states are
+// confirmed as of start.
+func (g *grantStates) observe(n int64, start time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.known || n != g.count {
+		g.gen++
+		clear(g.active)
+		g.count, g.known = n, true
+	}
+	if int64(start) > g.confirmedAt.Load() {
+		g.confirmedAt.Store(int64(start))
+	}
+}
+
+// maybePoll starts a background read of RevocationCount if none is
+// running and the last attempt began at least revocationPollInterval ago
+// (or at once when force is set, on a store's signal).
+func (p *Provider) maybePoll(force bool) {
+	g := p.grants
+	elapsed := p.elapsed()
+	if !force && int64(elapsed)-g.attemptAt.Load() < int64(revocationPollInterval) {
+		return
+	}
+	if !g.polling.CompareAndSwap(false, true) {
+		if force {
+			g.repoll.Store(true)
+		}
+		return
+	}
+	go p.poll()
+}
+
+// poll reads RevocationCount (again while a signal arrived during a read)
+// and records it.
+func (p *Provider) poll() {
+	g := p.grants
+	for {
+		g.repoll.Store(false)
+		start := p.elapsed()
+		g.attemptAt.Store(int64(start))
+		if err := p.pollOnce(start); err != nil {
+			p.log.Warn("mcpauth: read revocation count; grants are read from the store until it succeeds", "err", err)
+		}
+		g.polling.Store(false)
+		if !g.repoll.Load() || !g.polling.CompareAndSwap(false, true) {
+			return
+		}
+	}
+}
+
+func (p *Provider) pollOnce(start time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), revocationPollTimeout)
+	defer cancel()
+	n, err := p.store.RevocationCount(ctx)
+	if err != nil {
+		return err
+	}
+	p.grants.observe(n, start)
+	return nil
+}

@@ -1,0 +1,337 @@
+package provider_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/provider"
+	"github.com/mcp-oauth/oauth/storage"
+	"github.com/mcp-oauth/oauth/storage/memory"
+)
+
+// countingStore counts grant reads and can make RevocationCount fail.
+type countingStore struct {
+	*memory.Store
+	getGrant  atomic.Int64
+	countFail atomic.Bool
+}
+
+func (s *countingStore) GetGrant(ctx context.Context, id string) (*oauth.Grant, error) {
+	s.getGrant.Add(1)
+	return s.Store.GetGrant(ctx, id)
+}
+
+func (s *countingStore) RevocationCount(ctx context.Context) (int64, error) {
+	if s.countFail.Load() {
+		return 0, errors.New("database unreachable")
+	}
+	return s.Store.RevocationCount(ctx)
+}
+
+// monotonic is a hand-stepped clock for the grant states.
+type monotonic struct{ d atomic.Int64 }
+
+func (m *monotonic) now() time.Duration       { return time.Duration(m.d.Load()) }
+func (m *monotonic) advance(d time.Duration) { m.d.Add(int64(d)) }
+
+// replicas returns two providers sharing one store, as two replicas (or
+// a server and the CLI) do, with stepped clocks.
+type replicas struct {
+	a, b  *provider.Provider
+	store *countingStore
+	clk   *clock
+	monoA *monotonic
+}
+
+func newReplicas(t *testing.T, cacheSize int) *replicas {
+	t.Helper()
+	r := &replicas{store: &countingStore{Store: memory.New()}, clk: &clock{t: time.Now()}, monoA: &monotonic{}}
+	o := provider.Options{Issuer: "https://as.example", Resource: "https://as.example/mcp", Now: r.clk.Now,
+		VerifiedTokenCacheSize: cacheSize}
+	var err error
+	if r.a, err = provider.New(ctx, r.store, o); err != nil {
+		t.Fatal(err)
+	}
+	if r.b, err = provider.New(ctx, r.store, o); err != nil {
+		t.Fatal(err)
+	}
+	if cacheSize >= 0 {
+		provider.SetElapsed(r.a, r.monoA.now)
+	}
+	return r
+}
+
+// issue runs an authorization for subject through p and returns the
+// token response.
+func issueFor(t *testing.T, p *provider.Provider, subject string) *oauth.TokenResponse {
+	t.Helper()
+	e := &env{p: p}
+	c, _ := e.client(t, "none")
+	h, code := e.pending(t, c)
+	if _, err := p.Approve(ctx, code, subject); err != nil {
+		t.Fatal(err)
+	}
+	to, err := p.Complete(ctx, h, code)
+	must(t, err)
+	u, _ := url.Parse(to)
+	ac, err := p.LoadAuthorizationCode(ctx, u.Query().Get("code"))
+	must(t, err)
+	tr, err := p.ExchangeAuthorizationCode(ctx, c, ac)
+	must(t, err)
+	return tr
+}
+
+func grantOf(t *testing.T, p *provider.Provider, token string) string {
+	t.Helper()
+	at, err := p.LoadAccessToken(ctx, token)
+	must(t, err)
+	return at.GrantID
+}
+
+func wantInvalid(t *testing.T, p *provider.Provider, token, why string) {
+	t.Helper()
+	if _, err := p.LoadAccessToken(ctx, token); !errors.Is(err, oauth.ErrInvalidToken) {
+		t.Fatalf("%s: LoadAccessToken = %v, want invalid_token", why, err)
+	}
+}
+
+// TestCacheAnswersFromMemory: a token presented again, while the grant
+// states are confirmed current, costs no store read; the AccessToken
+// returned is a fresh copy each time.
+func TestCacheAnswersFromMemory(t *testing.T) {
+	r := newReplicas(t, 0)
+	tok := issueFor(t, r.a, "alice")
+	first, err := r.a.LoadAccessToken(ctx, tok.AccessToken)
+	must(t, err)
+	reads := r.store.getGrant.Load()
+	for range 100 {
+		at, err := r.a.LoadAccessToken(ctx, tok.AccessToken)
+		must(t, err)
+		if at.Token != tok.AccessToken || at.Subject != "alice" || at.GrantID != first.GrantID || len(at.Scopes) != 1 {
+			t.Fatalf("cached AccessToken %+v", at)
+		}
+		at.Scopes[0] = "changed"
+	}
+	if n := r.store.getGrant.Load() - reads; n != 0 {
+		t.Errorf("%d grant reads for 100 loads of a known token, want 0", n)
+	}
+	if n := provider.CachedTokens(r.a); n != 1 {
+		t.Errorf("%d cached tokens, want 1", n)
+	}
+}
+
+// TestCacheLocalRevocationAtOnce: revoking through the provider that
+// cached the grant, by RevokeGrant, RevokeToken or DeleteClient, is
+// honoured by the very next request.
+func TestCacheLocalRevocationAtOnce(t *testing.T) {
+	for name, revoke := range map[string]func(p *provider.Provider, tok *oauth.TokenResponse, at *oauth.AccessToken) error{
+		"RevokeGrant": func(p *provider.Provider, _ *oauth.TokenResponse, at *oauth.AccessToken) error {
+			return p.RevokeGrant(ctx, at.GrantID)
+		},
+		"RevokeToken": func(p *provider.Provider, tok *oauth.TokenResponse, at *oauth.AccessToken) error {
+			c, err := p.GetClient(ctx, at.ClientID)
+			if err != nil {
+				return err
+			}
+			return p.RevokeToken(ctx, c, tok.RefreshToken, "")
+		},
+		"DeleteClient": func(p *provider.Provider, _ *oauth.TokenResponse, at *oauth.AccessToken) error {
+			return p.DeleteClient(ctx, at.ClientID)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := newReplicas(t, 0)
+			tok := issueFor(t, r.a, "alice")
+			at, err := r.a.LoadAccessToken(ctx, tok.AccessToken)
+			must(t, err)
+			must(t, revoke(r.a, tok, at))
+			wantInvalid(t, r.a, tok.AccessToken, "after "+name)
+		})
+	}
+}
+
+// TestCacheRemoteRevocation: a revocation through another provider on the
+// same store is honoured once the revocation count has been read (a poll,
+// or a store's signal), and in any case once RevocationMaxStale has
+// passed since the last confirmation, even if no poll succeeds.
+func TestCacheRemoteRevocation(t *testing.T) {
+	t.Run("AfterPoll", func(t *testing.T) {
+		r := newReplicas(t, 0)
+		tok := issueFor(t, r.a, "alice")
+		gid := grantOf(t, r.a, tok.AccessToken)
+		must(t, r.b.RevokeGrant(ctx, gid))
+		must(t, provider.PollNow(r.a))
+		wantInvalid(t, r.a, tok.AccessToken, "after a poll that saw the revocation")
+	})
+	t.Run("AfterMaxStaleWithoutPolls", func(t *testing.T) {
+		r := newReplicas(t, 0)
+		tok := issueFor(t, r.a, "alice")
+		gid := grantOf(t, r.a, tok.AccessToken)
+		r.store.countFail.Store(true) // no poll can confirm anything
+		must(t, r.b.RevokeGrant(ctx, gid))
+		r.monoA.advance(provider.RevocationMaxStale)
+		wantInvalid(t, r.a, tok.AccessToken, "RevocationMaxStale after the last confirmation")
+	})
+	t.Run("OtherGrantRevokedDropsActiveStates", func(t *testing.T) {
+		r := newReplicas(t, 0)
+		tok := issueFor(t, r.a, "alice")
+		other := issueFor(t, r.a, "bob")
+		grantOf(t, r.a, tok.AccessToken)
+		must(t, r.b.RevokeGrant(ctx, grantOf(t, r.a, other.AccessToken)))
+		must(t, provider.PollNow(r.a))
+		reads := r.store.getGrant.Load()
+		grantOf(t, r.a, tok.AccessToken)
+		if r.store.getGrant.Load() == reads {
+			t.Error("the grant state survived a move of the revocation count: no store read")
+		}
+		wantInvalid(t, r.a, other.AccessToken, "the revoked grant")
+	})
+}
+
+// TestCacheStaleConfirmationReadsStore: while the revocation count cannot
+// be read, known grants are read from the store on every request once the
+// last confirmation is RevocationMaxStale old; once a poll succeeds they
+// are answered from memory again.
+func TestCacheStaleConfirmationReadsStore(t *testing.T) {
+	r := newReplicas(t, 0)
+	tok := issueFor(t, r.a, "alice")
+	grantOf(t, r.a, tok.AccessToken)
+	r.store.countFail.Store(true)
+	r.monoA.advance(provider.RevocationMaxStale)
+	reads := r.store.getGrant.Load()
+	for range 3 {
+		grantOf(t, r.a, tok.AccessToken)
+	}
+	if n := r.store.getGrant.Load() - reads; n != 3 {
+		t.Errorf("%d grant reads for 3 loads with a stale confirmation, want 3", n)
+	}
+	r.store.countFail.Store(false)
+	must(t, provider.PollNow(r.a))
+	grantOf(t, r.a, tok.AccessToken) // reads the grant once more
+	reads = r.store.getGrant.Load()
+	grantOf(t, r.a, tok.AccessToken)
+	if n := r.store.getGrant.Load() - reads; n != 0 {
+		t.Errorf("%d grant reads after a successful poll, want 0", n)
+	}
+}
+
+// TestCacheHonoursExpiry: a cached token stops working at its exp.
+func TestCacheHonoursExpiry(t *testing.T) {
+	r := newReplicas(t, 0)
+	tok := issueFor(t, r.a, "alice")
+	at, err := r.a.LoadAccessToken(ctx, tok.AccessToken)
+	must(t, err)
+	r.clk.Advance(time.Until(at.ExpiresAt) + 10*time.Second) // past exp and the verifier's leeway
+	wantInvalid(t, r.a, tok.AccessToken, "after exp")
+}
+
+// TestCacheOtherTokensStillVerified: a cached token does not vouch for a
+// token that differs from it: its payload with another audience, or its
+// signature altered.
+func TestCacheOtherTokensStillVerified(t *testing.T) {
+	r := newReplicas(t, 0)
+	tok := issueFor(t, r.a, "alice")
+	grantOf(t, r.a, tok.AccessToken)
+	tampered := []byte(tok.AccessToken)
+	tampered[len(tampered)-2] ^= 1
+	wantInvalid(t, r.a, string(tampered), "altered signature")
+	var claims jwt.MapClaims
+	p := jwt.NewParser()
+	if _, _, err := p.ParseUnverified(tok.AccessToken, &claims); err != nil {
+		t.Fatal(err)
+	}
+	claims["aud"] = "https://elsewhere.example/mcp"
+	forged, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	must(t, err)
+	wantInvalid(t, r.a, forged, "other audience, unsigned")
+}
+
+// TestCacheDeletedKey: tokens of a signing key that left the key set are
+// refused even if they were cached.
+func TestCacheDeletedKey(t *testing.T) {
+	r := newReplicas(t, 0)
+	tok := issueFor(t, r.a, "alice")
+	grantOf(t, r.a, tok.AccessToken)
+	keys, err := r.store.ListKeys(ctx)
+	must(t, err)
+	must(t, r.a.RotateKeys(ctx))
+	must(t, r.store.DeleteKey(ctx, keys[0].ID))
+	must(t, provider.ReloadKeys(ctx, r.a))
+	wantInvalid(t, r.a, tok.AccessToken, "token of a deleted key")
+}
+
+// TestCacheBounded: the cache never holds more tokens than its bound, and
+// evicted tokens still verify.
+func TestCacheBounded(t *testing.T) {
+	r := newReplicas(t, 4)
+	var toks []string
+	for i := range 10 {
+		toks = append(toks, issueFor(t, r.a, "user"+string(rune('a'+i))).AccessToken)
+	}
+	for range 2 {
+		for _, tok := range toks {
+			grantOf(t, r.a, tok)
+			if n := provider.CachedTokens(r.a); n > 4 {
+				t.Fatalf("%d cached tokens, bound 4", n)
+			}
+		}
+	}
+}
+
+// TestCacheOff: with the cache off, every load reads the grant, and a
+// revocation elsewhere is honoured at once.
+func TestCacheOff(t *testing.T) {
+	r := newReplicas(t, -1)
+	tok := issueFor(t, r.a, "alice")
+	gid := grantOf(t, r.a, tok.AccessToken)
+	reads := r.store.getGrant.Load()
+	grantOf(t, r.a, tok.AccessToken)
+	if r.store.getGrant.Load() != reads+1 {
+		t.Error("no grant read with the cache off")
+	}
+	must(t, r.b.RevokeGrant(ctx, gid))
+	wantInvalid(t, r.a, tok.AccessToken, "cache off, revoked elsewhere")
+}
+
+// TestCacheRevocationRace: loads racing a revocation made elsewhere all
+// fail once the revocation count has been read after it, whatever they
+// had read from the store while it happened.
+func TestCacheRevocationRace(t *testing.T) {
+	r := newReplicas(t, 0)
+	tok := issueFor(t, r.a, "alice")
+	gid := grantOf(t, r.a, tok.AccessToken)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 8 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					r.a.LoadAccessToken(ctx, tok.AccessToken)
+					r.monoA.advance(time.Millisecond) // polls start now and then
+				}
+			}
+		})
+	}
+	time.Sleep(10 * time.Millisecond)
+	must(t, r.b.RevokeGrant(ctx, gid))
+	must(t, provider.PollNow(r.a))
+	for range 100 {
+		wantInvalid(t, r.a, tok.AccessToken, "after the revocation was counted, with loads racing")
+	}
+	close(stop)
+	wg.Wait()
+	wantInvalid(t, r.a, tok.AccessToken, "after the race")
+}
+
+var _ storage.Store = (*countingStore)(nil)
