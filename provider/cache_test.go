@@ -39,7 +39,7 @@ func (s *countingStore) RevocationCount(ctx context.Context) (int64, error) {
 // monotonic is a hand-stepped clock for the grant states.
 type monotonic struct{ d atomic.Int64 }
 
-func (m *monotonic) now() time.Duration       { return time.Duration(m.d.Load()) }
+func (m *monotonic) now() time.Duration      { return time.Duration(m.d.Load()) }
 func (m *monotonic) advance(d time.Duration) { m.d.Add(int64(d)) }
 
 // replicas returns two providers sharing one store, as two replicas (or
