@@ -9,10 +9,14 @@
 // holds two connection pools:
 //
 //   - a writer pool of exactly one connection, through which every write
-//     goes. Its transactions begin with BEGIN IMMEDIATE (_txlock=immediate),
-//     taking SQLite's write lock up front, so a read-modify-write transaction
-//     can never fail half-way with SQLITE_BUSY on lock upgrade, and writers
-//     of one process queue in database/sql instead of spinning on the lock;
+//     goes, run by one goroutine. Its transactions begin with BEGIN
+//     IMMEDIATE (_txlock=immediate), taking SQLite's write lock up front, so
+//     a read-modify-write transaction can never fail half-way with
+//     SQLITE_BUSY on lock upgrade. Writes of one process queue for that
+//     goroutine, which runs those waiting together in one transaction
+//     (group commit), each inside a savepoint of its own, so that each
+//     still succeeds or fails alone and none is reported done before its
+//     transaction has committed;
 //   - a reader pool of a few query_only connections for plain reads.
 //
 // A 5 s busy timeout covers contention with other processes.
@@ -51,6 +55,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -74,6 +80,13 @@ type Store struct {
 	r  *sql.DB // query_only connections: plain reads
 	ws stmts   // writer statements
 	rs stmts   // reader statements
+
+	// The writer goroutine (batch.go).
+	ops        chan *writeOp
+	quit       chan struct{}
+	writerDone chan struct{}
+	closeOnce  sync.Once
+	batches    atomic.Int64 // transactions run by the writer
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -156,12 +169,16 @@ func (s *Store) init(ctx context.Context) error {
 	if s.ws, err = prepare(ctx, s.w, writerQueries); err != nil {
 		return err
 	}
-	s.rs, err = prepare(ctx, s.r, readerQueries)
-	return err
+	if s.rs, err = prepare(ctx, s.r, readerQueries); err != nil {
+		return err
+	}
+	s.startWriter()
+	return nil
 }
 
 // Close closes both connection pools. The Store must not be used after.
 func (s *Store) Close() error {
+	s.stopWriter()
 	return errors.Join(s.rs.close(), s.ws.close(), s.r.Close(), s.w.Close())
 }
 
@@ -271,12 +288,15 @@ func (s *Store) rows(ctx context.Context, query string, args ...any) (*sql.Rows,
 	return s.r.QueryContext(ctx, query, args...)
 }
 
-// exec runs one statement, in its own transaction, on the writer.
+// exec runs one statement as a write operation of its own (update).
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if st, ok := s.ws[query]; ok {
-		return st.ExecContext(ctx, args...)
-	}
-	return s.w.ExecContext(ctx, query, args...)
+	var res sql.Result
+	err := s.update(ctx, func(t wtx) error {
+		var err error
+		res, err = t.exec(query, args...)
+		return err
+	})
+	return res, err
 }
 
 // wtx is a write transaction that runs the writer's prepared statements.
@@ -333,11 +353,6 @@ func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
-}
-
-// update runs f in a write transaction with cached statements.
-func (s *Store) update(ctx context.Context, f func(wtx) error) error {
-	return s.tx(ctx, func(tx *sql.Tx) error { return f(wtx{ctx: ctx, tx: tx, s: s}) })
 }
 
 // Reasons for storage.ErrConflict. They name no hash, secret or ID.
