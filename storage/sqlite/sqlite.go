@@ -54,6 +54,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,6 +88,10 @@ type Store struct {
 	writerDone chan struct{}
 	closeOnce  sync.Once
 	batches    atomic.Int64 // transactions run by the writer
+
+	// The checkpoint goroutine (checkpoint.go) and its connection.
+	ckpt     *sql.DB
+	ckptDone chan struct{}
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -119,7 +124,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		pragma("journal_mode(WAL)"),
 		pragma("synchronous(NORMAL)"),
 		pragma("foreign_keys(ON)"),
+		pragma("wal_autocheckpoint(" + strconv.Itoa(walAutoCheckpoint) + ")"),
 		"_txlock=immediate",
+	}, "&")
+	cdsn := path + "?" + strings.Join([]string{
+		pragma("busy_timeout(5000)"),
+		pragma("synchronous(NORMAL)"),
 	}, "&")
 	rdsn := path + "?" + strings.Join([]string{
 		pragma("busy_timeout(5000)"),
@@ -144,7 +154,15 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxIdleConns(readers)
 	r.SetConnMaxLifetime(0)
 	r.SetConnMaxIdleTime(0)
-	s := &Store{w: w, r: r}
+	c, err := sql.Open("sqlite", cdsn)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	c.SetMaxOpenConns(1)
+	c.SetMaxIdleConns(1)
+	s := &Store{w: w, r: r, ckpt: c}
 	if err := s.init(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -173,13 +191,17 @@ func (s *Store) init(ctx context.Context) error {
 		return err
 	}
 	s.startWriter()
+	s.startCheckpointer(s.ckpt)
 	return nil
 }
 
 // Close closes both connection pools. The Store must not be used after.
 func (s *Store) Close() error {
 	s.stopWriter()
-	return errors.Join(s.rs.close(), s.ws.close(), s.r.Close(), s.w.Close())
+	if s.ckptDone != nil {
+		<-s.ckptDone
+	}
+	return errors.Join(s.ckpt.Close(), s.rs.close(), s.ws.close(), s.r.Close(), s.w.Close())
 }
 
 // ---- migrations ----
