@@ -84,14 +84,16 @@ type GrantStore interface {
 	RevokeGrant(ctx context.Context, id string, now time.Time) error
 	// TouchGrant records that the grant was used at now.
 	TouchGrant(ctx context.Context, id string, now time.Time) error
-	// RevocationCount returns a counter of grants that stopped being
-	// active. It increases, atomically with the change, whenever an active
-	// grant is revoked (RevokeGrant, DeleteClient) or deleted (Sweep); it
-	// never decreases, and operations that revoke nothing leave it as it
-	// is. A Provider that keeps grant states in memory compares readings
-	// to learn, with one cheap query, whether any of them may have
-	// changed, also by another process sharing the store. Readings of
-	// different stores are not comparable.
+	// RevocationCount returns a counter of revocations: grants that
+	// stopped being active and client registrations that were deleted. It
+	// increases, atomically with the change, whenever an active grant is
+	// revoked (RevokeGrant, DeleteClient) or deleted (Sweep), and whenever
+	// a client is deleted (DeleteClient, or Sweep of a lapsed
+	// registration); it never decreases, and operations that revoke
+	// nothing leave it as it is. A Provider that keeps grant states and
+	// clients in memory compares readings to learn, with one cheap query,
+	// whether any of them may have changed, also by another process
+	// sharing the store. Readings of different stores are not comparable.
 	RevocationCount(ctx context.Context) (int64, error)
 }
 

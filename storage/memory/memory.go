@@ -198,6 +198,7 @@ func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) erro
 		}
 	}
 	delete(s.clients, id)
+	s.revocations++
 	return nil
 }
 
@@ -616,6 +617,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 			}
 		}
 		delete(s.clients, id)
+		s.revocations++
 		n++
 	}
 	for gid, g := range s.grants {

@@ -500,7 +500,7 @@ func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) erro
 		if _, err := tx.Exec(ctx, qDeleteClientTokens, id); err != nil {
 			return err
 		}
-		return countRevocations(ctx, tx, tag.RowsAffected())
+		return countRevocations(ctx, tx, tag.RowsAffected()+1) // the grants and the client
 	}))
 }
 
@@ -1041,6 +1041,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 			return err
 		}
 		total = int64(len(clients) + len(grants))
+		revoked += int64(len(clients))
 		for _, st := range []struct {
 			query string
 			args  []any

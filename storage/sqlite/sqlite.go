@@ -570,10 +570,10 @@ func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) erro
 		if err != nil {
 			return err
 		}
-		if err := t.countRevocations(n); err != nil {
+		if err := affected(t.exec(qDeleteClient, id)); err != nil {
 			return err
 		}
-		return affected(t.exec(qDeleteClient, id))
+		return t.countRevocations(n + 1) // the grants and the client
 	}))
 }
 
@@ -1067,27 +1067,28 @@ const deadGrants = `SELECT id FROM grants WHERE revoked_at > 0
   OR client_id IN (SELECT id FROM clients WHERE ` + lapsed + `)`
 
 // sweeps are Sweep's statements, in order; each takes now twice at most.
-// The rows a statement marked revokes changes are active grants about to be
-// deleted: they are revoked first, so that they count as revocations
-// (RevocationCount), not as deleted rows.
+// The rows a statement changes count as deleted rows (Sweep's result), as
+// revocations (RevocationCount), or both: active grants about to be
+// deleted are revoked first, so that they count as revocations, and a
+// deleted client counts as both.
 var sweeps = []struct {
-	query   string
-	nows    int
-	revokes bool
+	query            string
+	nows             int
+	deleted, revoked bool
 }{
 	{`UPDATE grants SET revoked_at = ? WHERE revoked_at = 0
-  AND client_id IN (SELECT id FROM clients WHERE ` + lapsed + `)`, 2, true},
-	{`DELETE FROM codes WHERE ` + lapsed + ` OR grant_id IN (` + deadGrants + `)`, 2, false},
-	{`DELETE FROM refresh_tokens WHERE ` + lapsed + ` OR grant_id IN (` + deadGrants + `)`, 2, false},
-	{`DELETE FROM grants WHERE id IN (` + deadGrants + `)`, 1, false},
-	{`DELETE FROM clients WHERE ` + lapsed, 1, false},
-	{`DELETE FROM pending WHERE ` + lapsed, 1, false},
+  AND client_id IN (SELECT id FROM clients WHERE ` + lapsed + `)`, 2, false, true},
+	{`DELETE FROM codes WHERE ` + lapsed + ` OR grant_id IN (` + deadGrants + `)`, 2, true, false},
+	{`DELETE FROM refresh_tokens WHERE ` + lapsed + ` OR grant_id IN (` + deadGrants + `)`, 2, true, false},
+	{`DELETE FROM grants WHERE id IN (` + deadGrants + `)`, 1, true, false},
+	{`DELETE FROM clients WHERE ` + lapsed, 1, true, true},
+	{`DELETE FROM pending WHERE ` + lapsed, 1, true, false},
 	// Grants left with neither a code nor a refresh token can issue nothing.
 	{`UPDATE grants SET revoked_at = ? WHERE revoked_at = 0
   AND NOT EXISTS (SELECT 1 FROM codes WHERE grant_id = grants.id)
-  AND NOT EXISTS (SELECT 1 FROM refresh_tokens WHERE grant_id = grants.id)`, 1, true},
+  AND NOT EXISTS (SELECT 1 FROM refresh_tokens WHERE grant_id = grants.id)`, 1, false, true},
 	{`DELETE FROM grants WHERE NOT EXISTS (SELECT 1 FROM codes WHERE grant_id = grants.id)
-  AND NOT EXISTS (SELECT 1 FROM refresh_tokens WHERE grant_id = grants.id)`, 0, false},
+  AND NOT EXISTS (SELECT 1 FROM refresh_tokens WHERE grant_id = grants.id)`, 0, true, false},
 }
 
 // Sweep implements storage.Store in one write transaction. It deletes
@@ -1106,10 +1107,11 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 			if err != nil {
 				return err
 			}
-			if sw.revokes {
-				revoked += n
-			} else {
+			if sw.deleted {
 				total += n
+			}
+			if sw.revoked {
+				revoked += n
 			}
 		}
 		return t.countRevocations(revoked)

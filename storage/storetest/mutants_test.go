@@ -66,7 +66,8 @@ var mutants = []mutant{
 		[]string{"Sweep/Empty", "Sweep/KeepsLiveRows", "Sweep/Concurrent"}},
 	{"RevocationCountFrozen", func(s *memory.Store) storage.Store { return revocationCountFrozen{s} },
 		[]string{"RevocationCount/RevokeGrant", "RevocationCount/DeleteClient", "RevocationCount/SweepOfLapsedClient",
-			"RevocationCount/SweepOfGrantThatCanIssueNothing"}},
+			"RevocationCount/SweepOfGrantThatCanIssueNothing", "RevocationCount/DeleteClientWithoutGrants",
+			"RevocationCount/SweepOfLapsedClientWithoutGrants"}},
 	{"RevocationCountPerWrite", func(s *memory.Store) storage.Store { return &revocationCountPerWrite{Store: s} },
 		[]string{"RevocationCount/NotChangedByIssuing", "RevocationCount/SweepOfRevokedGrant"}},
 }

@@ -9,6 +9,8 @@ var revocationTests = []test{
 	{"NotChangedByIssuing", testRevocationsQuiet},
 	{"RevokeGrant", testRevocationsRevoke},
 	{"DeleteClient", testRevocationsDeleteClient},
+	{"DeleteClientWithoutGrants", testRevocationsDeleteBareClient},
+	{"SweepOfLapsedClientWithoutGrants", testRevocationsSweepBareClient},
 	{"SweepOfLapsedClient", testRevocationsSweepLapsed},
 	{"SweepOfGrantThatCanIssueNothing", testRevocationsSweepOrphan},
 	{"SweepOfRevokedGrant", testRevocationsSweepRevoked},
@@ -70,7 +72,7 @@ func testRevocationsRevoke(t *testing.T, f *fixture) {
 }
 
 // testRevocationsDeleteClient: deleting a client adds at least one for
-// each of its active grants.
+// each of its active grants (and one for the client).
 func testRevocationsDeleteClient(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	f.issue(c.ID, base, base.Add(time.Hour))
@@ -117,4 +119,24 @@ func testRevocationsSweepRevoked(t *testing.T, f *fixture) {
 	f.must(err, "Sweep")
 	f.grantGone(is.grant.ID)
 	f.wantCount("Sweep deleting a revoked grant", n, 0, true)
+}
+
+// testRevocationsDeleteBareClient: deleting a client counts even when it
+// has no grants: providers remember clients too.
+func testRevocationsDeleteBareClient(t *testing.T, f *fixture) {
+	c := f.createClient(base, time.Time{})
+	n := f.count()
+	f.must(f.s.DeleteClient(f.ctx, c.ID, base.Add(time.Minute)), "DeleteClient")
+	f.wantCount("DeleteClient of a client without grants", n, 1, false)
+}
+
+// testRevocationsSweepBareClient: a sweep that deletes a lapsed
+// registration counts it, grants or not.
+func testRevocationsSweepBareClient(t *testing.T, f *fixture) {
+	c := f.createClient(base, base.Add(30*time.Minute))
+	n := f.count()
+	_, err := f.s.Sweep(f.ctx, base.Add(time.Hour))
+	f.must(err, "Sweep")
+	f.clientGone(c.ID, base)
+	f.wantCount("Sweep deleting a lapsed client without grants", n, 1, false)
 }
