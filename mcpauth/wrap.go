@@ -85,6 +85,12 @@ type Options struct {
 	// 32 bytes each; the first encrypts, all decrypt). See
 	// provider.Options.KeyEncryptionKeys for rotation.
 	KeyEncryptionKeys [][]byte
+	// VerifiedTokenCacheSize bounds the access tokens remembered as
+	// verified, so that a token presented again costs no signature check
+	// and no database read; zero means 10,000 and a negative value turns
+	// the cache off. See provider.Options.VerifiedTokenCacheSize for how
+	// revocations stay honoured.
+	VerifiedTokenCacheSize int
 	// AllowedHosts are extra Host header values accepted on a loopback
 	// listener, besides loopback names and the Issuer's host. See
 	// TrustProxyHeaders.
@@ -219,8 +225,8 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 			Issuer:         opts.Issuer, Resource: resource,
 			AccessTokenTTL: opts.AccessTokenTTL, RefreshTokenTTL: opts.RefreshTokenTTL, CodeTTL: opts.CodeTTL,
 			PendingTTL: opts.PendingTTL, ClientTTL: opts.ClientTTL, SigningAlgorithm: opts.SigningAlgorithm,
-			KeyEncryptionKeys: opts.KeyEncryptionKeys,
-			ApprovalPath:      PathDevice, Logger: log,
+			KeyEncryptionKeys: opts.KeyEncryptionKeys, VerifiedTokenCacheSize: opts.VerifiedTokenCacheSize,
+			ApprovalPath: PathDevice, Logger: log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("mcpauth: %w", err)
@@ -288,6 +294,16 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.handler.ServeHTTP(w, r) }
+
+// Close releases what the Handler started: the default Provider's watch of
+// the store for revocations (see provider.Provider.Close). It closes
+// neither Options.Store nor Options.Provider, which belong to the caller.
+func (h *Handler) Close() error {
+	if h.def != nil {
+		return h.def.Close()
+	}
+	return nil
+}
 
 // AuthorizationServer returns the authorization server part.
 func (h *Handler) AuthorizationServer() *AuthorizationServer { return h.as }

@@ -24,7 +24,8 @@ import (
 //     key set.
 //
 //   - grantStates remembers which grants were found active (and with which
-//     client) and which were found revoked or absent. Revocation is
+//     client) and which were found revoked or absent, and the registered
+//     clients read by GetClient (lookups by /token and /authorize). Revocation is
 //     final and grant IDs are never reused, so "revoked" needs no
 //     refreshing. "Active" does: it is trusted only while the Provider
 //     has confirmed, within the last revocationMaxStale, that no grant
@@ -33,7 +34,9 @@ import (
 //     revocationPollInterval while requests come in, and at once when a
 //     store that implements storage.RevocationWatcher (PostgreSQL)
 //     signals a revocation. When the count moves, every "active" entry is
-//     dropped; when confirmation is overdue (the store is slow or
+//     dropped, and so is every remembered client (the count also moves
+//     when a client is deleted); a client whose remembered registration
+//     has lapsed is read again, since another replica may have renewed it; when confirmation is overdue (the store is slow or
 //     unreachable), grants are read from the store again, request by
 //     request. A revocation by this Provider takes effect at once; one
 //     made by another process or replica sharing the store is honoured
@@ -121,8 +124,9 @@ func (c *verifiedTokens) clear() {
 // file.
 type grantStates struct {
 	mu      sync.RWMutex
-	active  map[string]string   // grant ID → client ID, found active
-	revoked map[string]struct{} // grant IDs found revoked or absent
+	active  map[string]string        // grant ID → client ID, found active
+	revoked map[string]struct{}      // grant IDs found revoked or absent
+	clients map[string]*oauth.Client // registered clients by ID; never modified
 	// gen counts the times active was emptied because a grant may have
 	// been revoked. A grant read from the store is recorded as active
 	// only if gen did not change during the read, so a read that raced a
@@ -146,7 +150,7 @@ type grantStates struct {
 }
 
 func newGrantStates() *grantStates {
-	g := &grantStates{active: map[string]string{}, revoked: map[string]struct{}{}}
+	g := &grantStates{active: map[string]string{}, revoked: map[string]struct{}{}, clients: map[string]*oauth.Client{}}
 	g.confirmedAt.Store(-int64(time.Hour)) // nothing confirmed yet
 	g.attemptAt.Store(-int64(time.Hour))
 	return g
@@ -203,13 +207,56 @@ func (g *grantStates) setRevoked(id string) {
 	delete(g.active, id)
 }
 
-// forgetActive empties active, because grants this Provider cannot name
-// (those of a deleted client) were revoked.
+// forgetActive empties active and clients, because grants this Provider
+// cannot name (those of a deleted client) were revoked.
 func (g *grantStates) forgetActive() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.gen++
 	clear(g.active)
+	clear(g.clients)
+}
+
+// client returns a copy of the remembered client id, if the states are
+// confirmed current at elapsed and its registration is live at now.
+func (g *grantStates) client(id string, elapsed time.Duration, now time.Time) *oauth.Client {
+	if int64(elapsed)-g.confirmedAt.Load() >= int64(revocationMaxStale) {
+		return nil
+	}
+	g.mu.RLock()
+	c := g.clients[id]
+	g.mu.RUnlock()
+	if c == nil || (!c.ExpiresAt.IsZero() && !c.ExpiresAt.After(now)) {
+		return nil
+	}
+	cp := *c
+	return &cp
+}
+
+// setClient remembers a client read from the store, unless the states were
+// emptied since gen was taken. c must not be modified after.
+func (g *grantStates) setClient(c *oauth.Client, gen uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gen != gen {
+		return
+	}
+	if len(g.clients) >= grantStateCacheSize {
+		clear(g.clients)
+	}
+	g.clients[c.ID] = c
+}
+
+// renewClient records that this Provider renewed client id's registration
+// until exp.
+func (g *grantStates) renewClient(id string, exp time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if c := g.clients[id]; c != nil {
+		cp := *c
+		cp.ExpiresAt = exp
+		g.clients[id] = &cp
+	}
 }
 
 // observe records a RevocationCount read that started at start: if the
@@ -221,6 +268,7 @@ func (g *grantStates) observe(n int64, start time.Duration) {
 	if !g.known || n != g.count {
 		g.gen++
 		clear(g.active)
+		clear(g.clients)
 		g.count, g.known = n, true
 	}
 	if int64(start) > g.confirmedAt.Load() {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/provider"
@@ -17,11 +18,18 @@ import (
 	"github.com/mcp-oauth/oauth/storage/memory"
 )
 
-// countingStore counts grant reads and can make RevocationCount fail.
+// countingStore counts grant and client reads and can make
+// RevocationCount fail.
 type countingStore struct {
 	*memory.Store
 	getGrant  atomic.Int64
+	getClient atomic.Int64
 	countFail atomic.Bool
+}
+
+func (s *countingStore) GetClient(ctx context.Context, id string, now time.Time) (*oauth.Client, error) {
+	s.getClient.Add(1)
+	return s.Store.GetClient(ctx, id, now)
 }
 
 func (s *countingStore) GetGrant(ctx context.Context, id string) (*oauth.Grant, error) {
@@ -332,6 +340,54 @@ func TestCacheRevocationRace(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	wantInvalid(t, r.a, tok.AccessToken, "after the race")
+}
+
+// TestClientCache: a registered client is read from the store once while
+// the states are confirmed current; deleting it through this provider
+// takes effect at once, through another once the revocation count is
+// read; a remembered registration that has lapsed is read again (another
+// replica may have renewed it).
+func TestClientCache(t *testing.T) {
+	r := newReplicas(t, 0)
+	reg, err := r.a.RegisterClient(ctx, &oauthex.ClientRegistrationMetadata{RedirectURIs: []string{"https://app.example/cb"},
+		TokenEndpointAuthMethod: "none", ClientName: "app"})
+	must(t, err)
+	get := func(p *provider.Provider) error { _, err := p.GetClient(ctx, reg.ClientID); return err }
+	must(t, get(r.a))
+	reads := r.store.getClient.Load()
+	for range 10 {
+		must(t, get(r.a))
+	}
+	if n := r.store.getClient.Load() - reads; n != 0 {
+		t.Errorf("%d client reads for 10 lookups of a known client, want 0", n)
+	}
+
+	// Lapsed in memory, renewed in the store by another replica.
+	c, err := r.a.GetClient(ctx, reg.ClientID)
+	must(t, err)
+	must(t, r.store.TouchClient(ctx, reg.ClientID, c.ExpiresAt.Add(time.Hour)))
+	r.clk.Advance(time.Until(c.ExpiresAt) + time.Minute)
+	reads = r.store.getClient.Load()
+	must(t, get(r.a))
+	if r.store.getClient.Load() == reads {
+		t.Error("a client whose remembered registration lapsed was not read again")
+	}
+
+	must(t, r.b.DeleteClient(ctx, reg.ClientID))
+	must(t, provider.PollNow(r.a))
+	if err := get(r.a); !errors.Is(err, oauth.ErrInvalidClient) {
+		t.Errorf("client deleted through another provider, after a poll: %v", err)
+	}
+
+	reg2, err := r.a.RegisterClient(ctx, &oauthex.ClientRegistrationMetadata{RedirectURIs: []string{"https://app.example/cb"},
+		TokenEndpointAuthMethod: "none", ClientName: "app2"})
+	must(t, err)
+	_, err = r.a.GetClient(ctx, reg2.ClientID)
+	must(t, err)
+	must(t, r.a.DeleteClient(ctx, reg2.ClientID))
+	if _, err := r.a.GetClient(ctx, reg2.ClientID); !errors.Is(err, oauth.ErrInvalidClient) {
+		t.Errorf("client deleted through this provider: %v", err)
+	}
 }
 
 var _ storage.Store = (*countingStore)(nil)

@@ -365,6 +365,11 @@ func (p *Provider) JWKS(ctx context.Context) ([]byte, error) {
 //
 // A client_id that is an https URL names a Client ID Metadata Document; it
 // is resolved with Options.ClientMetadata, or refused when that is nil.
+//
+// Registered clients are remembered like grant states (see
+// LoadAccessToken): a deletion through another Provider or process
+// sharing the store is seen within 750 ms. The slices of the Client
+// returned are shared with that memory and must not be modified.
 func (p *Provider) GetClient(ctx context.Context, clientID string) (*oauth.Client, error) {
 	if strings.HasPrefix(clientID, "https://") {
 		if p.opts.ClientMetadata == nil {
@@ -375,12 +380,26 @@ func (p *Provider) GetClient(ctx context.Context, clientID string) (*oauth.Clien
 	if clientID == "" || len(clientID) > 256 {
 		return nil, oauth.ErrInvalidClient.WithDescription("unknown client")
 	}
-	c, err := p.store.GetClient(ctx, clientID, p.now())
+	now := p.now()
+	var gen uint64
+	if p.grants != nil {
+		c := p.grants.client(clientID, p.elapsed(), now)
+		p.maybePoll(false)
+		if c != nil {
+			return c, nil
+		}
+		gen = p.grants.generation()
+	}
+	c, err := p.store.GetClient(ctx, clientID, now)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, oauth.ErrInvalidClient.WithDescription("unknown client")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("provider: get client: %w", err)
+	}
+	if p.grants != nil {
+		cp := *c
+		p.grants.setClient(&cp, gen)
 	}
 	return c, nil
 }
@@ -784,8 +803,11 @@ func (p *Provider) touch(ctx context.Context, client *oauth.Client) {
 	// Only stored registrations lapse; metadata-document clients and
 	// registrations that never expire have no ExpiresAt to renew.
 	if p.opts.ClientTTL > 0 && !client.ExpiresAt.IsZero() && client.ExpiresAt.Sub(now) < p.opts.ClientTTL-24*time.Hour {
-		if err := p.store.TouchClient(ctx, client.ID, now.Add(p.opts.ClientTTL)); err != nil {
+		exp := now.Add(p.opts.ClientTTL)
+		if err := p.store.TouchClient(ctx, client.ID, exp); err != nil {
 			p.log.Error("mcpauth: renew client", "client_id", client.ID, "err", err)
+		} else if p.grants != nil {
+			p.grants.renewClient(client.ID, exp)
 		}
 	}
 }

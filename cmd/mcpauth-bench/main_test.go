@@ -10,7 +10,8 @@ import (
 
 // TestBenchSmoke runs every phase briefly, so the command keeps working.
 func TestBenchSmoke(t *testing.T) {
-	res, err := run(context.Background(), config{duration: 150 * time.Millisecond, workers: 2, rounds: 1})
+	res, err := run(context.Background(), config{duration: 150 * time.Millisecond, sliceDuration: 50 * time.Millisecond, workers: 2, rounds: 1,
+		idleWait: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,6 +19,7 @@ func TestBenchSmoke(t *testing.T) {
 		"bare rps": res.bareRPS, "auth rps": res.authRPS, "exchange rps": res.exchangeRPS,
 		"refresh rps": res.refreshRPS, "register rps": res.registerRPS,
 		"seen p99": float64(res.seenP99), "unseen": float64(res.unseen), "raw verify": float64(res.rawVerify),
+		"idle RSS": float64(res.idleRSS),
 	} {
 		if v <= 0 {
 			t.Errorf("%s = %v, want > 0", name, v)
@@ -25,7 +27,7 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	var out bytes.Buffer
 	res.print(&out)
-	if n := strings.Count(out.String(), "target"); n != 6 {
-		t.Errorf("printed %d targets, want 6:\n%s", n, out.String())
+	if n := strings.Count(out.String(), "target"); n != 7 {
+		t.Errorf("printed %d targets, want 7:\n%s", n, out.String())
 	}
 }
