@@ -27,8 +27,14 @@ type benchEnv struct {
 	client *oauth.Client
 }
 
+// newBenchEnv returns a provider on backend "memory" or "sqlite"; a
+// "-nocache" suffix turns its verified-token cache off.
 func newBenchEnv(b *testing.B, backend string) *benchEnv {
 	b.Helper()
+	cache := 0
+	if base, ok := strings.CutSuffix(backend, "-nocache"); ok {
+		backend, cache = base, -1
+	}
 	var store storage.Store = memory.New()
 	if backend == "sqlite" {
 		s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
@@ -38,7 +44,8 @@ func newBenchEnv(b *testing.B, backend string) *benchEnv {
 		b.Cleanup(func() { s.Close() })
 		store = s
 	}
-	p, err := provider.New(context.Background(), store, provider.Options{Issuer: fuzzIssuer, Resource: fuzzIssuer + "/mcp"})
+	p, err := provider.New(context.Background(), store, provider.Options{Issuer: fuzzIssuer, Resource: fuzzIssuer + "/mcp",
+		VerifiedTokenCacheSize: cache})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -136,9 +143,11 @@ func extractJSON(body, key string) string {
 }
 
 // BenchmarkBearerVerify measures in-process verification of a valid access
-// token: ES256 signature, claims, and the grant-active lookup in the store.
+// token presented again and again: from the verified-token cache, and with
+// the cache off (ES256 signature, claims, and the grant read from the store
+// every time).
 func BenchmarkBearerVerify(b *testing.B) {
-	for _, backend := range []string{"memory", "sqlite"} {
+	for _, backend := range []string{"memory", "sqlite", "memory-nocache", "sqlite-nocache"} {
 		b.Run(backend, func(b *testing.B) {
 			e := newBenchEnv(b, backend)
 			w := e.post(url.Values{"grant_type": {"authorization_code"}, "code": {e.code(b)}, "code_verifier": {verifier},

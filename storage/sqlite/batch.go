@@ -20,6 +20,13 @@ import (
 // maxBatch bounds the operations of one transaction.
 const maxBatch = 64
 
+// The statements that bracket each operation of a batch (prepared).
+const (
+	qSavepoint  = `SAVEPOINT op`
+	qRollbackTo = `ROLLBACK TO op`
+	qRelease    = `RELEASE op`
+)
+
 // errClosed is returned by writes after Close.
 var errClosed = errors.New("sqlite: store closed")
 
@@ -126,7 +133,7 @@ func (s *Store) runBatch(ops []*writeOp) {
 			errs[i] = op.f(t)
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT op`); err != nil {
+		if _, err := t.exec(qSavepoint); err != nil {
 			errs[i] = err
 			tx.Rollback()
 			fail(err)
@@ -134,7 +141,7 @@ func (s *Store) runBatch(ops []*writeOp) {
 		}
 		errs[i] = op.f(t)
 		if errs[i] != nil {
-			if _, err := tx.ExecContext(ctx, `ROLLBACK TO op`); err != nil {
+			if _, err := t.exec(qRollbackTo); err != nil {
 				// The transaction is unusable (SQLite rolled it back on
 				// an I/O error, say): nothing of it can commit.
 				tx.Rollback()
@@ -142,7 +149,7 @@ func (s *Store) runBatch(ops []*writeOp) {
 				return
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `RELEASE op`); err != nil {
+		if _, err := t.exec(qRelease); err != nil {
 			tx.Rollback()
 			fail(fmt.Errorf("release savepoint: %w", err))
 			return

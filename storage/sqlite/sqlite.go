@@ -611,7 +611,6 @@ var (
 	qGetGrant          = `SELECT ` + grantCols + ` FROM grants WHERE id = ?`
 	qListGrants        = `SELECT ` + grantCols + ` FROM grants WHERE revoked_at = 0 ORDER BY created_at, rowid`
 	qListSubjectGrants = `SELECT ` + grantCols + ` FROM grants WHERE subject = ? AND revoked_at = 0 ORDER BY created_at, rowid`
-	qGrantActive       = `SELECT 1 FROM grants WHERE id = ? AND revoked_at = 0`
 )
 
 var (
@@ -624,6 +623,7 @@ var (
 	qDeleteGrantCodes  = `DELETE FROM codes WHERE grant_id = ?`
 	qDeleteGrantTokens = `DELETE FROM refresh_tokens WHERE grant_id = ?`
 	qTouchGrant        = `UPDATE grants SET last_used_at = ? WHERE id = ?`
+	qTouchActiveGrant  = `UPDATE grants SET last_used_at = ? WHERE id = ? AND revoked_at = 0`
 )
 
 func scanGrant(row scanner) (*oauth.Grant, error) {
@@ -684,6 +684,20 @@ func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error
 		_, err = t.exec(qDeleteGrantTokens, id)
 		return err
 	}))
+}
+
+// touchActiveGrant records the use of grant id at now if it is active, and
+// fails with errGrantInactive if it is not: one statement instead of a
+// check and an update.
+func (t wtx) touchActiveGrant(id string, now time.Time) error {
+	n, err := t.execN(qTouchActiveGrant, ms(now), id)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return errGrantInactive
+	}
+	return nil
 }
 
 // countRevocations adds n grants that stopped being active to the
@@ -774,13 +788,7 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, rt *
 		if err != nil {
 			return err
 		}
-		switch ok, err := t.exists(qGrantActive, grantID); {
-		case err != nil:
-			return err
-		case !ok:
-			return errGrantInactive
-		}
-		if _, err := t.exec(qTouchGrant, ms(now), grantID); err != nil {
+		if err := t.touchActiveGrant(grantID, now); err != nil {
 			return err
 		}
 		_, err = t.exec(qInsertRefresh, args...)
@@ -866,13 +874,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash, expectedSuccess
 		if err != nil {
 			return err
 		}
-		switch ok, err := t.exists(qGrantActive, grantID); {
-		case err != nil:
-			return err
-		case !ok:
-			return errGrantInactive
-		}
-		if _, err := t.exec(qTouchGrant, ms(now), grantID); err != nil {
+		if err := t.touchActiveGrant(grantID, now); err != nil {
 			return err
 		}
 		if expectedSuccessor != "" || parent != "" {
@@ -1132,11 +1134,12 @@ var (
 	writerQueries = func() []string {
 		q := []string{
 			qCreateClient, qTouchClient, qDeleteClientCodes, qDeleteClientTokens, qRevokeClientGrants, qDeleteClient,
-			qInsertGrant, qRevokeGrant, qGrantExists, qCountRevocations, qDeleteGrantCodes, qDeleteGrantTokens, qTouchGrant, qGrantActive,
+			qInsertGrant, qRevokeGrant, qGrantExists, qCountRevocations, qDeleteGrantCodes, qDeleteGrantTokens, qTouchGrant, qTouchActiveGrant,
 			qInsertCode, qConsumeCode, qCodeLive,
 			qInsertRefresh, qRotate, qRefreshLive, qSpend,
 			qCreatePending, qDecide, qComplete, qPendingLive,
 			qRetireKeys, qInsertKey, qDeleteKey,
+			qSavepoint, qRollbackTo, qRelease,
 		}
 		for _, sw := range sweeps {
 			q = append(q, sw.query)
