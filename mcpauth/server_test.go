@@ -2,6 +2,7 @@ package mcpauth
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -410,5 +411,24 @@ func TestIssuerWithPath(t *testing.T) {
 	_, tok := f.tokens()
 	if r := f.mcpCall(tok.str("access_token"), initialize); r.status != 200 {
 		t.Fatalf("MCP at /app/mcp: %d", r.status)
+	}
+}
+
+func TestIsLoopbackAddr(t *testing.T) {
+	for _, tc := range []struct {
+		addr net.Addr
+		want bool
+	}{
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 80}, true},
+		{&net.TCPAddr{IP: net.IPv6loopback, Port: 80}, true},
+		{&net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 80}, false},
+		{&net.TCPAddr{IP: net.IPv4(0, 0, 0, 0), Port: 80}, false},
+		{&net.UDPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 80}, true}, // through its string form
+		{&net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 80}, false},
+		{&net.UnixAddr{Name: "/tmp/sock", Net: "unix"}, false},
+	} {
+		if got := isLoopbackAddr(tc.addr); got != tc.want {
+			t.Errorf("isLoopbackAddr(%v) = %v, want %v", tc.addr, got, tc.want)
+		}
 	}
 }

@@ -348,6 +348,9 @@ func hostGuard(allowed map[string]bool, trustProxy bool, next http.Handler) http
 }
 
 func isLoopbackAddr(a net.Addr) bool {
+	if t, ok := a.(*net.TCPAddr); ok { // the usual case, without formatting and parsing
+		return t.IP.IsLoopback()
+	}
 	host, _, err := net.SplitHostPort(a.String())
 	if err != nil {
 		host = a.String()

@@ -1,7 +1,7 @@
 // Command mcpauth-bench measures what authentication costs an MCP server,
 // against the targets of the fast-path issue, on this machine, in one run:
 //
-//	go run ./cmd/mcpauth-bench [-duration 3s] [-workers 16] [-rounds 10] [-slice 500ms]
+//	go run ./cmd/mcpauth-bench [-duration 3s] [-workers 16] [-rounds 20] [-slice 500ms]
 //
 // It starts, on loopback, the same stateless go-sdk MCP server twice (once
 // bare, once behind mcpauth.Wrap with SQLite), drives both in turn, in
@@ -49,7 +49,7 @@ func main() {
 	cfg := config{}
 	flag.DurationVar(&cfg.duration, "duration", 3*time.Second, "length of each load phase")
 	flag.IntVar(&cfg.workers, "workers", 16, "parallel clients")
-	flag.IntVar(&cfg.rounds, "rounds", 10, "rounds of the MCP comparison (each: bare, auth, auth, bare)")
+	flag.IntVar(&cfg.rounds, "rounds", 20, "rounds of the MCP comparison (each: bare, auth, auth, bare)")
 	flag.DurationVar(&cfg.sliceDuration, "slice", 500*time.Millisecond, "length of each slice of the MCP comparison")
 	flag.BoolVar(&cfg.noCache, "nocache", false, "turn the verified-token cache off (to see what it saves)")
 	flag.DurationVar(&cfg.idleWait, "idle", 3*time.Second, "how long the example server idles before its RSS is read")
