@@ -190,6 +190,10 @@ type PendingRecord struct {
 	// UserCodeHash is the hex SHA-256 of the normalized user code.
 	UserCodeHash string
 	oauth.AuthorizationParams
+	// DeviceCodeHash is the hex SHA-256 of the device code of an RFC 8628
+	// device authorization request, by which the device polls; empty for
+	// requests made through a browser.
+	DeviceCodeHash string
 	// Status is one of the Pending* constants.
 	Status string
 	// Subject is the owner who approved; empty until then.
@@ -200,12 +204,17 @@ type PendingRecord struct {
 
 // PendingStore persists pending authorization requests.
 type PendingStore interface {
-	// CreatePending stores p; ErrConflict if its ID, handle or user code is taken.
+	// CreatePending stores p; ErrConflict if its ID, handle, user code or
+	// (non-empty) device code is taken.
 	CreatePending(ctx context.Context, p *PendingRecord) error
 	// GetPendingByHandle returns the unexpired request, or ErrNotFound.
 	GetPendingByHandle(ctx context.Context, handleHash string, now time.Time) (*PendingRecord, error)
 	// GetPendingByUserCode returns the unexpired request, or ErrNotFound.
 	GetPendingByUserCode(ctx context.Context, userCodeHash string, now time.Time) (*PendingRecord, error)
+	// GetPendingByDeviceCode returns the request whose DeviceCodeHash is
+	// deviceCodeHash, expired or not (a device is told expired_token,
+	// RFC 8628 §3.5), or ErrNotFound; an empty hash is never found.
+	GetPendingByDeviceCode(ctx context.Context, deviceCodeHash string) (*PendingRecord, error)
 	// DecidePending moves a waiting, unexpired request to status (approved
 	// or denied) with subject. ErrConflict if it was already decided,
 	// ErrNotFound if absent or expired.

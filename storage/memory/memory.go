@@ -36,6 +36,7 @@ type Store struct {
 
 	pendingByHandle   map[string]string // handle hash → pending ID
 	pendingByUserCode map[string]string // user code hash → pending ID
+	pendingByDevice   map[string]string // device code hash → pending ID
 
 	// revocations counts grants that stopped being active.
 	revocations int64
@@ -74,6 +75,7 @@ func New() *Store {
 		keys:              map[string]*keyRow{},
 		pendingByHandle:   map[string]string{},
 		pendingByUserCode: map[string]string{},
+		pendingByDevice:   map[string]string{},
 	}
 }
 
@@ -431,10 +433,28 @@ func (s *Store) CreatePending(ctx context.Context, p *storage.PendingRecord) err
 	if _, ok := s.pendingByUserCode[p.UserCodeHash]; ok {
 		return fmt.Errorf("memory: pending request user code taken: %w", storage.ErrConflict)
 	}
+	if _, ok := s.pendingByDevice[p.DeviceCodeHash]; ok && p.DeviceCodeHash != "" {
+		return fmt.Errorf("memory: pending request device code taken: %w", storage.ErrConflict)
+	}
 	s.pending[p.ID] = &pendingRow{PendingRecord: copyPending(p), seq: s.next()}
 	s.pendingByHandle[p.HandleHash] = p.ID
 	s.pendingByUserCode[p.UserCodeHash] = p.ID
+	if p.DeviceCodeHash != "" {
+		s.pendingByDevice[p.DeviceCodeHash] = p.ID
+	}
 	return nil
+}
+
+// GetPendingByDeviceCode returns a copy of the request, expired or not,
+// whose device code hash is deviceCodeHash, or storage.ErrNotFound.
+func (s *Store) GetPendingByDeviceCode(ctx context.Context, deviceCodeHash string) (*storage.PendingRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, ok := s.pendingByDevice[deviceCodeHash]
+	if !ok || deviceCodeHash == "" {
+		return nil, storage.ErrNotFound
+	}
+	return copyPending(s.pending[id].PendingRecord), nil
 }
 
 // livePendingLocked returns the request with the given ID if it exists and
@@ -644,6 +664,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 			delete(s.pending, id)
 			delete(s.pendingByHandle, p.HandleHash)
 			delete(s.pendingByUserCode, p.UserCodeHash)
+			delete(s.pendingByDevice, p.DeviceCodeHash)
 			n++
 		}
 	}

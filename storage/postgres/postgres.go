@@ -811,10 +811,11 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash, expectedSuccess
 
 // ---- pending requests ----
 
-const pendingCols = `id, handle_hash, user_code_hash, ` + paramCols + `, status, subject, created_at, expires_at`
+const pendingCols = `id, handle_hash, user_code_hash, ` + paramCols + `, status, subject, created_at, expires_at, device_code_hash`
 
 var (
-	qCreatePending   = `INSERT INTO pending (` + pendingCols + `) VALUES (` + placeholders(1, 14) + `)`
+	qCreatePending   = `INSERT INTO pending (` + pendingCols + `) VALUES (` + placeholders(1, 15) + `)`
+	qPendingByDevice = `SELECT ` + pendingCols + ` FROM pending WHERE device_code_hash = $1 AND device_code_hash <> ''`
 	qPendingByHandle = `SELECT ` + pendingCols + ` FROM pending WHERE handle_hash = $1 AND ` + live(2)
 	qPendingByCode   = `SELECT ` + pendingCols + ` FROM pending WHERE user_code_hash = $1 AND ` + live(2)
 	qListPending     = `SELECT ` + pendingCols + ` FROM pending WHERE status = $1 AND ` + live(2) + ` ORDER BY created_at NULLS FIRST, seq`
@@ -828,7 +829,7 @@ func scanPending(row pgx.Row) (*storage.PendingRecord, error) {
 	var p storage.PendingRecord
 	var created, exp pgtype.Timestamptz
 	dest := append([]any{&p.ID, &p.HandleHash, &p.UserCodeHash}, paramDest(&p.AuthorizationParams)...)
-	if err := row.Scan(append(dest, &p.Status, &p.Subject, &created, &exp)...); err != nil {
+	if err := row.Scan(append(dest, &p.Status, &p.Subject, &created, &exp, &p.DeviceCodeHash)...); err != nil {
 		return nil, err
 	}
 	p.Scopes = decodeList(p.Scopes)
@@ -840,9 +841,15 @@ func scanPending(row pgx.Row) (*storage.PendingRecord, error) {
 // codes stay taken until Sweep deletes the expired request.
 func (s *Store) CreatePending(ctx context.Context, p *storage.PendingRecord) error {
 	args := append([]any{p.ID, p.HandleHash, p.UserCodeHash}, paramArgs(&p.AuthorizationParams)...)
-	args = append(args, p.Status, p.Subject, ts(p.CreatedAt), ts(p.ExpiresAt))
+	args = append(args, p.Status, p.Subject, ts(p.CreatedAt), ts(p.ExpiresAt), p.DeviceCodeHash)
 	_, err := s.pool.Exec(ctx, qCreatePending, args...)
 	return wrap("create pending", err)
+}
+
+// GetPendingByDeviceCode implements storage.PendingStore.
+func (s *Store) GetPendingByDeviceCode(ctx context.Context, deviceCodeHash string) (*storage.PendingRecord, error) {
+	p, err := scanPending(s.pool.QueryRow(ctx, qPendingByDevice, deviceCodeHash))
+	return p, wrap("get pending by device code", err)
 }
 
 // GetPendingByHandle implements storage.PendingStore.

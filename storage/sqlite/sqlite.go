@@ -889,10 +889,11 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldHash, expectedSuccess
 
 // ---- pending requests ----
 
-const pendingCols = `id, handle_hash, user_code_hash, ` + paramCols + `, status, subject, created_at, expires_at`
+const pendingCols = `id, handle_hash, user_code_hash, ` + paramCols + `, status, subject, created_at, expires_at, device_code_hash`
 
 var (
-	qCreatePending   = `INSERT INTO pending (` + pendingCols + `) VALUES (` + placeholders(14) + `)`
+	qCreatePending   = `INSERT INTO pending (` + pendingCols + `) VALUES (` + placeholders(15) + `)`
+	qPendingByDevice = `SELECT ` + pendingCols + ` FROM pending WHERE device_code_hash = ? AND device_code_hash <> ''`
 	qPendingByHandle = `SELECT ` + pendingCols + ` FROM pending WHERE handle_hash = ? AND ` + live
 	qPendingByCode   = `SELECT ` + pendingCols + ` FROM pending WHERE user_code_hash = ? AND ` + live
 	qListPending     = `SELECT ` + pendingCols + ` FROM pending WHERE status = ? AND ` + live + ` ORDER BY created_at, rowid`
@@ -907,7 +908,7 @@ func scanPending(row scanner) (*storage.PendingRecord, error) {
 	var scopes string
 	var created, exp int64
 	dest := append([]any{&p.ID, &p.HandleHash, &p.UserCodeHash}, paramDest(&p.AuthorizationParams, &scopes)...)
-	if err := row.Scan(append(dest, &p.Status, &p.Subject, &created, &exp)...); err != nil {
+	if err := row.Scan(append(dest, &p.Status, &p.Subject, &created, &exp, &p.DeviceCodeHash)...); err != nil {
 		return nil, err
 	}
 	var err error
@@ -926,9 +927,15 @@ func (s *Store) CreatePending(ctx context.Context, p *storage.PendingRecord) err
 		return fmt.Errorf("sqlite: create pending: %w", err)
 	}
 	args := append([]any{p.ID, p.HandleHash, p.UserCodeHash}, params...)
-	args = append(args, p.Status, p.Subject, ms(p.CreatedAt), ms(p.ExpiresAt))
+	args = append(args, p.Status, p.Subject, ms(p.CreatedAt), ms(p.ExpiresAt), p.DeviceCodeHash)
 	_, err = s.exec(ctx, qCreatePending, args...)
 	return wrap("create pending", err)
+}
+
+// GetPendingByDeviceCode implements storage.PendingStore.
+func (s *Store) GetPendingByDeviceCode(ctx context.Context, deviceCodeHash string) (*storage.PendingRecord, error) {
+	p, err := scanPending(s.row(ctx, qPendingByDevice, deviceCodeHash))
+	return p, wrap("get pending by device code", err)
 }
 
 // GetPendingByHandle implements storage.PendingStore.
@@ -1129,7 +1136,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 var (
 	readerQueries = []string{
 		qGetClient, qListClients, qGetGrant, qListGrants, qListSubjectGrants, qRevocationCount, qGetCode, qGetRefresh,
-		qPendingByHandle, qPendingByCode, qListPending, qListKeys,
+		qPendingByHandle, qPendingByCode, qPendingByDevice, qListPending, qListKeys,
 	}
 	writerQueries = func() []string {
 		q := []string{

@@ -15,6 +15,7 @@ var pendingTests = []test{
 	{"CopiesInAndOut", testPendingCopies},
 	{"Duplicates", testPendingDuplicates},
 	{"GetAbsent", testPendingGetAbsent},
+	{"ByDeviceCode", testPendingByDeviceCode},
 	{"Expiry", testPendingExpiry},
 	{"Decide", testPendingDecide},
 	{"DecideTwice", testPendingDecideTwice},
@@ -43,6 +44,9 @@ func testPendingRoundTrip(t *testing.T, f *fixture) {
 	got, err := f.s.GetPendingByUserCode(f.ctx, want.UserCodeHash, now)
 	f.must(err, "GetPendingByUserCode")
 	checkEqual(t, "GetPendingByUserCode", got, want)
+	got, err = f.s.GetPendingByDeviceCode(f.ctx, want.DeviceCodeHash)
+	f.must(err, "GetPendingByDeviceCode")
+	checkEqual(t, "GetPendingByDeviceCode", got, want)
 	list, err := f.s.ListPending(f.ctx, now)
 	f.must(err, "ListPending")
 	checkIDs(t, "ListPending", ids(list, pendingID), []string{want.ID})
@@ -459,4 +463,34 @@ func testPendingListOrder(t *testing.T, f *fixture) {
 	list, err := f.s.ListPending(f.ctx, base.Add(time.Minute))
 	f.must(err, "ListPending")
 	checkIDs(t, "ListPending of requests inserted out of CreatedAt order", ids(list, pendingID), []string{p1.ID, p2.ID, p3.ID})
+}
+
+// testPendingByDeviceCode: GetPendingByDeviceCode finds a request by its
+// device code even after it expired (the device must hear expired_token),
+// never by an empty one; browser requests (no device code) do not collide
+// with each other, device codes do.
+func testPendingByDeviceCode(t *testing.T, f *fixture) {
+	c := f.createClient(base, time.Time{})
+	p := f.createPending(c.ID, base, base.Add(pendingTTL))
+	late := base.Add(2 * pendingTTL)
+	got, err := f.s.GetPendingByDeviceCode(f.ctx, p.DeviceCodeHash)
+	f.must(err, "GetPendingByDeviceCode of an expired request")
+	checkEqual(t, "expired request by device code", got, p)
+	if _, err := f.s.GetPendingByUserCode(f.ctx, p.UserCodeHash, late); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("GetPendingByUserCode of an expired request: %v, want ErrNotFound", err)
+	}
+	_, err = f.s.GetPendingByDeviceCode(f.ctx, newHash())
+	wantErr(t, err, storage.ErrNotFound, "GetPendingByDeviceCode of an unknown device code")
+
+	for i := range 2 {
+		b := f.newPending(c.ID, base, base.Add(pendingTTL))
+		b.DeviceCodeHash = ""
+		f.must(f.s.CreatePending(f.ctx, b), "CreatePending of browser request %d (no device code)", i)
+	}
+	_, err = f.s.GetPendingByDeviceCode(f.ctx, "")
+	wantErr(t, err, storage.ErrNotFound, "GetPendingByDeviceCode of the empty device code")
+
+	dup := f.newPending(c.ID, base, base.Add(pendingTTL))
+	dup.DeviceCodeHash = p.DeviceCodeHash
+	wantErr(t, f.s.CreatePending(f.ctx, dup), storage.ErrConflict, "CreatePending with a device code taken")
 }

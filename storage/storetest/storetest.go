@@ -217,6 +217,7 @@ func (f *fixture) newPending(clientID string, createdAt, expiresAt time.Time) *s
 		ID:                  f.id("request"),
 		HandleHash:          newHash(),
 		UserCodeHash:        newHash(),
+		DeviceCodeHash:      newHash(),
 		AuthorizationParams: params(clientID),
 		Status:              storage.PendingWaiting,
 		CreatedAt:           createdAt,
