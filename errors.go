@@ -128,6 +128,9 @@ var (
 	ErrAuthorizationPending = newErr("authorization_pending", http.StatusBadRequest, "")
 	// ErrExpiredToken: RFC 8628 §3.5, the device code has expired.
 	ErrExpiredToken = newErr("expired_token", http.StatusBadRequest, "")
+	// ErrSlowDown: RFC 8628 §3.5, the device polls too often; it must add
+	// 5 seconds to its interval.
+	ErrSlowDown = newErr("slow_down", http.StatusBadRequest, "")
 )
 
 // AsError converts any error to an *Error suitable for a response. An *Error

@@ -87,7 +87,41 @@ const (
 const (
 	GrantTypeAuthorizationCode = "authorization_code"
 	GrantTypeRefreshToken      = "refresh_token"
+	// GrantTypeDeviceCode is the RFC 8628 §3.4 device authorization grant.
+	GrantTypeDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
+
+// DeviceAuthorization is the device authorization response of RFC 8628
+// §3.2.
+type DeviceAuthorization struct {
+	// DeviceCode is what the device presents at the token endpoint.
+	DeviceCode string `json:"device_code"`
+	// UserCode is what the owner enters (or confirms) where they approve.
+	UserCode string `json:"user_code"`
+	// VerificationURI is where the owner goes to approve.
+	VerificationURI string `json:"verification_uri"`
+	// VerificationURIComplete also carries the user code.
+	VerificationURIComplete string `json:"verification_uri_complete,omitempty"`
+	// ExpiresIn is the lifetime of both codes, in seconds.
+	ExpiresIn int64 `json:"expires_in"`
+	// Interval is the minimum number of seconds between polls.
+	Interval int64 `json:"interval,omitempty"`
+}
+
+// DeviceProvider is implemented by a Provider that supports the RFC 8628
+// device authorization grant, for clients without a browser (CLIs, TVs,
+// headless agents). The HTTP layer serves /device_authorization and the
+// device_code grant only for a Provider that implements it.
+type DeviceProvider interface {
+	// AuthorizeDevice records a device authorization request of an
+	// authenticated client (RFC 8628 §3.1) and returns the §3.2 response.
+	AuthorizeDevice(ctx context.Context, client *Client, params *AuthorizationParams) (*DeviceAuthorization, error)
+	// ExchangeDeviceCode answers one poll of the token endpoint (§3.4):
+	// tokens once the owner approved, or an *Error with
+	// ErrAuthorizationPending, ErrSlowDown, ErrAccessDenied,
+	// ErrExpiredToken or ErrInvalidGrant (§3.5).
+	ExchangeDeviceCode(ctx context.Context, client *Client, deviceCode string) (*TokenResponse, error)
+}
 
 // Client is a registered OAuth client (RFC 7591 §2). The registration
 // metadata is go-sdk's oauthex type, so the JSON shape is the RFC's.

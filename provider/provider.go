@@ -135,6 +135,8 @@ type Provider struct {
 	grants    *grantStates
 	elapsed   func() time.Duration // monotonic clock of the grant states
 	stopWatch func()
+
+	devices devicePolls // poll times of device requests (device.go)
 }
 
 var _ oauth.Provider = (*Provider)(nil)

@@ -21,6 +21,7 @@ const (
 	PrefixRefreshToken = "mcp_rt_"
 	PrefixClientSecret = "mcp_cs_"
 	PrefixHandle       = "mcp_req_"
+	PrefixDeviceCode   = "mcp_dc_"
 )
 
 // bodyLen is the length of the base64url (unpadded) encoding of 32 bytes.
