@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/mcp-oauth/oauth/internal/redirect"
+	"github.com/mcp-oauth/oauth/internal/secret"
 	"github.com/mcp-oauth/oauth/provider"
 )
 
@@ -93,6 +94,8 @@ type view struct {
 	Refresh      int
 	ExpiresAt    string
 	Waiting      bool
+	// Verify is the RFC 8628 verification page of a device request.
+	Verify bool
 }
 
 // ServeHTTP implements http.Handler for GET (and HEAD) of the page.
@@ -112,6 +115,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	handle, code := q.Get("request"), q.Get("user_code")
 	if len(handle) > 128 || len(code) > 32 {
 		h.render(w, http.StatusBadRequest, view{Title: "Invalid request", Heading: "This link is not valid", Message: "Start the connection again from your application."})
+		return
+	}
+	if handle == "" {
+		h.serveVerification(w, code)
 		return
 	}
 	to, err := h.b.Complete(r.Context(), handle, code)
@@ -158,6 +165,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.ApproveHint = h.opts.ApproveHint(p.UserCode)
 	} else {
 		v.ApproveHint = "Ask the owner of this server to approve the code " + p.UserCode + "."
+	}
+	h.render(w, http.StatusOK, v)
+}
+
+// serveVerification is the RFC 8628 verification URI: a device (a CLI, a
+// TV) told its user to come here, with the user code in the link or to
+// type. The page says where the owner approves the code; it looks nothing
+// up, so it reveals nothing about the request.
+func (h *Handler) serveVerification(w http.ResponseWriter, code string) {
+	v := view{Title: "Approve a device", Heading: "Approve a device", Verify: true}
+	if norm := secret.NormalizeUserCode(code); norm != "" {
+		v.UserCode = norm[:4] + "-" + norm[4:]
+		v.Title = "Approve " + v.UserCode
+	}
+	if h.opts.ApproveHint != nil {
+		v.ApproveHint = h.opts.ApproveHint(v.UserCode)
+	} else if v.UserCode != "" {
+		v.ApproveHint = "Ask the owner of this server to approve the code " + v.UserCode + "."
+	} else {
+		v.ApproveHint = "Ask the owner of this server to approve the code your device shows."
 	}
 	h.render(w, http.StatusOK, v)
 }

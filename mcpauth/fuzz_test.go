@@ -95,8 +95,9 @@ func FuzzAuthorize(f *testing.F) {
 	})
 }
 
-// FuzzToken: any body, content type and Authorization header get an RFC 6749
-// JSON error (never a 500) with no-store.
+// FuzzToken: any body, content type and Authorization header get, at the
+// token, revocation, introspection and device authorization endpoints, an
+// RFC 6749 JSON error (never a 500) with no-store.
 func FuzzToken(f *testing.F) {
 	s, id := fuzzServer(f)
 	f.Add("grant_type=authorization_code&code=mcp_code_x&code_verifier="+verifier+"&client_id="+id, "application/x-www-form-urlencoded", "")
@@ -105,8 +106,10 @@ func FuzzToken(f *testing.F) {
 	f.Add("grant_type=client_credentials", "application/x-www-form-urlencoded", "Basic %%%")
 	f.Add(`{"grant_type":"authorization_code"}`, "application/json", "")
 	f.Add("a=%zz", "application/x-www-form-urlencoded", "Bearer x")
+	f.Add("grant_type=urn:ietf:params:oauth:grant-type:device_code&device_code=mcp_dc_x&client_id="+id, "application/x-www-form-urlencoded", "")
+	f.Add("client_id="+id+"&scope=mcp&resource=https://x", "application/x-www-form-urlencoded", "")
 	f.Fuzz(func(t *testing.T, body, ct, authz string) {
-		for _, path := range []string{PathToken, PathRevoke, PathIntrospect} {
+		for _, path := range []string{PathToken, PathRevoke, PathIntrospect, PathDeviceAuthorization} {
 			req := httptest.NewRequest("POST", path, strings.NewReader(body))
 			req.Header.Set("Content-Type", ct)
 			if authz != "" {

@@ -40,7 +40,8 @@ func (s *AuthorizationServer) serveRegister(w http.ResponseWriter, r *http.Reque
 		writeError(w, s.log, oauth.ErrInvalidClientMetadata.WithDescription("body is not a JSON client metadata object"))
 		return
 	}
-	if e := normalizeRegistration(&md); e != nil {
+	_, devices := s.p.(oauth.DeviceProvider)
+	if e := normalizeRegistration(&md, devices); e != nil {
 		writeError(w, s.log, e)
 		return
 	}
@@ -73,13 +74,24 @@ func (r registrationResponse) MarshalJSON() ([]byte, error) {
 }
 
 // normalizeRegistration validates client metadata and fills defaults
-// (RFC 7591 §2): token_endpoint_auth_method defaults to client_secret_basic,
-// grant types are those we support (authorization_code, and refresh_token,
-// which every client gets since MCP clients rely on it), response_types
-// is ["code"], and application_type is inferred from the redirect URIs.
-func normalizeRegistration(md *oauthex.ClientRegistrationMetadata) *oauth.Error {
+// (RFC 7591 §2): token_endpoint_auth_method defaults to client_secret_basic;
+// grant types are those we support: authorization_code (the default), with
+// refresh_token, which every client gets since MCP clients rely on it, and
+// the RFC 8628 device_code grant when devices is set and the client asks
+// for it; response_types is ["code"] for the code flow; application_type is
+// inferred from the redirect URIs. A client of the device grant alone needs
+// no redirect URI.
+func normalizeRegistration(md *oauthex.ClientRegistrationMetadata, devices bool) *oauth.Error {
 	bad := oauth.ErrInvalidClientMetadata.WithDescription
-	if len(md.RedirectURIs) == 0 {
+	codeFlow := len(md.GrantTypes) == 0 || slices.Contains(md.GrantTypes, oauth.GrantTypeAuthorizationCode)
+	device := slices.Contains(md.GrantTypes, oauth.GrantTypeDeviceCode)
+	switch {
+	case device && !devices:
+		return bad("this server does not support the device_code grant")
+	case !codeFlow && !device:
+		return bad("grant_types must include authorization_code or " + oauth.GrantTypeDeviceCode)
+	}
+	if len(md.RedirectURIs) == 0 && codeFlow {
 		return oauth.ErrInvalidRedirectURI.WithDescription("redirect_uris is required")
 	}
 	if len(md.RedirectURIs) > maxRedirectURIs {
@@ -97,14 +109,25 @@ func normalizeRegistration(md *oauthex.ClientRegistrationMetadata) *oauth.Error 
 	default:
 		return bad("unsupported token_endpoint_auth_method; use none, client_secret_basic or client_secret_post")
 	}
-	if len(md.GrantTypes) > 0 && !slices.Contains(md.GrantTypes, oauth.GrantTypeAuthorizationCode) {
-		return bad("grant_types must include authorization_code")
+	md.GrantTypes = nil
+	if codeFlow {
+		md.GrantTypes = append(md.GrantTypes, oauth.GrantTypeAuthorizationCode)
 	}
-	md.GrantTypes = []string{oauth.GrantTypeAuthorizationCode, oauth.GrantTypeRefreshToken}
-	if len(md.ResponseTypes) > 0 && !slices.Contains(md.ResponseTypes, "code") {
-		return bad("response_types must include code")
+	if device {
+		md.GrantTypes = append(md.GrantTypes, oauth.GrantTypeDeviceCode)
 	}
-	md.ResponseTypes = []string{"code"}
+	md.GrantTypes = append(md.GrantTypes, oauth.GrantTypeRefreshToken)
+	if codeFlow {
+		if len(md.ResponseTypes) > 0 && !slices.Contains(md.ResponseTypes, "code") {
+			return bad("response_types must include code")
+		}
+		md.ResponseTypes = []string{"code"}
+	} else {
+		md.ResponseTypes = []string{} // RFC 7591 §2: none, for a client that uses no redirect
+	}
+	if md.ApplicationType == "" && len(md.RedirectURIs) == 0 {
+		md.ApplicationType = "native"
+	}
 	switch md.ApplicationType {
 	case "":
 		if redirect.AllNative(md.RedirectURIs) {

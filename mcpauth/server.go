@@ -19,18 +19,21 @@ import (
 
 // Endpoint paths, relative to the issuer (DESIGN.md, "HTTP surface").
 const (
-	PathAuthorize   = "/authorize"
-	PathToken       = "/token"
-	PathRegister    = "/register"
-	PathRevoke      = "/revoke"
-	PathIntrospect  = "/introspect"
-	PathJWKS        = "/jwks.json"
-	PathDevice      = "/device"
-	wellKnownAS     = "/.well-known/oauth-authorization-server"
-	wellKnownOIDC   = "/.well-known/openid-configuration"
-	wellKnownPRM    = "/.well-known/oauth-protected-resource"
-	DefaultMCPPath  = "/mcp"
-	defaultScopeMCP = "mcp"
+	PathAuthorize  = "/authorize"
+	PathToken      = "/token"
+	PathRegister   = "/register"
+	PathRevoke     = "/revoke"
+	PathIntrospect = "/introspect"
+	PathJWKS       = "/jwks.json"
+	PathDevice     = "/device"
+	// PathDeviceAuthorization is the RFC 8628 §3.1 device authorization
+	// endpoint, served when the Provider implements oauth.DeviceProvider.
+	PathDeviceAuthorization = "/device_authorization"
+	wellKnownAS             = "/.well-known/oauth-authorization-server"
+	wellKnownOIDC           = "/.well-known/openid-configuration"
+	wellKnownPRM            = "/.well-known/oauth-protected-resource"
+	DefaultMCPPath          = "/mcp"
+	defaultScopeMCP         = "mcp"
 )
 
 // DefaultScopes is the scope set used when Options.Scopes is empty.
@@ -174,7 +177,17 @@ func (s *AuthorizationServer) metadata() *oauthex.AuthServerMeta {
 	if _, ok := s.p.(jwksProvider); ok {
 		m.JWKSURI = s.url(PathJWKS)
 	}
+	if _, ok := s.p.(oauth.DeviceProvider); ok {
+		m.GrantTypesSupported = append(m.GrantTypesSupported, oauth.GrantTypeDeviceCode)
+	}
 	return m
+}
+
+// serverMetadata is the RFC 8414 document as served: oauthex's fields and
+// the RFC 8628 §4 device_authorization_endpoint, which oauthex lacks.
+type serverMetadata struct {
+	*oauthex.AuthServerMeta
+	DeviceAuthorizationEndpoint string `json:"device_authorization_endpoint,omitempty"`
 }
 
 func (s *AuthorizationServer) routes() {
@@ -207,6 +220,11 @@ func (s *AuthorizationServer) routes() {
 		s.mux.Handle("POST "+base+PathRegister, c)
 		s.mux.Handle("OPTIONS "+base+PathRegister, c)
 	}
+	if dp, ok := s.p.(oauth.DeviceProvider); ok {
+		c := cors("POST", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveDeviceAuthorization(w, r, dp) }))
+		s.mux.Handle("POST "+base+PathDeviceAuthorization, c)
+		s.mux.Handle("OPTIONS "+base+PathDeviceAuthorization, c)
+	}
 	if jp, ok := s.p.(jwksProvider); ok {
 		c := cors("GET", jwksHandler(jp, s.log))
 		s.mux.Handle("GET "+base+PathJWKS, c)
@@ -228,7 +246,11 @@ func (s *AuthorizationServer) ServeHTTP(w http.ResponseWriter, r *http.Request) 
 
 func (s *AuthorizationServer) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=3600")
-	writeJSON(w, http.StatusOK, s.meta)
+	m := serverMetadata{AuthServerMeta: s.meta}
+	if _, ok := s.p.(oauth.DeviceProvider); ok {
+		m.DeviceAuthorizationEndpoint = s.url(PathDeviceAuthorization)
+	}
+	writeJSON(w, http.StatusOK, m)
 }
 
 func jwksHandler(p jwksProvider, log *slog.Logger) http.Handler {

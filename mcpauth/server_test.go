@@ -35,8 +35,11 @@ func TestMetadata(t *testing.T) {
 		if r.json["authorization_response_iss_parameter_supported"] != true {
 			t.Error("authorization_response_iss_parameter_supported not true")
 		}
-		if !sameList(r.json["grant_types_supported"], "authorization_code", "refresh_token") {
+		if !sameList(r.json["grant_types_supported"], "authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code") {
 			t.Errorf("grant_types_supported = %v", r.json["grant_types_supported"])
+		}
+		if r.str("device_authorization_endpoint") != f.base+"/device_authorization" {
+			t.Errorf("device_authorization_endpoint = %q", r.str("device_authorization_endpoint"))
 		}
 		if !sameList(r.json["response_types_supported"], "code") {
 			t.Errorf("response_types_supported = %v", r.json["response_types_supported"])

@@ -138,10 +138,12 @@ func (s *AuthorizationServer) serveToken(w http.ResponseWriter, r *http.Request)
 		resp, err = s.exchangeCode(r, client, form)
 	case oauth.GrantTypeRefreshToken:
 		resp, err = s.exchangeRefresh(r, client, form)
+	case oauth.GrantTypeDeviceCode:
+		resp, err = s.exchangeDeviceCode(r, client, form)
 	case "":
 		err = oauth.ErrInvalidRequest.WithDescription("grant_type is required")
 	default:
-		err = oauth.ErrUnsupportedGrantType.WithDescription("supported grant types: authorization_code, refresh_token")
+		err = oauth.ErrUnsupportedGrantType.WithDescription("supported grant types: " + strings.Join(s.meta.GrantTypesSupported, ", "))
 	}
 	if err != nil {
 		writeError(w, s.log, err)
@@ -185,6 +187,56 @@ func (s *AuthorizationServer) exchangeCode(r *http.Request, client *oauth.Client
 		return nil, oauth.ErrInvalidTarget.WithDescription("resource does not match the authorization request")
 	}
 	return s.p.ExchangeAuthorizationCode(r.Context(), client, code)
+}
+
+// exchangeDeviceCode answers a device's poll (RFC 8628 §3.4, §3.5).
+func (s *AuthorizationServer) exchangeDeviceCode(r *http.Request, client *oauth.Client, form url.Values) (*oauth.TokenResponse, error) {
+	dp, ok := s.p.(oauth.DeviceProvider)
+	if !ok {
+		return nil, oauth.ErrUnsupportedGrantType.WithDescription("this server does not support the device_code grant")
+	}
+	if !slices.Contains(client.GrantTypes, oauth.GrantTypeDeviceCode) {
+		return nil, oauth.ErrUnauthorizedClient.WithDescription("client is not registered for the device_code grant")
+	}
+	dc := form.Get("device_code")
+	if dc == "" {
+		return nil, oauth.ErrInvalidRequest.WithDescription("device_code is required")
+	}
+	return dp.ExchangeDeviceCode(r.Context(), client, dc)
+}
+
+// serveDeviceAuthorization implements the device authorization endpoint
+// (RFC 8628 §3.1, §3.2) for clients registered for the device_code grant.
+// scope works as at /authorize; resource (RFC 8707), if given, must name
+// the protected MCP endpoint.
+func (s *AuthorizationServer) serveDeviceAuthorization(w http.ResponseWriter, r *http.Request, dp oauth.DeviceProvider) {
+	form, client, ok := s.clientRequest(w, r)
+	if !ok {
+		return
+	}
+	fail := func(e *oauth.Error) { writeError(w, s.log, e) }
+	if !slices.Contains(client.GrantTypes, oauth.GrantTypeDeviceCode) {
+		fail(oauth.ErrUnauthorizedClient.WithDescription("client is not registered for the device_code grant"))
+		return
+	}
+	scopes, e := s.grantedScopes(form.Get("scope"))
+	if e != nil {
+		fail(e)
+		return
+	}
+	resource := s.resource
+	if res := form.Get("resource"); res != "" {
+		if !redirect.SameResource(s.resource, res) {
+			fail(oauth.ErrInvalidTarget.WithDescription("resource must be " + s.resource))
+			return
+		}
+	}
+	da, err := dp.AuthorizeDevice(r.Context(), client, &oauth.AuthorizationParams{ClientID: client.ID, Scopes: scopes, Resource: resource})
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, da)
 }
 
 func (s *AuthorizationServer) exchangeRefresh(r *http.Request, client *oauth.Client, form url.Values) (*oauth.TokenResponse, error) {
