@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+
+	"github.com/mcp-oauth/oauth/internal/browsertest"
+)
+
+// TestBrowserAuthorizeTab drives the authorize tab in real headless
+// Chromium, as an MCP client opens it: go-sdk's OAuth client opens the
+// authorization URL in the browser; the page shows the user code; the
+// owner approves it (here through the Go API); the tab moves on by itself
+// to the client's redirect URI with code, state and iss; and go-sdk
+// finishes the connection with them. The client's name, which is hostile
+// markup, renders as text and runs no script.
+func TestBrowserAuthorizeTab(t *testing.T) {
+	tab := browsertest.New(t)
+	base, _, h := startExample(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	dialogs := make(chan string, 1)
+	if err := chromedp.Listen(tab, func(ev any) {
+		if d, ok := ev.(*page.EventJavascriptDialogOpening); ok {
+			select {
+			case dialogs <- d.Message:
+			default:
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The client's redirect URI: a local server, as a desktop client runs.
+	landed := make(chan url.Values, 1)
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case landed <- r.URL.Query():
+		default:
+		}
+		w.Write([]byte("You can close this tab."))
+	}))
+	defer cb.Close()
+
+	const hostile = `<script>alert(1)</script>`
+	fetcher := func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
+		if err := chromedp.Do(tab, chromedp.Navigate(args.URL), chromedp.WaitVisible(`[data-user-code]`)); err != nil {
+			return nil, err
+		}
+		attr, err := chromedp.Run(tab, chromedp.AttributeValue(`[data-user-code]`, "data-user-code"))
+		if err != nil {
+			return nil, err
+		}
+		code := attr.Value
+		name, err := chromedp.Run(tab, chromedp.Text(`[data-client-name]`))
+		if err != nil {
+			return nil, err
+		}
+		if name != hostile {
+			t.Errorf("client name shown as %q, want the literal text %q", name, hostile)
+		}
+		if _, err := h.Approve(ctx, code, "alice"); err != nil {
+			return nil, err
+		}
+		select {
+		case q := <-landed:
+			return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	oh, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
+			RedirectURIs:            []string{cb.URL + "/callback"},
+			ClientName:              hostile,
+			TokenEndpointAuthMethod: "none",
+		}},
+		AuthorizationCodeFetcher: fetcher,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "browser", Version: "1"}, nil).
+		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: base + "/mcp", OAuthHandler: oh}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer cs.Close()
+	if who := callWhoami(t, ctx, cs); who.Subject != "alice" {
+		t.Errorf("whoami = %+v, want alice", who)
+	}
+	loc, err := chromedp.Run(tab, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := url.Parse(loc); u == nil || u.Host != mustHost(cb.URL) || u.Query().Get("code") == "" || u.Query().Get("iss") != base {
+		t.Errorf("the tab ended at %q, want the redirect URI with code and iss", loc)
+	}
+	select {
+	case msg := <-dialogs:
+		t.Errorf("a script ran in the page: dialog %q", msg)
+	default:
+	}
+}
+
+func mustHost(raw string) string {
+	u, _ := url.Parse(raw)
+	return u.Host
+}
