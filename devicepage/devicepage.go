@@ -12,6 +12,7 @@ package devicepage
 
 import (
 	"context"
+	"encoding/json"
 	"embed"
 	"errors"
 	"html/template"
@@ -96,19 +97,34 @@ type view struct {
 	Waiting      bool
 	// Verify is the RFC 8628 verification page of a device request.
 	Verify bool
+	// Nonce allows the waiting page's one inline script (CSP script-src).
+	Nonce string
 }
 
-// ServeHTTP implements http.Handler for GET (and HEAD) of the page.
+// csp is the Content-Security-Policy of every page; a page with a script
+// adds its nonce (script-src) and lets the script call back (connect-src).
+const csp = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+// StatusSuffix is appended to the page's path for the status endpoint that
+// the waiting page's script polls.
+const StatusSuffix = "/status"
+
+// ServeHTTP implements http.Handler for GET (and HEAD) of the page, and of
+// its status endpoint (the page's path + StatusSuffix).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Frame-Options", "DENY")
-	hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+	hdr.Set("Content-Security-Policy", csp)
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Referrer-Policy", "no-referrer")
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		hdr.Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if strings.HasSuffix(r.URL.Path, StatusSuffix) {
+		h.serveStatus(w, r)
 		return
 	}
 	q := r.URL.Query()
@@ -189,6 +205,36 @@ func (h *Handler) serveVerification(w http.ResponseWriter, code string) {
 	h.render(w, http.StatusOK, v)
 }
 
+// Status is the JSON the status endpoint returns.
+type Status struct {
+	// Status is "pending", "approved", "denied", "completed" or
+	// "expired" (also for a request that does not exist).
+	Status string `json:"status"`
+}
+
+// serveStatus tells the waiting page's script whether the request has been
+// decided. Like the page it needs the browser's handle and the code, so it
+// tells nothing to anyone else.
+func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	handle, code := q.Get("request"), q.Get("user_code")
+	st := Status{Status: "expired"}
+	if len(handle) <= 128 && len(code) <= 32 {
+		p, err := h.b.PendingByHandle(r.Context(), handle, code)
+		switch {
+		case err == nil:
+			st.Status = map[string]string{"pending": "pending", "approved": "approved", "denied": "denied",
+				"completed": "completed"}[p.Status]
+		case !errors.Is(err, provider.ErrUnknownRequest):
+			h.log.Error("devicepage: status", "err", err)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(st)
+}
+
 func (h *Handler) render(w http.ResponseWriter, status int, v view) {
 	v.ProductName = h.opts.ProductName
 	if v.Heading == "" {
@@ -196,6 +242,9 @@ func (h *Handler) render(w http.ResponseWriter, status int, v view) {
 	}
 	if !v.Waiting {
 		v.Refresh = 0
+	} else {
+		v.Nonce = secret.New("")[:22]
+		w.Header().Set("Content-Security-Policy", csp+"; script-src 'nonce-"+v.Nonce+"'; connect-src 'self'")
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)

@@ -235,7 +235,9 @@ func (s *AuthorizationServer) routes() {
 		if dp.Logger == nil {
 			dp.Logger = s.log
 		}
-		s.mux.Handle(base+PathDevice, devicepage.New(b, dp))
+		page := devicepage.New(b, dp)
+		s.mux.Handle(base+PathDevice, page)
+		s.mux.Handle(base+PathDevice+devicepage.StatusSuffix, page)
 	}
 }
 

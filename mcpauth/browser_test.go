@@ -1,0 +1,168 @@
+package mcpauth
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/mcp-oauth/oauth/internal/browsertest"
+)
+
+// callbackServer is a client's redirect URI on loopback; it records the
+// query of the first request.
+func callbackServer(t *testing.T) (string, <-chan url.Values) {
+	t.Helper()
+	landed := make(chan url.Values, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case landed <- r.URL.Query():
+		default:
+		}
+		fmt.Fprint(w, "back in the application")
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/cb", landed
+}
+
+// openAuthorizeTab registers a public client whose redirect URI is a
+// callback server, opens its authorization request in a new browser, and
+// returns the tab, the user code the page shows, and the callback's channel.
+func openAuthorizeTab(t *testing.T, f *fixture) (context.Context, string, <-chan url.Values) {
+	t.Helper()
+	tab := browsertest.New(t)
+	cb, landed := callbackServer(t)
+	c := f.register(`{"redirect_uris":["` + cb + `"],"token_endpoint_auth_method":"none","client_name":"Browser test"}`)
+	if err := chromedp.Do(tab, chromedp.Navigate(f.base+"/authorize?"+authParams(c).Encode()), chromedp.WaitVisible(`[data-user-code]`)); err != nil {
+		t.Fatal(err)
+	}
+	code, err := chromedp.Run(tab, chromedp.AttributeValue(`[data-user-code]`, "data-user-code"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tab, code.Value, landed
+}
+
+func waitLanded(t *testing.T, landed <-chan url.Values) url.Values {
+	t.Helper()
+	select {
+	case q := <-landed:
+		return q
+	case <-time.After(20 * time.Second):
+		t.Fatal("the tab did not return to the client within 20 s")
+		return nil
+	}
+}
+
+// TestBrowserApprovedTabMovesOn: once approved, the page's script notices
+// and the tab returns to the client with code, state and iss; the
+// countdown runs meanwhile.
+func TestBrowserApprovedTabMovesOn(t *testing.T) {
+	f := newFixture(t, nil)
+	tab, code, landed := openAuthorizeTab(t, f)
+	cd, err := chromedp.Run(tab, chromedp.Text(`[data-countdown]`))
+	if err != nil || !regexp.MustCompile(`^\(\d+:\d\d left\)$`).MatchString(cd) {
+		t.Errorf("countdown %q (%v), want (m:ss left)", cd, err)
+	}
+	if _, err := f.h.Approve(context.Background(), code, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	q := waitLanded(t, landed)
+	if q.Get("code") == "" || q.Get("state") != "xyz" || q.Get("iss") != f.base {
+		t.Errorf("redirect query %v, want code, state xyz and iss", q)
+	}
+}
+
+// TestBrowserDeniedTab: after a denial the page says so, then returns the
+// browser to the client with error=access_denied.
+func TestBrowserDeniedTab(t *testing.T) {
+	f := newFixture(t, nil)
+	tab, code, landed := openAuthorizeTab(t, f)
+	if _, err := f.h.Provider().Deny(context.Background(), code); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(tab, 15*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(`body[data-state="denied"]`)); err != nil {
+		t.Fatalf("the page did not show the denial: %v", err)
+	}
+	if q := waitLanded(t, landed); q.Get("error") != "access_denied" || q.Get("state") != "xyz" {
+		t.Errorf("redirect query %v, want error=access_denied and state", q)
+	}
+}
+
+// TestBrowserExpiredTab: when the request expires the page says so and
+// stays (no redirect).
+func TestBrowserExpiredTab(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.PendingTTL = 3 * time.Second })
+	tab, _, landed := openAuthorizeTab(t, f)
+	ctx, cancel := context.WithTimeout(tab, 15*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(`body[data-state="expired"]`)); err != nil {
+		t.Fatalf("the page did not show the expiry: %v", err)
+	}
+	msg, err := chromedp.Run(tab, chromedp.Text(`[data-status]`))
+	if err != nil || !strings.Contains(msg, "expired") {
+		t.Errorf("status text %q (%v)", msg, err)
+	}
+	select {
+	case q := <-landed:
+		t.Errorf("an expired request returned to the client: %v", q)
+	case <-time.After(2 * time.Second):
+	}
+}
+
+// TestWaitingPageScriptIsNonced: the waiting page's only script carries
+// the nonce that its Content-Security-Policy allows, the policy allows no
+// other script, and pages without a script allow none at all; the status
+// endpoint answers only the holder of the handle and code.
+func TestWaitingPageScriptIsNonced(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.publicClient()
+	r := f.get("/authorize?" + authParams(c).Encode())
+	loc, _ := url.Parse(r.header.Get("Location"))
+	page := f.getURL(loc)
+	policy := page.header.Get("Content-Security-Policy")
+	m := regexp.MustCompile(`script-src 'nonce-([A-Za-z0-9_-]{22})'`).FindStringSubmatch(policy)
+	if m == nil || strings.Count(policy, "script-src") != 1 || !strings.Contains(policy, "frame-ancestors 'none'") {
+		t.Fatalf("waiting page CSP %q", policy)
+	}
+	if n := strings.Count(string(page.body), "<script"); n != 1 || !strings.Contains(string(page.body), `<script nonce="`+m[1]+`">`) {
+		t.Errorf("waiting page has %d scripts, want one with the policy's nonce", n)
+	}
+	if again := f.getURL(loc).header.Get("Content-Security-Policy"); again == policy {
+		t.Error("the nonce is the same on two loads")
+	}
+	if p := f.get("/device").header.Get("Content-Security-Policy"); strings.Contains(p, "script-src") {
+		t.Errorf("a page without script allows scripts: %q", p)
+	}
+
+	status := func(q url.Values) string {
+		r := f.get("/device/status?" + q.Encode())
+		if r.status != 200 || r.header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("status: %d %v", r.status, r.header)
+		}
+		return r.str("status")
+	}
+	q := loc.Query()
+	if s := status(q); s != "pending" {
+		t.Errorf("status of a waiting request = %q", s)
+	}
+	wrong := url.Values{"request": {q.Get("request")}, "user_code": {"BBBB-BBBB"}}
+	if s := status(wrong); s != "expired" {
+		t.Errorf("status with the wrong code = %q, want expired (tells nothing)", s)
+	}
+	if _, err := f.h.Approve(context.Background(), q.Get("user_code"), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if s := status(q); s != "approved" {
+		t.Errorf("status after approval = %q", s)
+	}
+}
