@@ -12,8 +12,8 @@ package devicepage
 
 import (
 	"context"
-	"encoding/json"
 	"embed"
+	"encoding/json"
 	"errors"
 	"html/template"
 	"log/slog"
