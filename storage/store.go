@@ -41,12 +41,15 @@ type Store interface {
 	RefreshTokenStore
 	PendingStore
 	KeyStore
+	UserStore
+	SessionStore
 
 	// Sweep deletes every row that can no longer be used at now: expired
 	// codes, pending requests, refresh tokens and client registrations
 	// (with their grants), revoked grants, and grants left with neither a
 	// code nor a refresh token (a code that expired unredeemed, or a last
-	// refresh token that expired). It returns the number of rows deleted.
+	// refresh token that expired), and expired console sessions. It
+	// returns the number of rows deleted.
 	// It is safe to call concurrently with everything else.
 	Sweep(ctx context.Context, now time.Time) (int64, error)
 
@@ -249,4 +252,64 @@ type KeyStore interface {
 	AddKey(ctx context.Context, k *KeyRecord) error
 	// DeleteKey removes a key; ErrNotFound if absent.
 	DeleteKey(ctx context.Context, id string) error
+}
+
+// UserRecord is a console user of the built-in sign-in (package
+// devicepage): an owner who approves requests.
+type UserRecord struct {
+	// Name identifies the user; it is the subject of the grants they
+	// approve.
+	Name string
+	// PasswordHash is a bcrypt hash of the password.
+	PasswordHash string
+	CreatedAt    time.Time
+	// Failures counts failed sign-ins since the last success;
+	// LockedUntil is zero or the time before which sign-in is refused.
+	Failures    int
+	LockedUntil time.Time
+}
+
+// UserStore persists console users.
+type UserStore interface {
+	// CreateUser stores u; ErrConflict if the name is taken.
+	CreateUser(ctx context.Context, u *UserRecord) error
+	// GetUser returns the user, or ErrNotFound.
+	GetUser(ctx context.Context, name string) (*UserRecord, error)
+	// ListUsers returns every user, oldest first.
+	ListUsers(ctx context.Context) ([]*UserRecord, error)
+	// SetPassword replaces the user's password hash and clears the
+	// lockout state; ErrNotFound if absent.
+	SetPassword(ctx context.Context, name, passwordHash string) error
+	// RecordSignIn records the outcome of a sign-in attempt: failures and
+	// lockedUntil replace the stored values. ErrNotFound if absent.
+	RecordSignIn(ctx context.Context, name string, failures int, lockedUntil time.Time) error
+	// DeleteUser removes the user and their sessions; ErrNotFound if
+	// absent.
+	DeleteUser(ctx context.Context, name string) error
+}
+
+// SessionRecord is a signed-in console session.
+type SessionRecord struct {
+	// Hash is the hex SHA-256 of the session's cookie value.
+	Hash string
+	// User is the UserRecord.Name the session belongs to.
+	User      string
+	CreatedAt time.Time
+	// IdleExpiresAt moves forward on use; ExpiresAt (absolute) never does.
+	IdleExpiresAt time.Time
+	ExpiresAt     time.Time
+}
+
+// SessionStore persists console sessions.
+type SessionStore interface {
+	// CreateSession stores s; ErrConflict if its hash is taken.
+	CreateSession(ctx context.Context, s *SessionRecord) error
+	// GetSession returns the session if neither of its expiries is at or
+	// before now, or ErrNotFound.
+	GetSession(ctx context.Context, hash string, now time.Time) (*SessionRecord, error)
+	// TouchSession sets IdleExpiresAt; ErrNotFound if absent.
+	TouchSession(ctx context.Context, hash string, idleExpiresAt time.Time) error
+	// DeleteSession removes a session (sign-out); deleting an absent one
+	// is not an error.
+	DeleteSession(ctx context.Context, hash string) error
 }

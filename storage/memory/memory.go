@@ -40,6 +40,9 @@ type Store struct {
 
 	// revocations counts grants that stopped being active.
 	revocations int64
+
+	users    map[string]*userRow               // by name (users.go)
+	sessions map[string]*storage.SessionRecord // by hash
 }
 
 type clientRow struct {
@@ -76,6 +79,8 @@ func New() *Store {
 		pendingByHandle:   map[string]string{},
 		pendingByUserCode: map[string]string{},
 		pendingByDevice:   map[string]string{},
+		users:             map[string]*userRow{},
+		sessions:          map[string]*storage.SessionRecord{},
 	}
 }
 
@@ -668,6 +673,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 			n++
 		}
 	}
+	n += s.sweepSessionsLocked(now)
 	// Grants with neither a code nor a refresh token left can issue nothing.
 	used := make(map[string]bool, len(s.codes)+len(s.refresh))
 	for _, c := range s.codes {

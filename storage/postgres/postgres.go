@@ -1056,6 +1056,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 			{qSweepCodes, []any{now, encodeList(grants)}},
 			{qSweepTokens, []any{now, encodeList(grants)}},
 			{qSweepPending, []any{now}},
+			{qSweepSessions, []any{now}},
 		} {
 			tag, err := tx.Exec(ctx, st.query, st.args...)
 			if err != nil {

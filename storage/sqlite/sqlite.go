@@ -1092,6 +1092,7 @@ var sweeps = []struct {
 	{`DELETE FROM grants WHERE id IN (` + deadGrants + `)`, 1, true, false},
 	{`DELETE FROM clients WHERE ` + lapsed, 1, true, true},
 	{`DELETE FROM pending WHERE ` + lapsed, 1, true, false},
+	{`DELETE FROM sessions WHERE idle_expires_at <= ? OR expires_at <= ?`, 2, true, false},
 	// Grants left with neither a code nor a refresh token can issue nothing.
 	{`UPDATE grants SET revoked_at = ? WHERE revoked_at = 0
   AND NOT EXISTS (SELECT 1 FROM codes WHERE grant_id = grants.id)
@@ -1137,6 +1138,7 @@ var (
 	readerQueries = []string{
 		qGetClient, qListClients, qGetGrant, qListGrants, qListSubjectGrants, qRevocationCount, qGetCode, qGetRefresh,
 		qPendingByHandle, qPendingByCode, qPendingByDevice, qListPending, qListKeys,
+		qGetUser, qListUsers, qGetSession,
 	}
 	writerQueries = func() []string {
 		q := []string{
@@ -1147,6 +1149,8 @@ var (
 			qCreatePending, qDecide, qComplete, qPendingLive,
 			qRetireKeys, qInsertKey, qDeleteKey,
 			qSavepoint, qRollbackTo, qRelease,
+			qCreateUser, qSetPassword, qRecordSignIn, qDeleteUser, qDeleteUserSessions,
+			qCreateSession, qTouchSession, qDeleteSession,
 		}
 		for _, sw := range sweeps {
 			q = append(q, sw.query)

@@ -68,6 +68,8 @@ var mutants = []mutant{
 		[]string{"RevocationCount/RevokeGrant", "RevocationCount/DeleteClient", "RevocationCount/SweepOfLapsedClient",
 			"RevocationCount/SweepOfGrantThatCanIssueNothing", "RevocationCount/DeleteClientWithoutGrants",
 			"RevocationCount/SweepOfLapsedClientWithoutGrants"}},
+	{"SessionIdleExpiryIgnored", func(s *memory.Store) storage.Store { return sessionIdleIgnored{s} },
+		[]string{"Sessions/Expiry"}},
 	{"RevocationCountPerWrite", func(s *memory.Store) storage.Store { return &revocationCountPerWrite{Store: s} },
 		[]string{"RevocationCount/NotChangedByIssuing", "RevocationCount/SweepOfRevokedGrant"}},
 }
@@ -277,4 +279,13 @@ func (s *revocationCountPerWrite) RedeemCode(ctx context.Context, hash string, n
 func (s *revocationCountPerWrite) Sweep(ctx context.Context, now time.Time) (int64, error) {
 	s.writes.Add(1)
 	return s.Store.Sweep(ctx, now)
+}
+
+// sessionIdleIgnored honours only a session's absolute expiry.
+type sessionIdleIgnored struct{ *memory.Store }
+
+func (s sessionIdleIgnored) CreateSession(ctx context.Context, ss *storage.SessionRecord) error {
+	c := *ss
+	c.IdleExpiresAt = c.ExpiresAt
+	return s.Store.CreateSession(ctx, &c)
 }

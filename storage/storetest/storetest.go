@@ -91,6 +91,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Keys", keyTests},
 		{"Sweep", sweepTests},
 		{"RevocationCount", revocationTests},
+		{"Users", userTests},
+		{"Sessions", sessionTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
