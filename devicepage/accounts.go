@@ -85,11 +85,11 @@ type Accounts struct {
 	store AccountStore
 	opts  AccountsOptions
 
-	mu       sync.Mutex
-	byIP     map[string][]time.Time // recent attempts per client IP
-	unknown  map[string]int         // failures per name that is not a user
-	dummy    []byte                 // a hash compared against for unknown names
-	dummyErr error
+	mu        sync.Mutex
+	byIP      map[string][]time.Time // recent attempts per client IP
+	unknown   map[string]int         // failures per name that is not a user
+	dummyOnce sync.Once
+	dummy     []byte // a hash compared against for unknown names, made on first need
 }
 
 // NewAccounts returns the built-in sign-in on store.
@@ -106,9 +106,7 @@ func NewAccounts(store AccountStore, opts AccountsOptions) *Accounts {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &Accounts{store: store, opts: opts, byIP: map[string][]time.Time{}, unknown: map[string]int{}}
-	a.dummy, a.dummyErr = bcrypt.GenerateFromPassword([]byte("not a password of anyone"), opts.BcryptCost)
-	return a
+	return &Accounts{store: store, opts: opts, byIP: map[string][]time.Time{}, unknown: map[string]int{}}
 }
 
 // CheckUserName reports whether name is acceptable: 1 to 64 bytes of
@@ -190,9 +188,10 @@ func (a *Accounts) SignIn(ctx context.Context, name, password, clientIP string) 
 		// Spend the time a real check takes, and lock unknown names as
 		// real ones are, so that neither timing nor lockout tells
 		// which names exist.
-		if a.dummyErr == nil {
-			bcrypt.CompareHashAndPassword(a.dummy, []byte(password))
-		}
+		a.dummyOnce.Do(func() {
+			a.dummy, _ = bcrypt.GenerateFromPassword([]byte("not the password of anyone"), a.opts.BcryptCost)
+		})
+		bcrypt.CompareHashAndPassword(a.dummy, []byte(password))
 		if a.failUnknown(name) {
 			return "", ErrThrottled
 		}

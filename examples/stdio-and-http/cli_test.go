@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mcp-oauth/oauth/devicepage"
 )
 
 // cli runs one terminal command of the example and returns its output.
@@ -153,4 +155,57 @@ func TestStdio(t *testing.T) {
 	cs.Close()
 	cancel()
 	<-done
+}
+
+// cliIn runs one terminal command with the given standard input.
+func cliIn(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), args, strings.NewReader(stdin), &out, &errOut)
+	return out.String() + errOut.String(), err
+}
+
+// TestUsersCommands: console users are created with the password on
+// standard input (never on the command line), listed, re-passworded and
+// removed, against the running server's database; the stored hash is
+// bcrypt, and a user can sign in with the password given.
+func TestUsersCommands(t *testing.T) {
+	_, db, _ := startExample(t)
+	if out, err := cli(t, "users", "add", "-db", db, "alice"); err == nil || !strings.Contains(out+err.Error(), "--password-stdin") {
+		t.Errorf("users add without --password-stdin: %q, %v; want a refusal naming --password-stdin", out, err)
+	}
+	if out, err := cliIn(t, "correct horse battery\n", "users", "add", "-db", db, "alice", "--password-stdin"); err != nil || !strings.Contains(out, "Created console user alice") {
+		t.Fatalf("users add: %q, %v", out, err)
+	}
+	if _, err := cliIn(t, "another password!\n", "users", "add", "-db", db, "alice", "--password-stdin"); err == nil {
+		t.Error("adding a taken name succeeded")
+	}
+	if _, err := cliIn(t, "short\n", "users", "add", "-db", db, "bob", "--password-stdin"); err == nil {
+		t.Error("a 5-character password was accepted")
+	}
+	out, err := cli(t, "users", "list", "-db", db)
+	if err != nil || !strings.Contains(out, "alice") || strings.Contains(out, "bob") || strings.Contains(out, "horse") {
+		t.Fatalf("users list: %q, %v", out, err)
+	}
+	store, err := openStore(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	accounts := devicepage.NewAccounts(store, devicepage.AccountsOptions{})
+	if _, err := accounts.SignIn(context.Background(), "alice", "correct horse battery", "127.0.0.1"); err != nil {
+		t.Errorf("sign in with the password given to users add: %v", err)
+	}
+	if _, err := cliIn(t, "a brand new password\r\n", "users", "passwd", "-db", db, "alice", "--password-stdin"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := accounts.SignIn(context.Background(), "alice", "a brand new password", "127.0.0.2"); err != nil {
+		t.Errorf("sign in with the new password: %v", err)
+	}
+	if out, err := cli(t, "users", "remove", "-db", db, "alice"); err != nil || !strings.Contains(out, "Removed") {
+		t.Fatalf("users remove: %q, %v", out, err)
+	}
+	if out, _ := cli(t, "users", "list", "-db", db); strings.Contains(out, "alice") {
+		t.Errorf("users list after remove: %q", out)
+	}
 }

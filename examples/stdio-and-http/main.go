@@ -48,6 +48,12 @@ commands:
   grants            list active grants: [-db F]
   revoke GRANT_ID   revoke a grant and all of its tokens: [-db F]
   clients           list registered clients: [-db F]
+  users add NAME --password-stdin
+                    create a console user; the password is read from standard input
+  users passwd NAME --password-stdin
+                    set a console user's password (and lift a lockout)
+  users list        list console users: [-db F]
+  users remove NAME delete a console user and end their sessions: [-db F]
 `
 
 func main() {
@@ -98,6 +104,27 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return err
 		}
 		return admin(ctx, cmd, *db, *as, fs.Args(), stdout)
+	case "users":
+		pwStdin := fs.Bool("password-stdin", false, "read the password from standard input")
+		var sub []string
+		if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+			sub, args = args[:1], args[1:]
+		}
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		rest := append(sub, fs.Args()...)
+		// Accept --password-stdin after the positional arguments too, as
+		// the usage shows it.
+		var pos []string
+		for _, a := range rest {
+			if a == "--password-stdin" || a == "-password-stdin" {
+				*pwStdin = true
+				continue
+			}
+			pos = append(pos, a)
+		}
+		return users(ctx, *db, pos, *pwStdin, stdin, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -279,4 +306,100 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// users runs the "users" commands: console accounts of the built-in
+// sign-in, kept in the same database as the server's.
+func users(ctx context.Context, dbPath string, args []string, pwStdin bool, stdin io.Reader, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("users: want add, passwd, list or remove")
+	}
+	if !isPostgres(dbPath) {
+		if _, err := os.Stat(dbPath); err != nil {
+			return fmt.Errorf("no database at %s (start the server first, or pass -db): %w", dbPath, err)
+		}
+	}
+	store, err := openStore(ctx, dbPath)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	accounts := devicepage.NewAccounts(store, devicepage.AccountsOptions{})
+	sub, args := args[0], args[1:]
+	need := func(n int) error {
+		if len(args) != n {
+			return fmt.Errorf("users %s takes %d argument(s)", sub, n)
+		}
+		return nil
+	}
+	password := func() (string, error) {
+		if !pwStdin {
+			return "", fmt.Errorf("users %s: pass --password-stdin and give the password on standard input (it is never taken from the command line)", sub)
+		}
+		line, err := readLine(stdin)
+		if err != nil {
+			return "", fmt.Errorf("users %s: read the password: %w", sub, err)
+		}
+		return line, nil
+	}
+	switch sub {
+	case "add", "passwd":
+		if err := need(1); err != nil {
+			return err
+		}
+		pw, err := password()
+		if err != nil {
+			return err
+		}
+		if sub == "add" {
+			if err := accounts.AddUser(ctx, args[0], pw); err != nil {
+				if errors.Is(err, storage.ErrConflict) {
+					return fmt.Errorf("a user named %q exists already", args[0])
+				}
+				return err
+			}
+			fmt.Fprintf(stdout, "Created console user %s.\n", args[0])
+			return nil
+		}
+		if err := accounts.SetPassword(ctx, args[0], pw); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Set the password of %s.\n", args[0])
+	case "list":
+		list, err := store.ListUsers(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		defer tw.Flush()
+		fmt.Fprintln(tw, "USER\tCREATED\tLOCKED UNTIL")
+		for _, u := range list {
+			locked := "-"
+			if u.LockedUntil.After(time.Now()) {
+				locked = u.LockedUntil.Local().Format(time.DateTime)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, u.CreatedAt.Local().Format(time.DateTime), locked)
+		}
+	case "remove":
+		if err := need(1); err != nil {
+			return err
+		}
+		if err := store.DeleteUser(ctx, args[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Removed console user %s and ended their sessions.\n", args[0])
+	default:
+		return fmt.Errorf("users: unknown command %q (want add, passwd, list or remove)", sub)
+	}
+	return nil
+}
+
+// readLine reads one line (without its line ending) of at most 1 KiB.
+func readLine(r io.Reader) (string, error) {
+	b, err := io.ReadAll(io.LimitReader(r, 1024))
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimSuffix(line, "\r"), nil
 }
