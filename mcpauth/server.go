@@ -26,6 +26,9 @@ const (
 	PathIntrospect = "/introspect"
 	PathJWKS       = "/jwks.json"
 	PathDevice     = "/device"
+	// PathConsole is where signed-in owners approve codes and manage
+	// grants (served by Wrap with the default Provider).
+	PathConsole = "/console"
 	// PathDeviceAuthorization is the RFC 8628 §3.1 device authorization
 	// endpoint, served when the Provider implements oauth.DeviceProvider.
 	PathDeviceAuthorization = "/device_authorization"

@@ -113,6 +113,14 @@ type Options struct {
 	// DevicePage configures the approval page (product name, where to
 	// approve). Its Logger defaults to Logger.
 	DevicePage devicepage.Options
+	// Console configures the console at /console, where signed-in owners
+	// approve codes and manage grants and clients. With neither Accounts
+	// nor Identity set, the built-in sign-in (console users in Store,
+	// created with devicepage.Accounts.AddUser or the example's "users
+	// add") is used; Secure defaults to the Issuer being https. The
+	// console is served only with the default Provider (Options.Provider
+	// unset).
+	Console devicepage.ConsoleOptions
 	// Logger receives operational events; nil discards them. Tokens,
 	// codes and secrets are never logged.
 	Logger *slog.Logger
@@ -147,6 +155,7 @@ type Handler struct {
 	handler  http.Handler
 	resource string
 	prmURL   string
+	console  *devicepage.Console
 }
 
 // Wrap serves server over streamable HTTP at Options.MCPPath behind OAuth
@@ -232,6 +241,27 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 			return nil, fmt.Errorf("mcpauth: %w", err)
 		}
 		h.provider, h.def = p, p
+		co := opts.Console
+		if co.Accounts == nil && co.Identity == nil {
+			co.Accounts = devicepage.NewAccounts(store, devicepage.AccountsOptions{})
+		}
+		if co.Logger == nil {
+			co.Logger = log
+		}
+		if co.ProductName == "" {
+			co.ProductName = opts.DevicePage.ProductName
+		}
+		co.Secure = co.Secure || iu.Scheme == "https"
+		h.console = devicepage.NewConsole(p, issuerPath+PathConsole, co)
+		if opts.DevicePage.ApproveHint == nil {
+			consoleURL := strings.TrimSuffix(opts.Issuer, "/") + PathConsole
+			opts.DevicePage.ApproveHint = func(code string) string {
+				if code == "" {
+					return "The owner of this server approves the code in the console: " + consoleURL
+				}
+				return "The owner of this server approves the code " + code + " in the console: " + consoleURL
+			}
+		}
 	}
 	h.as, err = NewAuthorizationServer(h.provider, ServerOptions{
 		Issuer: opts.Issuer, Resource: resource, Scopes: opts.Scopes,
@@ -282,6 +312,10 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 	})
 	protected := cors("GET, POST, DELETE", bearer(mcpHandler))
 	h.mux.Handle(mcpPath, protected)
+	if h.console != nil {
+		h.mux.Handle(issuerPath+PathConsole, h.console)
+		h.mux.Handle(issuerPath+PathConsole+"/", h.console)
+	}
 	h.mux.Handle("/", h.as)
 
 	allowed := map[string]bool{strings.ToLower(iu.Host): true}

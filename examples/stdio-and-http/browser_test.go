@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +15,9 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
+	"golang.org/x/crypto/bcrypt"
 
+	"github.com/mcp-oauth/oauth/devicepage"
 	"github.com/mcp-oauth/oauth/internal/browsertest"
 )
 
@@ -117,4 +121,114 @@ func TestBrowserAuthorizeTab(t *testing.T) {
 func mustHost(raw string) string {
 	u, _ := url.Parse(raw)
 	return u.Host
+}
+
+// TestBrowserConsoleApproval is the whole experience in two browsers: the
+// MCP client's tab (go-sdk's OAuth client drives it) shows a code; the
+// owner, in another browser, signs in to the console, enters the code,
+// checks what is asked and approves; the first tab moves on by itself to
+// the client's redirect URI, and go-sdk finishes the connection. No
+// password is typed into the tab the client opened.
+func TestBrowserConsoleApproval(t *testing.T) {
+	clientTab := browsertest.New(t)
+	ownerTab := browsertest.New(t)
+	base, db, _ := startExample(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	store, err := openStore(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	accounts := devicepage.NewAccounts(store, devicepage.AccountsOptions{BcryptCost: bcrypt.MinCost})
+	if err := accounts.AddUser(ctx, "owner", "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+
+	landed := make(chan url.Values, 1)
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case landed <- r.URL.Query():
+		default:
+		}
+		w.Write([]byte("You can close this tab."))
+	}))
+	defer cb.Close()
+
+	fetcher := func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
+		if err := chromedp.Do(clientTab, chromedp.Navigate(args.URL), chromedp.WaitVisible(`[data-user-code]`)); err != nil {
+			return nil, err
+		}
+		attr, err := chromedp.Run(clientTab, chromedp.AttributeValue(`[data-user-code]`, "data-user-code"))
+		if err != nil {
+			return nil, err
+		}
+		// The owner, elsewhere: sign in, enter the code, approve.
+		octx, ocancel := context.WithTimeout(ownerTab, 30*time.Second)
+		defer ocancel()
+		if err := chromedp.Do(octx,
+			chromedp.Navigate(base+"/console"),
+			chromedp.WaitVisible(`form[data-signin]`),
+			chromedp.SendKeys(`#name`, "owner"),
+			chromedp.SendKeys(`#password`, "correct horse battery"),
+			chromedp.Submit(`form[data-signin]`),
+			chromedp.WaitVisible(`form[data-enter-code]`),
+			chromedp.SendKeys(`#user_code`, strings.ToLower(strings.ReplaceAll(attr.Value, "-", ""))),
+			chromedp.Submit(`form[data-enter-code]`),
+			chromedp.WaitVisible(`[data-approve]`),
+		); err != nil {
+			return nil, fmt.Errorf("owner's console: %w", err)
+		}
+		host, err := chromedp.Run(octx, chromedp.Text(`[data-redirect-host]`))
+		if err != nil {
+			return nil, err
+		}
+		if host != mustHost(cb.URL) {
+			t.Errorf("the console shows redirect host %q, want %q", host, mustHost(cb.URL))
+		}
+		if err := chromedp.Do(octx, chromedp.Click(`[data-approve]`), chromedp.WaitVisible(`[data-notice]`)); err != nil {
+			return nil, fmt.Errorf("approve in the console: %w", err)
+		}
+		select {
+		case q := <-landed:
+			return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	oh, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
+			RedirectURIs: []string{cb.URL + "/callback"}, ClientName: "Console test", TokenEndpointAuthMethod: "none",
+		}},
+		AuthorizationCodeFetcher: fetcher,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "console", Version: "1"}, nil).
+		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: base + "/mcp", OAuthHandler: oh}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer cs.Close()
+	if who := callWhoami(t, ctx, cs); who.Subject != "owner" {
+		t.Errorf("whoami = %+v, want the console user owner", who)
+	}
+	ts, err := oh.TokenSource(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := ts.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The grant is listed in the console, with a Revoke button that works.
+	if err := chromedp.Do(ownerTab, chromedp.Navigate(base+"/console"), chromedp.WaitVisible(`[data-grants] button[data-revoke]`),
+		chromedp.Click(`[data-grants] button[data-revoke]`), chromedp.WaitVisible(`[data-notice]`)); err != nil {
+		t.Fatalf("revoke in the console: %v", err)
+	}
+	if st, _ := ping(t, base, tok.AccessToken); st != http.StatusUnauthorized {
+		t.Errorf("the access token after its grant was revoked in the console: status %d, want 401", st)
+	}
 }

@@ -1,0 +1,424 @@
+package devicepage
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/internal/secret"
+	"github.com/mcp-oauth/oauth/provider"
+)
+
+// The console: where a signed-in owner enters the code that a connecting
+// client's tab (or a device) shows, checks what is asked, and approves or
+// denies; and where they see and revoke grants and delete clients. No
+// password is ever typed into a page an MCP client opened: the console is
+// a page the owner opens themselves.
+
+// ConsoleBackend is what the console needs from the authorization server;
+// the default *provider.Provider implements it.
+type ConsoleBackend interface {
+	PendingByUserCode(ctx context.Context, userCode string) (*provider.Pending, error)
+	Approve(ctx context.Context, userCode, subject string) (*provider.Pending, error)
+	Deny(ctx context.Context, userCode string) (*provider.Pending, error)
+	ListPending(ctx context.Context) ([]*provider.Pending, error)
+	ListGrants(ctx context.Context) ([]*oauth.Grant, error)
+	RevokeGrant(ctx context.Context, grantID string) error
+	ListClients(ctx context.Context) ([]*oauth.Client, error)
+	DeleteClient(ctx context.Context, clientID string) error
+}
+
+// ConsoleOptions configure the console.
+type ConsoleOptions struct {
+	// ProductName is shown in page titles; empty means "MCP server".
+	ProductName string
+	// Accounts is the built-in sign-in. Nil means Identity decides.
+	Accounts *Accounts
+	// Identity, when set, replaces the built-in sign-in: it returns the
+	// console user of a request (from the host application's own
+	// session, SSO, or a header set by a trusted proxy), or "" when nobody
+	// is signed in. The console then shows no sign-in form, only a link
+	// to SignInURL.
+	Identity func(r *http.Request) (string, error)
+	// SignInURL is where a visitor signs in when Identity is set.
+	SignInURL string
+	// Secure marks cookies Secure and gives them the __Host- prefix; set
+	// it when the console is served over HTTPS.
+	Secure bool
+	// Logger receives errors; nil discards them.
+	Logger *slog.Logger
+}
+
+// Code-entry limits: failed user-code lookups are limited per session and
+// per client IP, and globally, so that guessing a live code is hopeless
+// (see the README's security section for the arithmetic).
+const (
+	codeTriesPerSession = 10
+	codeTriesPerIP      = 20
+	codeTriesGlobal     = 200
+	codeTriesWindow     = time.Minute
+)
+
+// Console serves the console. Create it with NewConsole and mount it at a
+// path prefix (mcpauth mounts it at /console).
+type Console struct {
+	b      ConsoleBackend
+	opts   ConsoleOptions
+	log    *slog.Logger
+	prefix string
+
+	mu    sync.Mutex
+	tries map[string][]time.Time // failed code lookups by "s:"+session, "ip:"+ip and "*"
+}
+
+// NewConsole returns the console for b, served under prefix (such as
+// "/console").
+func NewConsole(b ConsoleBackend, prefix string, opts ConsoleOptions) *Console {
+	if opts.ProductName == "" {
+		opts.ProductName = "MCP server"
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Console{b: b, opts: opts, log: log, prefix: strings.TrimSuffix(prefix, "/"), tries: map[string][]time.Time{}}
+}
+
+// cookie names: the session, and the pre-session cookie that protects the
+// sign-in form against login CSRF.
+func (c *Console) cookieName(base string) string {
+	if c.opts.Secure {
+		return "__Host-" + base
+	}
+	return base
+}
+
+func (c *Console) setCookie(w http.ResponseWriter, base, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: c.cookieName(base), Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: c.opts.Secure, SameSite: http.SameSiteLaxMode})
+}
+
+func cookieValue(r *http.Request, name string) string {
+	if ck, err := r.Cookie(name); err == nil {
+		return ck.Value
+	}
+	return ""
+}
+
+// consoleView is what the console template renders.
+type consoleView struct {
+	ProductName, Title, Prefix string
+	User, CSRF                 string
+	Error, Notice              string
+	SignIn, SignInURL          string // SignIn: the pre-session CSRF token of the form
+	Confirm                    *provider.Pending
+	ConfirmCode, RedirectHost  string
+	Pending                    []*provider.Pending
+	Grants                     []*oauth.Grant
+	Clients                    []*oauth.Client
+	Home                       bool
+}
+
+// ServeHTTP implements http.Handler.
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Frame-Options", "DENY")
+	hdr.Set("Content-Security-Policy", csp)
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Referrer-Policy", "no-referrer")
+	path := strings.TrimPrefix(r.URL.Path, c.prefix)
+	if r.Method == http.MethodPost {
+		if !sameOrigin(r) {
+			http.Error(w, "cross-site request refused", http.StatusForbidden)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, "bad form", http.StatusBadRequest)
+			return
+		}
+		if path == "/signin" {
+			c.signIn(w, r)
+			return
+		}
+	} else if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		hdr.Set("Allow", "GET, HEAD, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	user, session, err := c.user(r)
+	if err != nil {
+		c.log.Error("devicepage: console session", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if user == "" {
+		if r.Method == http.MethodPost {
+			http.Error(w, "sign in first", http.StatusForbidden)
+			return
+		}
+		c.showSignIn(w, r, "")
+		return
+	}
+	if c.opts.Identity != nil && session == "" {
+		// A host sign-in: forms are protected by a token derived from a
+		// random cookie of this browser.
+		session = secret.New("mcp_pre_")
+		c.setCookie(w, "mcpauth_pre", session, 12*3600)
+	}
+	v := consoleView{User: user, CSRF: CSRFToken(session)}
+	if r.Method == http.MethodPost {
+		if !CheckCSRF(session, r.PostForm.Get("csrf")) {
+			http.Error(w, "invalid or missing CSRF token; reload the page", http.StatusForbidden)
+			return
+		}
+		c.post(w, r, path, user, session, v)
+		return
+	}
+	switch path {
+	case "", "/":
+		c.home(w, r, v)
+	case "/approve":
+		c.confirm(w, r, v, session, r.URL.Query().Get("user_code"))
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// sameOrigin refuses cross-site form posts: a browser's Sec-Fetch-Site, or
+// failing that its Origin, must say the form came from this site.
+func sameOrigin(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin", "none":
+		return true
+	case "cross-site", "same-site":
+		return false
+	}
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true // not a browser, or an old one; the CSRF token still guards
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Host == r.Host
+}
+
+// user returns the signed-in user and the session cookie ("" for a host
+// Identity).
+func (c *Console) user(r *http.Request) (string, string, error) {
+	if c.opts.Identity != nil {
+		u, err := c.opts.Identity(r)
+		return u, cookieValue(r, c.cookieName("mcpauth_pre")), err
+	}
+	if c.opts.Accounts == nil {
+		return "", "", nil
+	}
+	cookie := cookieValue(r, c.cookieName("mcpauth_console"))
+	if cookie == "" {
+		return "", "", nil
+	}
+	u, err := c.opts.Accounts.User(r.Context(), cookie)
+	if errors.Is(err, ErrNoSession) {
+		return "", "", nil
+	}
+	return u, cookie, err
+}
+
+// showSignIn renders the sign-in form with a fresh pre-session cookie,
+// whose derived token the form must return (login CSRF).
+func (c *Console) showSignIn(w http.ResponseWriter, r *http.Request, msg string) {
+	v := consoleView{Error: msg, SignInURL: c.opts.SignInURL}
+	if c.opts.Accounts != nil {
+		pre := secret.New("mcp_pre_")
+		c.setCookie(w, "mcpauth_pre", pre, 3600)
+		v.SignIn = CSRFToken(pre)
+	}
+	v.Title = "Sign in"
+	c.render(w, http.StatusOK, v)
+}
+
+func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
+	if c.opts.Accounts == nil {
+		http.NotFound(w, r)
+		return
+	}
+	pre := cookieValue(r, c.cookieName("mcpauth_pre"))
+	if !CheckCSRF(pre, r.PostForm.Get("csrf")) {
+		http.Error(w, "invalid or missing CSRF token; reload the page", http.StatusForbidden)
+		return
+	}
+	cookie, err := c.opts.Accounts.SignIn(r.Context(), r.PostForm.Get("name"), r.PostForm.Get("password"), clientIP(r))
+	switch {
+	case errors.Is(err, ErrSignInFailed), errors.Is(err, ErrThrottled):
+		c.showSignIn(w, r, strings.TrimPrefix(err.Error(), "devicepage: "))
+		return
+	case err != nil:
+		c.log.Error("devicepage: sign in", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	c.setCookie(w, "mcpauth_pre", "", -1)
+	c.setCookie(w, "mcpauth_console", cookie, int(c.opts.Accounts.opts.SessionLifetime/time.Second))
+	to := c.prefix + "/"
+	if code := r.PostForm.Get("user_code"); code != "" && len(code) <= 32 {
+		to = c.prefix + "/approve?" + url.Values{"user_code": {code}}.Encode()
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (c *Console) home(w http.ResponseWriter, r *http.Request, v consoleView) {
+	ctx := r.Context()
+	var err error
+	if v.Pending, err = c.b.ListPending(ctx); err == nil {
+		if v.Grants, err = c.b.ListGrants(ctx); err == nil {
+			v.Clients, err = c.b.ListClients(ctx)
+		}
+	}
+	if err != nil {
+		c.log.Error("devicepage: console lists", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	v.Home, v.Title = true, "Console"
+	v.Notice = r.URL.Query().Get("done")
+	if len(v.Notice) > 200 {
+		v.Notice = ""
+	}
+	c.render(w, http.StatusOK, v)
+}
+
+// confirm shows what approving a code grants, or an error for a code that
+// matches no live request (counted against the code-entry limits).
+func (c *Console) confirm(w http.ResponseWriter, r *http.Request, v consoleView, session, code string) {
+	if !c.allowCode(session, clientIP(r)) {
+		v.Title, v.Error = "Too many codes", "Too many codes tried; wait a minute and try again."
+		c.render(w, http.StatusTooManyRequests, v)
+		return
+	}
+	p, err := c.b.PendingByUserCode(r.Context(), code)
+	if err != nil || p.Status != "pending" {
+		if err != nil && !errors.Is(err, provider.ErrUnknownRequest) {
+			c.log.Error("devicepage: look up code", "err", err)
+		}
+		c.failCode(session, clientIP(r))
+		v.Title, v.Error = "Unknown code", "No connection is waiting for this code. Check it, or ask for a new one."
+		c.render(w, http.StatusNotFound, v)
+		return
+	}
+	v.Title, v.Confirm = "Approve "+code, p
+	norm := secret.NormalizeUserCode(code)
+	v.ConfirmCode = norm[:4] + "-" + norm[4:]
+	if u, err := url.Parse(p.RedirectURI); err == nil && p.RedirectURI != "" {
+		v.RedirectHost = u.Host
+		if v.RedirectHost == "" {
+			v.RedirectHost = u.Scheme + ":"
+		}
+	}
+	c.render(w, http.StatusOK, v)
+}
+
+func (c *Console) post(w http.ResponseWriter, r *http.Request, path, user, session string, v consoleView) {
+	ctx, f := r.Context(), r.PostForm
+	var done string
+	var err error
+	switch path {
+	case "/signout":
+		if c.opts.Accounts != nil {
+			err = c.opts.Accounts.SignOut(ctx, session)
+		}
+		c.setCookie(w, "mcpauth_console", "", -1)
+		if err == nil {
+			http.Redirect(w, r, c.prefix+"/", http.StatusSeeOther)
+			return
+		}
+	case "/decide":
+		code := f.Get("user_code")
+		var p *provider.Pending
+		if f.Get("action") == "approve" {
+			p, err = c.b.Approve(ctx, code, user)
+			done = "Approved. The application continues by itself."
+		} else {
+			p, err = c.b.Deny(ctx, code)
+			done = "Denied."
+		}
+		if err == nil && p.Client != nil && p.Client.ClientName != "" {
+			done = strings.TrimSuffix(done, ".") + ": " + p.Client.ClientName + "."
+		}
+		if errors.Is(err, provider.ErrUnknownRequest) || errors.Is(err, provider.ErrAlreadyDecided) {
+			v.Title, v.Error = "Not decided", "This request expired or was decided already."
+			c.render(w, http.StatusConflict, v)
+			return
+		}
+	case "/grants/revoke":
+		err, done = c.b.RevokeGrant(ctx, f.Get("grant_id")), "Grant revoked."
+	case "/clients/delete":
+		err, done = c.b.DeleteClient(ctx, f.Get("client_id")), "Client deleted, and its grants revoked."
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	if err != nil {
+		c.log.Error("devicepage: console action", "path", path, "err", err)
+		v.Title, v.Error = "Failed", "That did not work; reload the console and try again."
+		c.render(w, http.StatusBadRequest, v)
+		return
+	}
+	http.Redirect(w, r, c.prefix+"/?"+url.Values{"done": {done}}.Encode(), http.StatusSeeOther)
+}
+
+// allowCode reports whether another code may be tried now; failCode counts
+// a wrong one against the session, the IP and everyone.
+func (c *Console) allowCode(session, ip string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	for key, limit := range map[string]int{"s:" + session: codeTriesPerSession, "ip:" + ip: codeTriesPerIP, "*": codeTriesGlobal} {
+		recent := c.tries[key][:0:0]
+		for _, t := range c.tries[key] {
+			if now.Sub(t) < codeTriesWindow {
+				recent = append(recent, t)
+			}
+		}
+		c.tries[key] = recent
+		if len(recent) >= limit {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Console) failCode(session, ip string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.tries) >= maxTracked {
+		clear(c.tries)
+	}
+	now := time.Now()
+	for _, key := range []string{"s:" + session, "ip:" + ip, "*"} {
+		c.tries[key] = append(c.tries[key], now)
+	}
+}
+
+func (c *Console) render(w http.ResponseWriter, status int, v consoleView) {
+	v.ProductName, v.Prefix = c.opts.ProductName, c.prefix
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := page.ExecuteTemplate(w, "console.html", v); err != nil {
+		c.log.Debug("devicepage: render console", "err", err)
+	}
+}

@@ -1,0 +1,178 @@
+package mcpauth
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/mcp-oauth/oauth/devicepage"
+)
+
+// consoleClient is a browser-like HTTP client with a cookie jar.
+type consoleClient struct {
+	t    *testing.T
+	f    *fixture
+	hc   *http.Client
+	csrf string
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func newConsoleClient(t *testing.T, f *fixture) *consoleClient {
+	jar, _ := cookiejar.New(nil)
+	return &consoleClient{t: t, f: f, hc: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return nil }}}
+}
+
+func (c *consoleClient) get(path string) (int, string, http.Header) {
+	c.t.Helper()
+	resp, err := c.hc.Get(c.f.base + path)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if m := csrfRE.FindSubmatch(b); m != nil {
+		c.csrf = string(m[1])
+	}
+	return resp.StatusCode, string(b), resp.Header
+}
+
+func (c *consoleClient) post(path string, form url.Values, hdr map[string]string) (int, string) {
+	c.t.Helper()
+	req, _ := http.NewRequest("POST", c.f.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if m := csrfRE.FindSubmatch(b); m != nil {
+		c.csrf = string(m[1])
+	}
+	return resp.StatusCode, string(b)
+}
+
+// signedIn returns a console client signed in as owner.
+func signedIn(t *testing.T, f *fixture) *consoleClient {
+	t.Helper()
+	accounts := devicepage.NewAccounts(f.store, devicepage.AccountsOptions{BcryptCost: bcrypt.MinCost})
+	if err := accounts.AddUser(context.Background(), "owner", "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	c := newConsoleClient(t, f)
+	c.get("/console")
+	st, body := c.post("/console/signin", url.Values{"csrf": {c.csrf}, "name": {"owner"}, "password": {"correct horse battery"}}, nil)
+	if st != 200 || !strings.Contains(body, "data-enter-code") {
+		t.Fatalf("sign in: %d %s", st, body)
+	}
+	return c
+}
+
+// TestConsoleSignIn: the form signs in with the right password only, says
+// the same for a wrong password and an unknown name, refuses a post without
+// the form's CSRF token, and serves every page with the framing headers.
+func TestConsoleSignIn(t *testing.T) {
+	f := newFixture(t, nil)
+	accounts := devicepage.NewAccounts(f.store, devicepage.AccountsOptions{BcryptCost: bcrypt.MinCost})
+	if err := accounts.AddUser(context.Background(), "owner", "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	c := newConsoleClient(t, f)
+	st, body, hdr := c.get("/console")
+	if st != 200 || !strings.Contains(body, "data-signin") {
+		t.Fatalf("console signed out: %d %s", st, body)
+	}
+	if hdr.Get("X-Frame-Options") != "DENY" || !strings.Contains(hdr.Get("Content-Security-Policy"), "frame-ancestors 'none'") ||
+		strings.Contains(hdr.Get("Content-Security-Policy"), "script-src") || hdr.Get("Cache-Control") != "no-store" ||
+		hdr.Get("X-Content-Type-Options") != "nosniff" || hdr.Get("Referrer-Policy") != "no-referrer" {
+		t.Errorf("console headers %v", hdr)
+	}
+	if st, _ := c.post("/console/signin", url.Values{"name": {"owner"}, "password": {"correct horse battery"}}, nil); st != http.StatusForbidden {
+		t.Errorf("sign-in without the CSRF token: %d, want 403", st)
+	}
+	c.get("/console")
+	_, wrongPw := c.post("/console/signin", url.Values{"csrf": {c.csrf}, "name": {"owner"}, "password": {"wrong password!"}}, nil)
+	_, unknown := c.post("/console/signin", url.Values{"csrf": {c.csrf}, "name": {"nobody"}, "password": {"correct horse battery"}}, nil)
+	errRE := regexp.MustCompile(`data-error>([^<]*)<`)
+	m1, m2 := errRE.FindStringSubmatch(wrongPw), errRE.FindStringSubmatch(unknown)
+	if m1 == nil || m2 == nil || m1[1] != m2[1] {
+		t.Errorf("sign-in errors differ or are missing: %q vs %q", m1, m2)
+	}
+	st, body = c.post("/console/signin", url.Values{"csrf": {c.csrf}, "name": {"owner"}, "password": {"correct horse battery"}}, nil)
+	if st != 200 || !strings.Contains(body, "data-enter-code") || !strings.Contains(body, `data-user>owner<`) {
+		t.Fatalf("sign in: %d %s", st, body)
+	}
+}
+
+// TestConsoleRefusesForgedPosts: a post without the session's CSRF token,
+// with another session's token, or from another site is refused, and
+// changes nothing.
+func TestConsoleRefusesForgedPosts(t *testing.T) {
+	f := newFixture(t, nil)
+	c := signedIn(t, f)
+	cl := f.publicClient()
+	for name, tc := range map[string]struct {
+		form url.Values
+		hdr  map[string]string
+	}{
+		"no token":          {url.Values{"client_id": {cl.id}}, nil},
+		"wrong token":       {url.Values{"client_id": {cl.id}, "csrf": {devicepage.CSRFToken("mcp_sess_other")}}, nil},
+		"cross-site fetch":  {url.Values{"client_id": {cl.id}, "csrf": {c.csrf}}, map[string]string{"Sec-Fetch-Site": "cross-site"}},
+		"cross-site origin": {url.Values{"client_id": {cl.id}, "csrf": {c.csrf}}, map[string]string{"Origin": "https://evil.example"}},
+	} {
+		if st, _ := c.post("/console/clients/delete", tc.form, tc.hdr); st != http.StatusForbidden {
+			t.Errorf("%s: status %d, want 403", name, st)
+		}
+	}
+	if _, err := f.h.Provider().GetClient(context.Background(), cl.id); err != nil {
+		t.Fatalf("a refused post deleted the client: %v", err)
+	}
+	if st, _ := c.post("/console/clients/delete", url.Values{"client_id": {cl.id}, "csrf": {c.csrf}}, nil); st != 200 {
+		t.Errorf("a genuine delete: status %d", st)
+	}
+	if _, err := f.h.Provider().GetClient(context.Background(), cl.id); err == nil {
+		t.Error("the genuine delete did not delete the client")
+	}
+}
+
+// TestConsoleApproveAndLimits: entering a code (any case, hyphen optional)
+// shows what is asked, with the client's name escaped; approving decides
+// the request; unknown codes are refused and limited per session.
+func TestConsoleApproveAndLimits(t *testing.T) {
+	f := newFixture(t, nil)
+	c := signedIn(t, f)
+	cl := f.register(`{"redirect_uris":["http://127.0.0.1:3000/cb"],"token_endpoint_auth_method":"none","client_name":"<script>alert(1)</script>"}`)
+	r := f.get("/authorize?" + authParams(cl).Encode())
+	loc, _ := url.Parse(r.header.Get("Location"))
+	code := loc.Query().Get("user_code")
+	st, body, _ := c.get("/console/approve?user_code=" + url.QueryEscape(strings.ToLower(strings.ReplaceAll(code, "-", ""))))
+	if st != 200 || !strings.Contains(body, `data-user-code="`+code+`"`) || strings.Contains(body, "<script>alert(1)") ||
+		!strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") || !strings.Contains(body, "127.0.0.1:3000") {
+		t.Fatalf("confirmation: %d %s", st, body)
+	}
+	if st, body := c.post("/console/decide", url.Values{"csrf": {c.csrf}, "user_code": {code}, "action": {"approve"}}, nil); st != 200 || !strings.Contains(body, "Approved") {
+		t.Fatalf("approve: %d %s", st, body)
+	}
+	if p, err := f.h.Provider().PendingByUserCode(context.Background(), code); err != nil || p.Status != "approved" || p.Subject != "owner" {
+		t.Fatalf("request after approval: %+v, %v", p, err)
+	}
+	for i := range 10 {
+		if st, _, _ := c.get("/console/approve?user_code=BBBB-BBB" + string(rune('B'+i))); st != http.StatusNotFound {
+			t.Fatalf("unknown code %d: status %d, want 404", i, st)
+		}
+	}
+	if st, _, _ := c.get("/console/approve?user_code=" + code); st != http.StatusTooManyRequests {
+		t.Errorf("after 10 wrong codes in a minute: status %d, want 429", st)
+	}
+}
