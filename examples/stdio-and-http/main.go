@@ -164,7 +164,10 @@ func serveHTTP(ctx context.Context, ln net.Listener, issuer, dbPath string, stdo
 		ResourceName: "Notes example",
 		DevicePage: devicepage.Options{
 			ProductName: "Notes example",
-			ApproveHint: func(code string) string { return "On the server, the owner runs: " + approveCmd(code) },
+			ApproveHint: func(code string) string {
+				return "The owner approves it in the console at " + strings.TrimSuffix(issuer, "/") + mcpauth.PathConsole +
+					", or on the server runs: " + approveCmd(code)
+			},
 		},
 		Logger: logger,
 	})
@@ -178,6 +181,16 @@ MCP server with OAuth listening on %s
   When the client's browser shows a code, approve it here:
       %s
 `, ln.Addr(), h.Resource(), approveCmd("CODE"))
+	if users, err := store.ListUsers(ctx); err == nil && len(users) == 0 {
+		addCmd := self + " users add -db " + dbPath + " NAME --password-stdin"
+		if isPostgres(dbPath) {
+			addCmd = "MCPAUTH_DB=<the server's database URL> " + self + " users add NAME --password-stdin"
+		}
+		fmt.Fprintf(stdout, `  No console user exists yet. To approve from a browser at %s, create one
+  (the password is read from standard input, never from the command line):
+      %s
+`, strings.TrimSuffix(issuer, "/")+mcpauth.PathConsole, addCmd)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	if ready != nil {
