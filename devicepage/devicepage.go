@@ -45,6 +45,11 @@ type Options struct {
 	// user where the owner approves it (a console URL, a terminal command).
 	// Nil means a generic sentence.
 	ApproveHint func(userCode string) string
+	// Console, when set, enables quick authorize: a browser that is
+	// already signed in to this console sees an Approve button on the
+	// waiting page, and approving takes that explicit click (never a
+	// silent approval). mcpauth.Wrap sets it to its console.
+	Console *Console
 	// RefreshSeconds is how often the waiting page reloads itself; zero
 	// means 3.
 	RefreshSeconds int
@@ -99,6 +104,11 @@ type view struct {
 	Verify bool
 	// Nonce allows the waiting page's one inline script (CSP script-src).
 	Nonce string
+	// QuickUser is the console user this browser is signed in as (quick
+	// authorize); QuickCSRF and Handle fill its form.
+	QuickUser, QuickCSRF, Handle string
+	// Continue is a same-site URL the page moves on to at once.
+	Continue string
 }
 
 // csp is the Content-Security-Policy of every page; a page with a script
@@ -118,6 +128,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Content-Security-Policy", csp)
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Referrer-Policy", "no-referrer")
+	if r.Method == http.MethodPost && h.opts.Console != nil && !strings.HasSuffix(r.URL.Path, StatusSuffix) {
+		h.quickApprove(w, r)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		hdr.Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -182,7 +196,61 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		v.ApproveHint = "Ask the owner of this server to approve the code " + p.UserCode + "."
 	}
+	if h.opts.Console != nil {
+		if user, session, err := h.opts.Console.user(r); err == nil && user != "" && session != "" {
+			v.QuickUser, v.QuickCSRF, v.Handle = user, CSRFToken(session), handle
+		}
+	}
 	h.render(w, http.StatusOK, v)
+}
+
+// quickApprove handles the Approve (or Deny) button of quick authorize: the
+// browser holds the tab's handle and code and is signed in to the console;
+// the form carries the console session's CSRF token and must come from
+// this site. The decision is made as the signed-in user, and the tab then
+// reloads into the client redirect.
+func (h *Handler) quickApprove(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		http.Error(w, "cross-site request refused", http.StatusForbidden)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	f := r.PostForm
+	user, session, err := h.opts.Console.user(r)
+	if err != nil || user == "" || !CheckCSRF(session, f.Get("csrf")) {
+		http.Error(w, "sign in to the console, then reload this page", http.StatusForbidden)
+		return
+	}
+	handle, code := f.Get("request"), f.Get("user_code")
+	if len(handle) > 128 || len(code) > 32 {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	// The handle proves this browser made the request; the code alone
+	// would let a signed-in owner be tricked into approving another's.
+	if _, err := h.b.PendingByHandle(r.Context(), handle, code); err != nil {
+		h.render(w, http.StatusNotFound, view{Title: "Expired", Heading: "This request has expired or does not exist", Message: "Start the connection again from your application."})
+		return
+	}
+	if f.Get("action") == "deny" {
+		_, err = h.opts.Console.b.Deny(r.Context(), code)
+	} else {
+		_, err = h.opts.Console.b.Approve(r.Context(), code, user)
+	}
+	if err != nil && !errors.Is(err, provider.ErrAlreadyDecided) {
+		h.log.Error("devicepage: quick authorize", "err", err)
+		h.render(w, http.StatusConflict, view{Title: "Not decided", Heading: "This request could not be decided", Message: "It may have expired; start the connection again from your application."})
+		return
+	}
+	// Answer with a page that moves on by itself rather than a redirect:
+	// browsers check every redirect after a form post against the CSP
+	// form-action 'self', which the client's redirect URI would fail.
+	h.render(w, http.StatusOK, view{Title: "Approved", Heading: "Done", Message: "Returning to the application…",
+		Continue: r.URL.Path + "?" + url.Values{"request": {handle}, "user_code": {code}}.Encode()})
 }
 
 // serveVerification is the RFC 8628 verification URI: a device (a CLI, a

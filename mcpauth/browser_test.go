@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"golang.org/x/crypto/bcrypt"
 
+	"github.com/mcp-oauth/oauth/devicepage"
 	"github.com/mcp-oauth/oauth/internal/browsertest"
 )
 
@@ -164,5 +166,51 @@ func TestWaitingPageScriptIsNonced(t *testing.T) {
 	}
 	if s := status(q); s != "approved" {
 		t.Errorf("status after approval = %q", s)
+	}
+}
+
+// TestBrowserQuickAuthorize: a browser already signed in to the console
+// sees an Approve button on the authorize tab itself; nothing is approved
+// until it is clicked, and the click approves as the signed-in user and
+// returns the tab to the client.
+func TestBrowserQuickAuthorize(t *testing.T) {
+	f := newFixture(t, nil)
+	accounts := devicepage.NewAccounts(f.store, devicepage.AccountsOptions{BcryptCost: bcrypt.MinCost})
+	if err := accounts.AddUser(context.Background(), "owner", "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	tab := browsertest.New(t)
+	ctx, cancel := context.WithTimeout(tab, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(f.base+"/console"),
+		chromedp.WaitVisible(`form[data-signin]`),
+		chromedp.SendKeys(`#name`, "owner"),
+		chromedp.SendKeys(`#password`, "correct horse battery"),
+		chromedp.Submit(`form[data-signin]`),
+		chromedp.WaitVisible(`form[data-enter-code]`),
+	); err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
+	cb, landed := callbackServer(t)
+	c := f.register(`{"redirect_uris":["` + cb + `"],"token_endpoint_auth_method":"none","client_name":"Quick"}`)
+	if err := chromedp.Do(ctx, chromedp.Navigate(f.base+"/authorize?"+authParams(c).Encode()), chromedp.WaitVisible(`[data-quick-approve]`)); err != nil {
+		t.Fatalf("the authorize tab offers no quick approval: %v", err)
+	}
+	code, err := chromedp.Run(ctx, chromedp.AttributeValue(`[data-user-code]`, "data-user-code"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := f.h.Provider().PendingByUserCode(context.Background(), code.Value); err != nil || p.Status != "pending" {
+		t.Fatalf("before the click the request is %+v, %v; want pending", p, err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(`[data-quick-approve]`)); err != nil {
+		t.Fatal(err)
+	}
+	if q := waitLanded(t, landed); q.Get("code") == "" || q.Get("iss") != f.base {
+		t.Errorf("redirect query %v", q)
+	}
+	if gs, _ := f.h.Provider().ListGrants(context.Background()); len(gs) != 1 || gs[0].Subject != "owner" {
+		t.Errorf("grants after quick approval: %+v", gs)
 	}
 }

@@ -176,3 +176,41 @@ func TestConsoleApproveAndLimits(t *testing.T) {
 		t.Errorf("after 10 wrong codes in a minute: status %d, want 429", st)
 	}
 }
+
+// TestQuickAuthorizeRefusals: the authorize tab's Approve button works
+// only for a signed-in browser that holds the tab's handle, with the
+// session's CSRF token, from this site; a signed-out tab shows no button.
+func TestQuickAuthorizeRefusals(t *testing.T) {
+	f := newFixture(t, nil)
+	cl := f.publicClient()
+	r := f.get("/authorize?" + authParams(cl).Encode())
+	loc, _ := url.Parse(r.header.Get("Location"))
+	if page := f.getURL(loc); strings.Contains(string(page.body), "data-quick-approve") {
+		t.Error("a signed-out browser is offered quick approval")
+	}
+	c := signedIn(t, f)
+	_, body, _ := c.get(loc.RequestURI())
+	if !strings.Contains(body, "data-quick-approve") {
+		t.Fatalf("a signed-in browser is not offered quick approval: %s", body)
+	}
+	q := loc.Query()
+	path := loc.Path + "?" + loc.RawQuery
+	for name, tc := range map[string]struct {
+		form url.Values
+		hdr  map[string]string
+	}{
+		"no token":    {url.Values{"request": {q.Get("request")}, "user_code": {q.Get("user_code")}}, nil},
+		"cross-site":  {url.Values{"request": {q.Get("request")}, "user_code": {q.Get("user_code")}, "csrf": {c.csrf}}, map[string]string{"Sec-Fetch-Site": "cross-site"}},
+		"wrong token": {url.Values{"request": {q.Get("request")}, "user_code": {q.Get("user_code")}, "csrf": {devicepage.CSRFToken("mcp_sess_x")}}, nil},
+	} {
+		if st, _ := c.post(path, tc.form, tc.hdr); st != http.StatusForbidden {
+			t.Errorf("%s: status %d, want 403", name, st)
+		}
+	}
+	if st, _ := c.post(path, url.Values{"request": {"mcp_req_forged"}, "user_code": {q.Get("user_code")}, "csrf": {c.csrf}}, nil); st != http.StatusNotFound {
+		t.Errorf("quick approval without the tab's handle: status %d, want 404", st)
+	}
+	if p, _ := f.h.Provider().PendingByUserCode(context.Background(), q.Get("user_code")); p == nil || p.Status != "pending" {
+		t.Fatalf("a refused quick approval decided the request: %+v", p)
+	}
+}

@@ -253,6 +253,9 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 		}
 		co.Secure = co.Secure || iu.Scheme == "https"
 		h.console = devicepage.NewConsole(p, issuerPath+PathConsole, co)
+		if opts.DevicePage.Console == nil {
+			opts.DevicePage.Console = h.console
+		}
 		if opts.DevicePage.ApproveHint == nil {
 			consoleURL := strings.TrimSuffix(opts.Issuer, "/") + PathConsole
 			opts.DevicePage.ApproveHint = func(code string) string {
