@@ -118,6 +118,7 @@ type consoleView struct {
 	User, CSRF                 string
 	Error, Notice              string
 	SignIn, SignInURL          string // SignIn: the pre-session CSRF token of the form
+	SignInCode                 string // a user code to confirm after signing in
 	Confirm                    *provider.Pending
 	ConfirmCode, RedirectHost  string
 	Pending                    []*provider.Pending
@@ -165,7 +166,11 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "sign in first", http.StatusForbidden)
 			return
 		}
-		c.showSignIn(w, r, "")
+		code := ""
+		if path == "/approve" {
+			code = r.URL.Query().Get("user_code")
+		}
+		c.showSignIn(w, r, "", code)
 		return
 	}
 	if c.opts.Identity != nil && session == "" {
@@ -233,8 +238,11 @@ func (c *Console) user(r *http.Request) (string, string, error) {
 
 // showSignIn renders the sign-in form with a fresh pre-session cookie,
 // whose derived token the form must return (login CSRF).
-func (c *Console) showSignIn(w http.ResponseWriter, r *http.Request, msg string) {
-	v := consoleView{Error: msg, SignInURL: c.opts.SignInURL}
+func (c *Console) showSignIn(w http.ResponseWriter, r *http.Request, msg, userCode string) {
+	if len(userCode) > 32 {
+		userCode = ""
+	}
+	v := consoleView{Error: msg, SignInURL: c.opts.SignInURL, SignInCode: userCode}
 	if c.opts.Accounts != nil {
 		pre := secret.New("mcp_pre_")
 		c.setCookie(w, "mcpauth_pre", pre, 3600)
@@ -257,7 +265,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	cookie, err := c.opts.Accounts.SignIn(r.Context(), r.PostForm.Get("name"), r.PostForm.Get("password"), clientIP(r))
 	switch {
 	case errors.Is(err, ErrSignInFailed), errors.Is(err, ErrThrottled):
-		c.showSignIn(w, r, strings.TrimPrefix(err.Error(), "devicepage: "))
+		c.showSignIn(w, r, strings.TrimPrefix(err.Error(), "devicepage: "), r.PostForm.Get("user_code"))
 		return
 	case err != nil:
 		c.log.Error("devicepage: sign in", "err", err)

@@ -214,3 +214,39 @@ func TestQuickAuthorizeRefusals(t *testing.T) {
 		t.Fatalf("a refused quick approval decided the request: %+v", p)
 	}
 }
+
+// TestDeviceCodeThroughConsole: with Wrap's own provider, a device's
+// verification URIs point at the console; opening the complete one signed
+// out asks to sign in and then shows that code's confirmation, where the
+// owner approves, and the device's next poll gets tokens.
+func TestDeviceCodeThroughConsole(t *testing.T) {
+	f := newFixture(t, nil)
+	accounts := devicepage.NewAccounts(f.store, devicepage.AccountsOptions{BcryptCost: bcrypt.MinCost})
+	if err := accounts.AddUser(context.Background(), "owner", "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	reg := f.postJSON("/register", `{"grant_types":["urn:ietf:params:oauth:grant-type:device_code"],"token_endpoint_auth_method":"none","client_name":"CLI"}`, nil)
+	da := f.post(PathDeviceAuthorization, url.Values{"client_id": {reg.str("client_id")}}, nil)
+	uc := da.str("user_code")
+	complete := da.str("verification_uri_complete")
+	if da.str("verification_uri") != f.base+"/console" || complete != f.base+"/console/approve?user_code="+url.QueryEscape(uc) {
+		t.Fatalf("verification URIs: %s", da.body)
+	}
+	c := newConsoleClient(t, f)
+	_, body, _ := c.get(strings.TrimPrefix(complete, f.base))
+	if !strings.Contains(body, "data-signin") || !strings.Contains(body, `name="user_code" value="`+uc+`"`) {
+		t.Fatalf("signed-out verification page: %s", body)
+	}
+	st, body := c.post("/console/signin", url.Values{"csrf": {c.csrf}, "name": {"owner"}, "password": {"correct horse battery"}, "user_code": {uc}}, nil)
+	if st != 200 || !strings.Contains(body, `data-user-code="`+uc+`"`) || !strings.Contains(body, "A device or command-line application") {
+		t.Fatalf("after sign-in: %d %s", st, body)
+	}
+	if st, _ := c.post("/console/decide", url.Values{"csrf": {c.csrf}, "user_code": {uc}, "action": {"approve"}}, nil); st != 200 {
+		t.Fatalf("approve: %d", st)
+	}
+	tok := f.post(PathToken, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {da.str("device_code")},
+		"client_id": {reg.str("client_id")}}, nil)
+	if tok.status != 200 || tok.str("access_token") == "" {
+		t.Fatalf("device poll after approval in the console: %d %s", tok.status, tok.body)
+	}
+}

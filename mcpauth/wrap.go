@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path"
 	"slices"
 	"strings"
@@ -229,7 +230,11 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 			resolve = cimd.New(cimd.Options{AllowHosts: c.AllowHosts, DenyHosts: c.DenyHosts,
 				AllowPrivateAddresses: c.AllowPrivateAddresses, RootCAs: c.RootCAs}).Client
 		}
+		consoleURL := strings.TrimSuffix(opts.Issuer, "/") + PathConsole
 		p, err := provider.New(ctx, store, provider.Options{
+			DeviceVerification: func(code string) (string, string) {
+				return consoleURL, consoleURL + "/approve?" + url.Values{"user_code": {code}}.Encode()
+			},
 			ClientMetadata: resolve,
 			Issuer:         opts.Issuer, Resource: resource,
 			AccessTokenTTL: opts.AccessTokenTTL, RefreshTokenTTL: opts.RefreshTokenTTL, CodeTTL: opts.CodeTTL,
@@ -257,7 +262,6 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 			opts.DevicePage.Console = h.console
 		}
 		if opts.DevicePage.ApproveHint == nil {
-			consoleURL := strings.TrimSuffix(opts.Issuer, "/") + PathConsole
 			opts.DevicePage.ApproveHint = func(code string) string {
 				if code == "" {
 					return "The owner of this server approves the code in the console: " + consoleURL

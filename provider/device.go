@@ -81,9 +81,10 @@ func (d *devicePolls) forget(id string) {
 }
 
 // AuthorizeDevice implements oauth.DeviceProvider (RFC 8628 §3.1, §3.2).
-// The request waits for the owner like a browser's; the verification URI
-// is the approval page (Options.ApprovalPath), which tells the owner where
-// to approve, and the complete URI carries the user code.
+// The request waits for the owner like a browser's; the verification URIs
+// come from Options.DeviceVerification (by default the approval page,
+// which tells the owner where to approve; the complete URI carries the
+// user code).
 func (p *Provider) AuthorizeDevice(ctx context.Context, client *oauth.Client, params *oauth.AuthorizationParams) (*oauth.DeviceAuthorization, error) {
 	p.maybeSweep()
 	now := p.now()
@@ -110,11 +111,15 @@ func (p *Provider) AuthorizeDevice(ctx context.Context, client *oauth.Client, pa
 			return nil, fmt.Errorf("provider: store device request: %w", err)
 		}
 		p.log.Info("mcpauth: device authorization pending", "request_id", rec.ID, "client_id", client.ID)
+		uri, complete := p.approveURL, p.approveURL+"?"+url.Values{"user_code": {code}}.Encode()
+		if p.opts.DeviceVerification != nil {
+			uri, complete = p.opts.DeviceVerification(code)
+		}
 		return &oauth.DeviceAuthorization{
 			DeviceCode:              device,
 			UserCode:                code,
-			VerificationURI:         p.approveURL,
-			VerificationURIComplete: p.approveURL + "?" + url.Values{"user_code": {code}}.Encode(),
+			VerificationURI:         uri,
+			VerificationURIComplete: complete,
 			ExpiresIn:               int64(p.opts.PendingTTL / time.Second),
 			Interval:                int64(DefaultDevicePollInterval / time.Second),
 		}, nil

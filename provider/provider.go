@@ -95,6 +95,12 @@ type Options struct {
 	// wrapping oauth.ErrInvalidClient. Nil means such client IDs are
 	// refused. mcpauth.Wrap sets an SSRF-safe, caching fetcher.
 	ClientMetadata func(ctx context.Context, clientID string) (*oauth.Client, error)
+	// DeviceVerification returns the RFC 8628 verification_uri and
+	// verification_uri_complete of a device request with the given user
+	// code: where the owner approves it. Nil means the approval page
+	// (ApprovalPath), with ?user_code= for the complete URI. mcpauth.Wrap
+	// points them at its console.
+	DeviceVerification func(userCode string) (uri, complete string)
 	// ApprovalPath is the path of the page that shows the user code,
 	// relative to Issuer (appended to it, path included); zero means "/device".
 	ApprovalPath string
