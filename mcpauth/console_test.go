@@ -250,3 +250,47 @@ func TestDeviceCodeThroughConsole(t *testing.T) {
 		t.Fatalf("device poll after approval in the console: %d %s", tok.status, tok.body)
 	}
 }
+
+// TestConsoleHostIdentity: with a host-provided Identity the console
+// shows no password form; whoever Identity names can approve, with forms
+// still protected by a CSRF token; nobody else can.
+func TestConsoleHostIdentity(t *testing.T) {
+	f := newFixture(t, func(o *Options) {
+		o.Console.SignInURL = "https://sso.example/login"
+		o.Console.Identity = func(r *http.Request) (string, error) { return r.Header.Get("X-Test-User"), nil }
+	})
+	c := newConsoleClient(t, f)
+	st, body, _ := c.get("/console")
+	if st != 200 || strings.Contains(body, "data-signin") || !strings.Contains(body, `href="https://sso.example/login"`) {
+		t.Fatalf("console without an identity: %d %s", st, body)
+	}
+	cl := f.publicClient()
+	r := f.get("/authorize?" + authParams(cl).Encode())
+	loc, _ := url.Parse(r.header.Get("Location"))
+	code := loc.Query().Get("user_code")
+	asHost := map[string]string{"X-Test-User": "hostuser"}
+	req, _ := http.NewRequest("GET", f.base+"/console/approve?user_code="+code, nil)
+	req.Header.Set("X-Test-User", "hostuser")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := csrfRE.FindSubmatch(b)
+	if resp.StatusCode != 200 || m == nil {
+		t.Fatalf("confirmation for the host's user: %d %s", resp.StatusCode, b)
+	}
+	if st, _ := c.post("/console/decide", url.Values{"user_code": {code}, "action": {"approve"}}, asHost); st != http.StatusForbidden {
+		t.Errorf("decide without the CSRF token: %d, want 403", st)
+	}
+	if st, _ := c.post("/console/decide", url.Values{"csrf": {string(m[1])}, "user_code": {code}, "action": {"approve"}}, nil); st != http.StatusForbidden {
+		t.Errorf("decide by nobody: %d, want 403", st)
+	}
+	if st, _ := c.post("/console/decide", url.Values{"csrf": {string(m[1])}, "user_code": {code}, "action": {"approve"}}, asHost); st != 200 {
+		t.Fatalf("decide as the host's user: %d", st)
+	}
+	if p, _ := f.h.Provider().PendingByUserCode(context.Background(), code); p == nil || p.Subject != "hostuser" {
+		t.Errorf("request after approval: %+v", p)
+	}
+}
