@@ -214,3 +214,58 @@ func TestBrowserQuickAuthorize(t *testing.T) {
 		t.Errorf("grants after quick approval: %+v", gs)
 	}
 }
+
+// TestBrowserForgedCrossSitePost: a page on another site that a signed-in
+// owner visits cannot make the browser delete a client through the
+// console, even with a guessed form: the post is refused (and the session
+// cookie, SameSite=Lax, is not even sent).
+func TestBrowserForgedCrossSitePost(t *testing.T) {
+	f := newFixture(t, nil)
+	accounts := devicepage.NewAccounts(f.store, devicepage.AccountsOptions{BcryptCost: bcrypt.MinCost})
+	if err := accounts.AddUser(context.Background(), "owner", "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	victim := f.publicClient()
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `<!doctype html><form id="f" method="post" action="%s/console/clients/delete">
+<input name="client_id" value="%s"><input name="csrf" value="guess"></form>
+<script>document.getElementById("f").submit()</script>`, f.base, victim.id)
+	}))
+	defer evil.Close()
+	tab := browsertest.New(t)
+	ctx, cancel := context.WithTimeout(tab, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(f.base+"/console"),
+		chromedp.WaitVisible(`form[data-signin]`),
+		chromedp.SendKeys(`#name`, "owner"),
+		chromedp.SendKeys(`#password`, "correct horse battery"),
+		chromedp.Submit(`form[data-signin]`),
+		chromedp.WaitVisible(`form[data-enter-code]`),
+		// 127.0.0.1 and localhost are different sites to the browser.
+		chromedp.Navigate(strings.Replace(evil.URL, "127.0.0.1", "localhost", 1)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		if err == nil && strings.HasPrefix(loc, f.base) {
+			break // the forged form was submitted
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the forged form was never submitted (at %q, %v)", loc, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	body, err := chromedp.Run(ctx, chromedp.Text(`body`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(body, "refused") && !strings.Contains(body, "sign in") {
+		t.Errorf("the forged post was answered with %q", body)
+	}
+	if _, err := f.h.Provider().GetClient(context.Background(), victim.id); err != nil {
+		t.Errorf("a cross-site form deleted the client: %v", err)
+	}
+}
