@@ -225,3 +225,20 @@ func TestCSRFToken(t *testing.T) {
 		t.Error("CheckCSRF accepts a wrong token or an empty cookie")
 	}
 }
+
+func TestLogo(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://cdn.example/logo.png":       "https://cdn.example",
+		"data:image/png;base64,iVBORw0KGgo=": "data:",
+		"http://cdn.example/logo.png":        "",
+		"javascript:alert(1)":                "",
+		"https://cdn.example/a b.png":        "",
+		"https://cdn.example/x'.png":         "",
+		"":                                   "",
+	} {
+		u, src := logo(raw)
+		if src != want || (want == "") != (u == "") {
+			t.Errorf("logo(%q) = %q, %q; want source %q", raw, u, src, want)
+		}
+	}
+}

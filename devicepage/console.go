@@ -3,6 +3,7 @@ package devicepage
 import (
 	"context"
 	"errors"
+	"html/template"
 	"log/slog"
 	"net"
 	"net/http"
@@ -39,6 +40,8 @@ type ConsoleBackend interface {
 type ConsoleOptions struct {
 	// ProductName is shown in page titles; empty means "MCP server".
 	ProductName string
+	// LogoURL is as Options.LogoURL.
+	LogoURL string
 	// Accounts is the built-in sign-in. Nil means Identity decides.
 	Accounts *Accounts
 	// Identity, when set, replaces the built-in sign-in: it returns the
@@ -115,6 +118,7 @@ func cookieValue(r *http.Request, name string) string {
 // consoleView is what the console template renders.
 type consoleView struct {
 	ProductName, Title, Prefix string
+	Logo                       template.URL
 	User, CSRF                 string
 	Error, Notice              string
 	SignIn, SignInURL          string // SignIn: the pre-session CSRF token of the form
@@ -424,6 +428,9 @@ func (c *Console) failCode(session, ip string) {
 
 func (c *Console) render(w http.ResponseWriter, status int, v consoleView) {
 	v.ProductName, v.Prefix = c.opts.ProductName, c.prefix
+	var src string
+	v.Logo, src = logo(c.opts.LogoURL)
+	withLogo(w, src)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := page.ExecuteTemplate(w, "console.html", v); err != nil {

@@ -41,6 +41,10 @@ type Backend interface {
 type Options struct {
 	// ProductName is shown in the page title; empty means "MCP server".
 	ProductName string
+	// LogoURL, when set, is shown before the product name: an https URL
+	// or a data:image/ URI (the pages' Content-Security-Policy allows
+	// images from exactly that origin). Others are ignored.
+	LogoURL string
 	// ApproveHint returns the sentence, shown under the code, that tells the
 	// user where the owner approves it (a console URL, a terminal command).
 	// Nil means a generic sentence.
@@ -87,6 +91,7 @@ func New(b Backend, opts Options) *Handler {
 type view struct {
 	Title, Heading, Message string
 	ProductName, UserCode   string
+	Logo                    template.URL
 	ClientName, ClientID    string
 	RedirectHost, Resource  string
 	Scopes                  []string
@@ -303,6 +308,26 @@ func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(st)
 }
 
+// logo returns the logo URL to show and the CSP img-src source that
+// allows it, or empty strings for no (or an unacceptable) logo.
+func logo(raw string) (template.URL, string) {
+	if strings.HasPrefix(raw, "data:image/") && len(raw) <= 64<<10 {
+		return template.URL(raw), "data:"
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" || strings.ContainsAny(raw, " '\";") {
+		return "", ""
+	}
+	return template.URL(raw), "https://" + u.Host
+}
+
+// withLogo adds the img-src that the logo needs to the response's CSP.
+func withLogo(w http.ResponseWriter, src string) {
+	if src != "" {
+		w.Header().Set("Content-Security-Policy", w.Header().Get("Content-Security-Policy")+"; img-src "+src)
+	}
+}
+
 func (h *Handler) render(w http.ResponseWriter, status int, v view) {
 	v.ProductName = h.opts.ProductName
 	if v.Heading == "" {
@@ -314,6 +339,9 @@ func (h *Handler) render(w http.ResponseWriter, status int, v view) {
 		v.Nonce = secret.New("")[:22]
 		w.Header().Set("Content-Security-Policy", csp+"; script-src 'nonce-"+v.Nonce+"'; connect-src 'self'")
 	}
+	var src string
+	v.Logo, src = logo(h.opts.LogoURL)
+	withLogo(w, src)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := page.ExecuteTemplate(w, "device.html", v); err != nil {

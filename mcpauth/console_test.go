@@ -294,3 +294,18 @@ func TestConsoleHostIdentity(t *testing.T) {
 		t.Errorf("request after approval: %+v", p)
 	}
 }
+
+// TestLogoOnPages: a configured logo appears on the tab and the console,
+// and the CSP allows images from its origin and no other.
+func TestLogoOnPages(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.DevicePage.LogoURL = "https://cdn.example/logo.png" })
+	cl := f.publicClient()
+	r := f.get("/authorize?" + authParams(cl).Encode())
+	loc, _ := url.Parse(r.header.Get("Location"))
+	for name, resp := range map[string]*response{"tab": f.getURL(loc), "console": f.get("/console")} {
+		if !strings.Contains(string(resp.body), `<img src="https://cdn.example/logo.png"`) ||
+			!strings.HasSuffix(resp.header.Get("Content-Security-Policy"), "; img-src https://cdn.example") {
+			t.Errorf("%s: logo or CSP missing: %v %s", name, resp.header.Get("Content-Security-Policy"), resp.body)
+		}
+	}
+}

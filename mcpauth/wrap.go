@@ -256,6 +256,9 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 		if co.ProductName == "" {
 			co.ProductName = opts.DevicePage.ProductName
 		}
+		if co.LogoURL == "" {
+			co.LogoURL = opts.DevicePage.LogoURL
+		}
 		co.Secure = co.Secure || iu.Scheme == "https"
 		h.console = devicepage.NewConsole(p, issuerPath+PathConsole, co)
 		if opts.DevicePage.Console == nil {
