@@ -54,6 +54,18 @@ type Options struct {
 	// waiting page, and approving takes that explicit click (never a
 	// silent approval). mcpauth.Wrap sets it to its console.
 	Console *Console
+	// Step, when set, is a setup step that runs in the authorize tab after
+	// the owner approved and before the browser returns to the client (to
+	// collect, say, an API key for this connection). It is called for the
+	// tab's GET once the request is approved, and for the POST of any form
+	// it renders that carries a field named StepField. It writes its own
+	// page (the tab's Content-Security-Policy is already set) and returns
+	// false, or returns true when the step is complete; the tab then
+	// returns to the client. It is called again on every load of the tab,
+	// so it must remember (by p.ID) that it is done. The tab's handle and
+	// code are in r's query, so a form with no action attribute posts back
+	// to the right place.
+	Step func(w http.ResponseWriter, r *http.Request, p *provider.Pending) (done bool)
 	// RefreshSeconds is how often the waiting page reloads itself; zero
 	// means 3.
 	RefreshSeconds int
@@ -133,9 +145,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Content-Security-Policy", csp)
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Referrer-Policy", "no-referrer")
-	if r.Method == http.MethodPost && h.opts.Console != nil && !strings.HasSuffix(r.URL.Path, StatusSuffix) {
-		h.quickApprove(w, r)
-		return
+	if r.Method == http.MethodPost && !strings.HasSuffix(r.URL.Path, StatusSuffix) {
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		if h.opts.Step != nil && r.URL.Query().Get("request") != "" && r.FormValue(StepField) != "" {
+			h.step(w, r)
+			return
+		}
+		if h.opts.Console != nil {
+			h.quickApprove(w, r)
+			return
+		}
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		hdr.Set("Allow", "GET, HEAD")
@@ -155,6 +174,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if handle == "" {
 		h.serveVerification(w, code)
 		return
+	}
+	if h.opts.Step != nil {
+		if p, err := h.b.PendingByHandle(r.Context(), handle, code); err == nil && p.Status == "approved" && !h.opts.Step(w, r, p) {
+			return
+		}
 	}
 	to, err := h.b.Complete(r.Context(), handle, code)
 	switch {
@@ -207,6 +231,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.render(w, http.StatusOK, v)
+}
+
+// StepField names the form field that routes a POST of the authorize tab
+// to Options.Step.
+const StepField = "mcpauth_step"
+
+// step handles a POST of a setup step's form: only for the browser holding
+// the tab's handle and code, only once the request is approved, and only
+// from this site. When the step is done the tab moves on to the client.
+func (h *Handler) step(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		http.Error(w, "cross-site request refused", http.StatusForbidden)
+		return
+	}
+	q := r.URL.Query()
+	handle, code := q.Get("request"), q.Get("user_code")
+	p, err := h.b.PendingByHandle(r.Context(), handle, code)
+	if err != nil || p.Status != "approved" {
+		h.render(w, http.StatusNotFound, view{Title: "Expired", Heading: "This request has expired or does not exist", Message: "Start the connection again from your application."})
+		return
+	}
+	if !h.opts.Step(w, r, p) {
+		return
+	}
+	// A page that moves on by itself, not a redirect: see quickApprove.
+	h.render(w, http.StatusOK, view{Title: "Done", Heading: "Done", Message: "Returning to the application…",
+		Continue: r.URL.Path + "?" + url.Values{"request": {handle}, "user_code": {code}}.Encode()})
 }
 
 // quickApprove handles the Approve (or Deny) button of quick authorize: the

@@ -8,11 +8,13 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/mcp-oauth/oauth/devicepage"
+	"github.com/mcp-oauth/oauth/provider"
 )
 
 // consoleClient is a browser-like HTTP client with a cookie jar.
@@ -307,5 +309,68 @@ func TestLogoOnPages(t *testing.T) {
 			!strings.HasSuffix(resp.header.Get("Content-Security-Policy"), "; img-src https://cdn.example") {
 			t.Errorf("%s: logo or CSP missing: %v %s", name, resp.header.Get("Content-Security-Policy"), resp.body)
 		}
+	}
+}
+
+// TestSetupStep: a host-defined step runs in the authorize tab between
+// approval and the return to the client: the tab shows the step's form
+// instead of redirecting, a cross-site post of it is refused, and once
+// the step says it is done the tab moves on and the client gets its code.
+func TestSetupStep(t *testing.T) {
+	var mu sync.Mutex
+	var gotKey, gotClient string
+	doneFor := map[string]bool{} // the host remembers, per request, that its step is done
+	f := newFixture(t, func(o *Options) {
+		o.DevicePage.Step = func(w http.ResponseWriter, r *http.Request, p *provider.Pending) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			if doneFor[p.ID] {
+				return true
+			}
+			if r.Method == http.MethodPost && r.PostFormValue("api_key") != "" {
+				gotKey, gotClient, doneFor[p.ID] = r.PostFormValue("api_key"), p.ClientID, true
+				return true
+			}
+			io.WriteString(w, `<form method="post" data-step><input type="hidden" name="`+devicepage.StepField+`" value="1"><input name="api_key"></form>`)
+			return false
+		}
+	})
+	cl := f.publicClient()
+	r := f.get("/authorize?" + authParams(cl).Encode())
+	loc, _ := url.Parse(r.header.Get("Location"))
+	if page := f.getURL(loc); strings.Contains(string(page.body), "data-step") {
+		t.Fatal("the step ran before approval")
+	}
+	if _, err := f.h.Approve(context.Background(), loc.Query().Get("user_code"), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if page := f.getURL(loc); page.status != 200 || !strings.Contains(string(page.body), "data-step") {
+		t.Fatalf("after approval the tab shows %d %s, want the step's form", page.status, page.body)
+	}
+	post := func(form url.Values, hdr map[string]string) *response {
+		req, _ := http.NewRequest("POST", loc.String(), strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		return f.do(req)
+	}
+	if r := post(url.Values{devicepage.StepField: {"1"}, "api_key": {"k"}}, map[string]string{"Sec-Fetch-Site": "cross-site"}); r.status != http.StatusForbidden {
+		t.Errorf("cross-site step post: %d, want 403", r.status)
+	}
+	if r := post(url.Values{devicepage.StepField: {"1"}}, nil); !strings.Contains(string(r.body), "data-step") {
+		t.Errorf("an incomplete step did not show its form again: %s", r.body)
+	}
+	done := post(url.Values{devicepage.StepField: {"1"}, "api_key": {"secret-key"}}, nil)
+	mu.Lock()
+	key, client := gotKey, gotClient
+	mu.Unlock()
+	if done.status != 200 || !strings.Contains(string(done.body), `http-equiv="refresh"`) || key != "secret-key" || client != cl.id {
+		t.Fatalf("completing the step: %d %s (key %q, client %q)", done.status, done.body, key, client)
+	}
+	final := f.getURL(loc)
+	back, _ := url.Parse(final.header.Get("Location"))
+	if final.status != http.StatusSeeOther || back.Query().Get("code") == "" {
+		t.Errorf("after the step: %d, Location %q; want the client redirect with a code", final.status, final.header.Get("Location"))
 	}
 }
