@@ -135,19 +135,10 @@ type consoleView struct {
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Frame-Options", "DENY")
-	hdr.Set("Content-Security-Policy", csp)
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Referrer-Policy", "no-referrer")
+	SetPageHeaders(hdr)
 	path := strings.TrimPrefix(r.URL.Path, c.prefix)
 	if r.Method == http.MethodPost {
-		if !sameOrigin(r) {
-			http.Error(w, "cross-site request refused", http.StatusForbidden)
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-		if err := r.ParseForm(); err != nil {
-			http.Error(w, "bad form", http.StatusBadRequest)
+		if !readPost(w, r, 16<<10) {
 			return
 		}
 		if path == "/signin" {

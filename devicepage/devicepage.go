@@ -128,6 +128,36 @@ type view struct {
 	Continue string
 }
 
+// expiredView is the page for a request that expired or never existed.
+var expiredView = view{Title: "Expired", Heading: "This request has expired or does not exist",
+	Message: "Start the connection again from your application."}
+
+// SetPageHeaders sets the headers every page of the authorization server
+// sends: no framing (X-Frame-Options, CSP frame-ancestors), a strict
+// Content-Security-Policy that allows no script, nosniff and no referrer.
+// A page with a script or a logo extends the policy.
+func SetPageHeaders(h http.Header) {
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", csp)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+}
+
+// readPost admits a form POST only from this site (sameOrigin) and reads
+// its body, of at most limit bytes; on failure it has answered.
+func readPost(w http.ResponseWriter, r *http.Request, limit int64) bool {
+	if !sameOrigin(r) {
+		http.Error(w, "cross-site request refused", http.StatusForbidden)
+		return false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return false
+	}
+	return true
+}
+
 // csp is the Content-Security-Policy of every page; a page with a script
 // adds its nonce (script-src) and lets the script call back (connect-src).
 const csp = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -141,13 +171,16 @@ const StatusSuffix = "/status"
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Frame-Options", "DENY")
-	hdr.Set("Content-Security-Policy", csp)
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Referrer-Policy", "no-referrer")
-	if r.Method == http.MethodPost && !strings.HasSuffix(r.URL.Path, StatusSuffix) {
-		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-		if h.opts.Step != nil && r.URL.Query().Get("request") != "" && r.FormValue(StepField) != "" {
+	SetPageHeaders(hdr)
+	if r.Method == http.MethodPost && !strings.HasSuffix(r.URL.Path, StatusSuffix) && (h.opts.Step != nil || h.opts.Console != nil) {
+		limit := int64(16 << 10) // quick authorize's small form
+		if h.opts.Step != nil {
+			limit = 64 << 10 // a host's setup form may carry more
+		}
+		if !readPost(w, r, limit) {
+			return
+		}
+		if h.opts.Step != nil && r.URL.Query().Get("request") != "" && r.PostForm.Get(StepField) != "" {
 			h.step(w, r)
 			return
 		}
@@ -189,7 +222,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.render(w, http.StatusOK, view{Title: "Connected", Heading: "Done", Message: "This request was completed. You can close this tab."})
 		return
 	case errors.Is(err, provider.ErrUnknownRequest):
-		h.render(w, http.StatusNotFound, view{Title: "Expired", Heading: "This request has expired or does not exist", Message: "Start the connection again from your application."})
+		h.render(w, http.StatusNotFound, expiredView)
 		return
 	case !errors.Is(err, provider.ErrNotDecided):
 		h.log.Error("devicepage: complete", "err", err)
@@ -198,7 +231,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := h.b.PendingByHandle(r.Context(), handle, code)
 	if err != nil {
-		h.render(w, http.StatusNotFound, view{Title: "Expired", Heading: "This request has expired or does not exist", Message: "Start the connection again from your application."})
+		h.render(w, http.StatusNotFound, expiredView)
 		return
 	}
 	v := view{
@@ -237,19 +270,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // to Options.Step.
 const StepField = "mcpauth_step"
 
-// step handles a POST of a setup step's form: only for the browser holding
-// the tab's handle and code, only once the request is approved, and only
-// from this site. When the step is done the tab moves on to the client.
+// step handles a POST of a setup step's form (read by readPost, so from
+// this site): only for the browser holding the tab's handle and code, and
+// only once the request is approved. When the step is done the tab moves on to the client.
 func (h *Handler) step(w http.ResponseWriter, r *http.Request) {
-	if !sameOrigin(r) {
-		http.Error(w, "cross-site request refused", http.StatusForbidden)
-		return
-	}
 	q := r.URL.Query()
 	handle, code := q.Get("request"), q.Get("user_code")
 	p, err := h.b.PendingByHandle(r.Context(), handle, code)
 	if err != nil || p.Status != "approved" {
-		h.render(w, http.StatusNotFound, view{Title: "Expired", Heading: "This request has expired or does not exist", Message: "Start the connection again from your application."})
+		h.render(w, http.StatusNotFound, expiredView)
 		return
 	}
 	if !h.opts.Step(w, r, p) {
@@ -260,21 +289,12 @@ func (h *Handler) step(w http.ResponseWriter, r *http.Request) {
 		Continue: r.URL.Path + "?" + url.Values{"request": {handle}, "user_code": {code}}.Encode()})
 }
 
-// quickApprove handles the Approve (or Deny) button of quick authorize: the
-// browser holds the tab's handle and code and is signed in to the console;
-// the form carries the console session's CSRF token and must come from
-// this site. The decision is made as the signed-in user, and the tab then
+// quickApprove handles the Approve (or Deny) button of quick authorize
+// (read by readPost, so from this site): the browser holds the tab's handle
+// and code and is signed in to the console, and the form carries the
+// console session's CSRF token. The decision is made as the signed-in user, and the tab then
 // reloads into the client redirect.
 func (h *Handler) quickApprove(w http.ResponseWriter, r *http.Request) {
-	if !sameOrigin(r) {
-		http.Error(w, "cross-site request refused", http.StatusForbidden)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "bad form", http.StatusBadRequest)
-		return
-	}
 	f := r.PostForm
 	user, session, err := h.opts.Console.user(r)
 	if err != nil || user == "" || !CheckCSRF(session, f.Get("csrf")) {
@@ -289,7 +309,7 @@ func (h *Handler) quickApprove(w http.ResponseWriter, r *http.Request) {
 	// The handle proves this browser made the request; the code alone
 	// would let a signed-in owner be tricked into approving another's.
 	if _, err := h.b.PendingByHandle(r.Context(), handle, code); err != nil {
-		h.render(w, http.StatusNotFound, view{Title: "Expired", Heading: "This request has expired or does not exist", Message: "Start the connection again from your application."})
+		h.render(w, http.StatusNotFound, expiredView)
 		return
 	}
 	if f.Get("action") == "deny" {
@@ -347,8 +367,7 @@ func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request) {
 		p, err := h.b.PendingByHandle(r.Context(), handle, code)
 		switch {
 		case err == nil:
-			st.Status = map[string]string{"pending": "pending", "approved": "approved", "denied": "denied",
-				"completed": "completed"}[p.Status]
+			st.Status = p.Status // storage.Pending*: the same words
 		case !errors.Is(err, provider.ErrUnknownRequest):
 			h.log.Error("devicepage: status", "err", err)
 			http.Error(w, "internal error", http.StatusInternalServerError)

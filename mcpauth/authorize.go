@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/devicepage"
 	"github.com/mcp-oauth/oauth/internal/redirect"
 )
 
@@ -186,13 +187,7 @@ func isB64URL(s string) bool {
 }
 
 // pageHeaders protects HTML pages against framing and sniffing.
-func pageHeaders(w http.ResponseWriter) {
-	h := w.Header()
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-}
+func pageHeaders(w http.ResponseWriter) { devicepage.SetPageHeaders(w.Header()) }
 
 func (s *AuthorizationServer) showError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
