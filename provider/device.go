@@ -86,44 +86,26 @@ func (d *devicePolls) forget(id string) {
 // which tells the owner where to approve; the complete URI carries the
 // user code).
 func (p *Provider) AuthorizeDevice(ctx context.Context, client *oauth.Client, params *oauth.AuthorizationParams) (*oauth.DeviceAuthorization, error) {
-	p.maybeSweep()
-	now := p.now()
-	for attempt := 0; ; attempt++ {
-		device := secret.New(secret.PrefixDeviceCode)
-		code := secret.NewUserCode()
-		rec := &storage.PendingRecord{
-			ID: uuid.NewString(),
-			// Device requests have no browser tab: the handle is never
-			// given to anyone, so nothing can complete it as a browser.
-			HandleHash:          secret.Hash(secret.New(secret.PrefixHandle)),
-			UserCodeHash:        secret.Hash(secret.NormalizeUserCode(code)),
-			DeviceCodeHash:      secret.Hash(device),
-			AuthorizationParams: *params,
-			Status:              storage.PendingWaiting,
-			CreatedAt:           now,
-			ExpiresAt:           now.Add(p.opts.PendingTTL),
-		}
-		err := p.store.CreatePending(ctx, rec)
-		if errors.Is(err, storage.ErrConflict) && attempt < 3 {
-			continue // a user code collision among live requests; draw again
-		}
-		if err != nil {
-			return nil, fmt.Errorf("provider: store device request: %w", err)
-		}
-		p.log.Info("mcpauth: device authorization pending", "request_id", rec.ID, "client_id", client.ID)
-		uri, complete := p.approveURL, p.approveURL+"?"+url.Values{"user_code": {code}}.Encode()
-		if p.opts.DeviceVerification != nil {
-			uri, complete = p.opts.DeviceVerification(code)
-		}
-		return &oauth.DeviceAuthorization{
-			DeviceCode:              device,
-			UserCode:                code,
-			VerificationURI:         uri,
-			VerificationURIComplete: complete,
-			ExpiresIn:               int64(p.opts.PendingTTL / time.Second),
-			Interval:                int64(DefaultDevicePollInterval / time.Second),
-		}, nil
+	device := secret.New(secret.PrefixDeviceCode)
+	// Device requests have no browser tab: the handle is never given to
+	// anyone, so nothing can complete the request as a browser.
+	rec, code, err := p.createPending(ctx, params, secret.Hash(secret.New(secret.PrefixHandle)), secret.Hash(device))
+	if err != nil {
+		return nil, err
 	}
+	p.log.Info("mcpauth: device authorization pending", "request_id", rec.ID, "client_id", client.ID)
+	uri, complete := p.approveURL, p.approveURL+"?"+url.Values{"user_code": {code}}.Encode()
+	if p.opts.DeviceVerification != nil {
+		uri, complete = p.opts.DeviceVerification(code)
+	}
+	return &oauth.DeviceAuthorization{
+		DeviceCode:              device,
+		UserCode:                code,
+		VerificationURI:         uri,
+		VerificationURIComplete: complete,
+		ExpiresIn:               int64(p.opts.PendingTTL / time.Second),
+		Interval:                int64(DefaultDevicePollInterval / time.Second),
+	}, nil
 }
 
 // ExchangeDeviceCode implements oauth.DeviceProvider (RFC 8628 §3.4,

@@ -476,15 +476,28 @@ func (p *Provider) DeleteClient(ctx context.Context, clientID string) error {
 // and returns the approval page's URL, which carries a secret handle for this
 // browser and the user code to show.
 func (p *Provider) Authorize(ctx context.Context, client *oauth.Client, params *oauth.AuthorizationParams) (string, error) {
+	handle := secret.New(secret.PrefixHandle)
+	rec, code, err := p.createPending(ctx, params, secret.Hash(handle), "")
+	if err != nil {
+		return "", err
+	}
+	p.log.Info("mcpauth: authorization pending", "request_id", rec.ID, "client_id", client.ID)
+	return p.approveURL + "?" + url.Values{"request": {handle}, "user_code": {code}}.Encode(), nil
+}
+
+// createPending stores a new waiting request with a fresh user code,
+// drawing again (up to three times) when the code collides with a live
+// one, and returns it with the code in display form.
+func (p *Provider) createPending(ctx context.Context, params *oauth.AuthorizationParams, handleHash, deviceCodeHash string) (*storage.PendingRecord, string, error) {
 	p.maybeSweep()
 	now := p.now()
 	for attempt := 0; ; attempt++ {
-		handle := secret.New(secret.PrefixHandle)
 		code := secret.NewUserCode()
 		rec := &storage.PendingRecord{
 			ID:                  uuid.NewString(),
-			HandleHash:          secret.Hash(handle),
+			HandleHash:          handleHash,
 			UserCodeHash:        secret.Hash(secret.NormalizeUserCode(code)),
+			DeviceCodeHash:      deviceCodeHash,
 			AuthorizationParams: *params,
 			Status:              storage.PendingWaiting,
 			CreatedAt:           now,
@@ -495,10 +508,9 @@ func (p *Provider) Authorize(ctx context.Context, client *oauth.Client, params *
 			continue // a user code collision among live requests; draw again
 		}
 		if err != nil {
-			return "", fmt.Errorf("provider: store pending request: %w", err)
+			return nil, "", fmt.Errorf("provider: store pending request: %w", err)
 		}
-		p.log.Info("mcpauth: authorization pending", "request_id", rec.ID, "client_id", client.ID)
-		return p.approveURL + "?" + url.Values{"request": {handle}, "user_code": {code}}.Encode(), nil
+		return rec, code, nil
 	}
 }
 
