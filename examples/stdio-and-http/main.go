@@ -209,12 +209,7 @@ MCP server with OAuth listening on %s
 // admin runs the terminal commands against the same database as a running
 // server: SQLite in WAL mode lets both use it at once.
 func admin(ctx context.Context, cmd, dbPath, subject string, args []string, stdout io.Writer) error {
-	if !isPostgres(dbPath) {
-		if _, err := os.Stat(dbPath); err != nil {
-			return fmt.Errorf("no database at %s (start the server first, or pass -db): %w", dbPath, err)
-		}
-	}
-	store, err := openStore(ctx, dbPath)
+	store, err := openExisting(ctx, dbPath)
 	if err != nil {
 		return err
 	}
@@ -293,6 +288,17 @@ func admin(ctx context.Context, cmd, dbPath, subject string, args []string, stdo
 	return nil
 }
 
+// openExisting opens the store of a server that has run: the terminal
+// commands never create a SQLite file of their own.
+func openExisting(ctx context.Context, db string) (storage.Store, error) {
+	if !isPostgres(db) {
+		if _, err := os.Stat(db); err != nil {
+			return nil, fmt.Errorf("no database at %s (start the server first, or pass -db): %w", db, err)
+		}
+	}
+	return openStore(ctx, db)
+}
+
 // defaultDB is $MCPAUTH_DB, or ./mcpauth.db.
 func defaultDB() string {
 	if v := os.Getenv("MCPAUTH_DB"); v != "" {
@@ -327,12 +333,7 @@ func users(ctx context.Context, dbPath string, args []string, pwStdin bool, stdi
 	if len(args) == 0 {
 		return errors.New("users: want add, passwd, list or remove")
 	}
-	if !isPostgres(dbPath) {
-		if _, err := os.Stat(dbPath); err != nil {
-			return fmt.Errorf("no database at %s (start the server first, or pass -db): %w", dbPath, err)
-		}
-	}
-	store, err := openStore(ctx, dbPath)
+	store, err := openExisting(ctx, dbPath)
 	if err != nil {
 		return err
 	}
