@@ -47,15 +47,7 @@ func TestBrowserAuthorizeTab(t *testing.T) {
 	}
 
 	// The client's redirect URI: a local server, as a desktop client runs.
-	landed := make(chan url.Values, 1)
-	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case landed <- r.URL.Query():
-		default:
-		}
-		w.Write([]byte("You can close this tab."))
-	}))
-	defer cb.Close()
+	cb, landed := clientCallback(t)
 
 	const hostile = `<script>alert(1)</script>`
 	fetcher := func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
@@ -146,15 +138,7 @@ func TestBrowserConsoleApproval(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	landed := make(chan url.Values, 1)
-	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case landed <- r.URL.Query():
-		default:
-		}
-		w.Write([]byte("You can close this tab."))
-	}))
-	defer cb.Close()
+	cb, landed := clientCallback(t)
 
 	fetcher := func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
 		if err := chromedp.Do(clientTab, chromedp.Navigate(args.URL), chromedp.WaitVisible(`[data-user-code]`)); err != nil {
@@ -231,4 +215,20 @@ func TestBrowserConsoleApproval(t *testing.T) {
 	if st, _ := ping(t, base, tok.AccessToken); st != http.StatusUnauthorized {
 		t.Errorf("the access token after its grant was revoked in the console: status %d, want 401", st)
 	}
+}
+
+// clientCallback is a client's redirect URI on loopback, as a desktop
+// client runs one; the channel receives the query of its first request.
+func clientCallback(t *testing.T) (*httptest.Server, <-chan url.Values) {
+	t.Helper()
+	landed := make(chan url.Values, 1)
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case landed <- r.URL.Query():
+		default:
+		}
+		w.Write([]byte("You can close this tab."))
+	}))
+	t.Cleanup(cb.Close)
+	return cb, landed
 }
