@@ -12,9 +12,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"golang.org/x/crypto/bcrypt"
 
-	"github.com/mcp-oauth/oauth/devicepage"
 	"github.com/mcp-oauth/oauth/internal/browsertest"
 )
 
@@ -175,20 +173,12 @@ func TestWaitingPageScriptIsNonced(t *testing.T) {
 // returns the tab to the client.
 func TestBrowserQuickAuthorize(t *testing.T) {
 	f := newFixture(t, nil)
-	accounts := devicepage.NewAccounts(f.store, devicepage.AccountsOptions{BcryptCost: bcrypt.MinCost})
-	if err := accounts.AddUser(context.Background(), "owner", "correct horse battery"); err != nil {
-		t.Fatal(err)
-	}
+	addOwner(t, f)
 	tab := browsertest.New(t)
 	ctx, cancel := context.WithTimeout(tab, 30*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx,
-		chromedp.Navigate(f.base+"/console"),
-		chromedp.WaitVisible(`form[data-signin]`),
-		chromedp.SendKeys(`#name`, "owner"),
-		chromedp.SendKeys(`#password`, "correct horse battery"),
-		chromedp.Submit(`form[data-signin]`),
-		chromedp.WaitVisible(`form[data-enter-code]`),
+		signInSteps(f.base),
 	); err != nil {
 		t.Fatalf("sign in: %v", err)
 	}
@@ -221,10 +211,7 @@ func TestBrowserQuickAuthorize(t *testing.T) {
 // cookie, SameSite=Lax, is not even sent).
 func TestBrowserForgedCrossSitePost(t *testing.T) {
 	f := newFixture(t, nil)
-	accounts := devicepage.NewAccounts(f.store, devicepage.AccountsOptions{BcryptCost: bcrypt.MinCost})
-	if err := accounts.AddUser(context.Background(), "owner", "correct horse battery"); err != nil {
-		t.Fatal(err)
-	}
+	addOwner(t, f)
 	victim := f.publicClient()
 	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `<!doctype html><form id="f" method="post" action="%s/console/clients/delete">
@@ -236,12 +223,7 @@ func TestBrowserForgedCrossSitePost(t *testing.T) {
 	ctx, cancel := context.WithTimeout(tab, 30*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx,
-		chromedp.Navigate(f.base+"/console"),
-		chromedp.WaitVisible(`form[data-signin]`),
-		chromedp.SendKeys(`#name`, "owner"),
-		chromedp.SendKeys(`#password`, "correct horse battery"),
-		chromedp.Submit(`form[data-signin]`),
-		chromedp.WaitVisible(`form[data-enter-code]`),
+		signInSteps(f.base),
 		// 127.0.0.1 and localhost are different sites to the browser.
 		chromedp.Navigate(strings.Replace(evil.URL, "127.0.0.1", "localhost", 1)),
 	); err != nil {
@@ -268,4 +250,17 @@ func TestBrowserForgedCrossSitePost(t *testing.T) {
 	if _, err := f.h.Provider().GetClient(context.Background(), victim.id); err != nil {
 		t.Errorf("a cross-site form deleted the client: %v", err)
 	}
+}
+
+// signInSteps signs the browser in to the console as owner (the password
+// the tests give that user).
+func signInSteps(base string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.Navigate(base+"/console"),
+		chromedp.WaitVisible(`form[data-signin]`),
+		chromedp.SendKeys(`#name`, "owner"),
+		chromedp.SendKeys(`#password`, "correct horse battery"),
+		chromedp.Submit(`form[data-signin]`),
+		chromedp.WaitVisible(`form[data-enter-code]`),
+	)
 }

@@ -68,10 +68,7 @@ func (c *consoleClient) post(path string, form url.Values, hdr map[string]string
 // signedIn returns a console client signed in as owner.
 func signedIn(t *testing.T, f *fixture) *consoleClient {
 	t.Helper()
-	accounts := devicepage.NewAccounts(f.store, devicepage.AccountsOptions{BcryptCost: bcrypt.MinCost})
-	if err := accounts.AddUser(context.Background(), "owner", "correct horse battery"); err != nil {
-		t.Fatal(err)
-	}
+	addOwner(t, f)
 	c := newConsoleClient(t, f)
 	c.get("/console")
 	st, body := c.post("/console/signin", url.Values{"csrf": {c.csrf}, "name": {"owner"}, "password": {"correct horse battery"}}, nil)
@@ -86,10 +83,7 @@ func signedIn(t *testing.T, f *fixture) *consoleClient {
 // the form's CSRF token, and serves every page with the framing headers.
 func TestConsoleSignIn(t *testing.T) {
 	f := newFixture(t, nil)
-	accounts := devicepage.NewAccounts(f.store, devicepage.AccountsOptions{BcryptCost: bcrypt.MinCost})
-	if err := accounts.AddUser(context.Background(), "owner", "correct horse battery"); err != nil {
-		t.Fatal(err)
-	}
+	addOwner(t, f)
 	c := newConsoleClient(t, f)
 	st, body, hdr := c.get("/console")
 	if st != 200 || !strings.Contains(body, "data-signin") {
@@ -223,10 +217,7 @@ func TestQuickAuthorizeRefusals(t *testing.T) {
 // owner approves, and the device's next poll gets tokens.
 func TestDeviceCodeThroughConsole(t *testing.T) {
 	f := newFixture(t, nil)
-	accounts := devicepage.NewAccounts(f.store, devicepage.AccountsOptions{BcryptCost: bcrypt.MinCost})
-	if err := accounts.AddUser(context.Background(), "owner", "correct horse battery"); err != nil {
-		t.Fatal(err)
-	}
+	addOwner(t, f)
 	reg := f.postJSON("/register", `{"grant_types":["urn:ietf:params:oauth:grant-type:device_code"],"token_endpoint_auth_method":"none","client_name":"CLI"}`, nil)
 	da := f.post(PathDeviceAuthorization, url.Values{"client_id": {reg.str("client_id")}}, nil)
 	uc := da.str("user_code")
@@ -372,5 +363,15 @@ func TestSetupStep(t *testing.T) {
 	back, _ := url.Parse(final.header.Get("Location"))
 	if final.status != http.StatusSeeOther || back.Query().Get("code") == "" {
 		t.Errorf("after the step: %d, Location %q; want the client redirect with a code", final.status, final.header.Get("Location"))
+	}
+}
+
+// addOwner creates the console user "owner" (password "correct horse
+// battery") in f's store, with the cheapest bcrypt cost.
+func addOwner(t *testing.T, f *fixture) {
+	t.Helper()
+	accounts := devicepage.NewAccounts(f.store, devicepage.AccountsOptions{BcryptCost: bcrypt.MinCost})
+	if err := accounts.AddUser(context.Background(), "owner", "correct horse battery"); err != nil {
+		t.Fatal(err)
 	}
 }

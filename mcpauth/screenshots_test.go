@@ -10,9 +10,7 @@ import (
 
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
-	"golang.org/x/crypto/bcrypt"
 
-	"github.com/mcp-oauth/oauth/devicepage"
 	"github.com/mcp-oauth/oauth/internal/browsertest"
 )
 
@@ -27,10 +25,7 @@ import (
 func TestScreenshots(t *testing.T) {
 	dir := os.Getenv("MCPAUTH_SCREENSHOTS")
 	f := newFixture(t, func(o *Options) { o.DevicePage.ProductName = "Notes" })
-	accounts := devicepage.NewAccounts(f.store, devicepage.AccountsOptions{BcryptCost: bcrypt.MinCost})
-	if err := accounts.AddUser(context.Background(), "owner", "correct horse battery"); err != nil {
-		t.Fatal(err)
-	}
+	addOwner(t, f)
 	cl := f.register(`{"redirect_uris":["http://127.0.0.1:33418/callback"],"token_endpoint_auth_method":"none","client_name":"Claude Code"}`)
 	r := f.get("/authorize?" + authParams(cl).Encode())
 	tabURL := r.header.Get("Location")
