@@ -86,8 +86,8 @@ type Accounts struct {
 	opts  AccountsOptions
 
 	mu        sync.Mutex
-	byIP      map[string][]time.Time // recent attempts per client IP
-	unknown   map[string]int         // failures per name that is not a user
+	ips       *window        // recent attempts per client IP
+	unknown   map[string]int // failures per name that is not a user
 	dummyOnce sync.Once
 	dummy     []byte // a hash compared against for unknown names, made on first need
 }
@@ -106,7 +106,7 @@ func NewAccounts(store AccountStore, opts AccountsOptions) *Accounts {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Accounts{store: store, opts: opts, byIP: map[string][]time.Time{}, unknown: map[string]int{}}
+	return &Accounts{store: store, opts: opts, ips: newWindow(ipWindow), unknown: map[string]int{}}
 }
 
 // CheckUserName reports whether name is acceptable: 1 to 64 bytes of
@@ -240,23 +240,7 @@ func lockedUntil(failures int, now time.Time) time.Time {
 // allowIP records an attempt from ip and reports whether it is within the
 // per-IP budget.
 func (a *Accounts) allowIP(ip string, now time.Time) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	recent := a.byIP[ip][:0:0]
-	for _, t := range a.byIP[ip] {
-		if now.Sub(t) < ipWindow {
-			recent = append(recent, t)
-		}
-	}
-	if len(recent) >= ipAttempts {
-		a.byIP[ip] = recent
-		return false
-	}
-	if len(a.byIP) >= maxTracked {
-		clear(a.byIP)
-	}
-	a.byIP[ip] = append(recent, now)
-	return true
+	return a.ips.take(ip, now, ipAttempts)
 }
 
 // failUnknown counts a failure on a name that is not a user and reports

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	oauth "github.com/mcp-oauth/oauth"
@@ -77,8 +76,7 @@ type Console struct {
 	log    *slog.Logger
 	prefix string
 
-	mu    sync.Mutex
-	tries map[string][]time.Time // failed code lookups by "s:"+session, "ip:"+ip and "*"
+	tries *window // failed code lookups by "s:"+session, "ip:"+ip and "*"
 }
 
 // NewConsole returns the console for b, served under prefix (such as
@@ -91,7 +89,7 @@ func NewConsole(b ConsoleBackend, prefix string, opts ConsoleOptions) *Console {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Console{b: b, opts: opts, log: log, prefix: strings.TrimSuffix(prefix, "/"), tries: map[string][]time.Time{}}
+	return &Console{b: b, opts: opts, log: log, prefix: strings.TrimSuffix(prefix, "/"), tries: newWindow(codeTriesWindow)}
 }
 
 // cookie names: the session, and the pre-session cookie that protects the
@@ -387,34 +385,11 @@ func (c *Console) post(w http.ResponseWriter, r *http.Request, path, user, sessi
 // allowCode reports whether another code may be tried now; failCode counts
 // a wrong one against the session, the IP and everyone.
 func (c *Console) allowCode(session, ip string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := time.Now()
-	for key, limit := range map[string]int{"s:" + session: codeTriesPerSession, "ip:" + ip: codeTriesPerIP, "*": codeTriesGlobal} {
-		recent := c.tries[key][:0:0]
-		for _, t := range c.tries[key] {
-			if now.Sub(t) < codeTriesWindow {
-				recent = append(recent, t)
-			}
-		}
-		c.tries[key] = recent
-		if len(recent) >= limit {
-			return false
-		}
-	}
-	return true
+	return c.tries.under(time.Now(), map[string]int{"s:" + session: codeTriesPerSession, "ip:" + ip: codeTriesPerIP, "*": codeTriesGlobal})
 }
 
 func (c *Console) failCode(session, ip string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.tries) >= maxTracked {
-		clear(c.tries)
-	}
-	now := time.Now()
-	for _, key := range []string{"s:" + session, "ip:" + ip, "*"} {
-		c.tries[key] = append(c.tries[key], now)
-	}
+	c.tries.add(time.Now(), "s:"+session, "ip:"+ip, "*")
 }
 
 func (c *Console) render(w http.ResponseWriter, status int, v consoleView) {

@@ -1,0 +1,77 @@
+package devicepage
+
+import (
+	"sync"
+	"time"
+)
+
+// window counts events per key over a sliding span of time, for limits
+// of so many events per span (sign-in attempts per IP, wrong codes per
+// session, IP and overall). It tracks at most maxTracked keys; past that
+// it forgets everything, which can only ever grant a few extra attempts.
+type window struct {
+	mu     sync.Mutex
+	span   time.Duration
+	events map[string][]time.Time
+}
+
+func newWindow(span time.Duration) *window {
+	return &window{span: span, events: map[string][]time.Time{}}
+}
+
+// recentLocked drops key's events older than span at now and returns how
+// many remain.
+func (w *window) recentLocked(key string, now time.Time) int {
+	recent := w.events[key][:0:0]
+	for _, t := range w.events[key] {
+		if now.Sub(t) < w.span {
+			recent = append(recent, t)
+		}
+	}
+	if len(recent) == 0 {
+		delete(w.events, key)
+	} else {
+		w.events[key] = recent
+	}
+	return len(recent)
+}
+
+// under reports whether every key has fewer recent events than its limit.
+func (w *window) under(now time.Time, limits map[string]int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for key, limit := range limits {
+		if w.recentLocked(key, now) >= limit {
+			return false
+		}
+	}
+	return true
+}
+
+// add records an event at now for each key.
+func (w *window) add(now time.Time, keys ...string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.addLocked(now, keys...)
+}
+
+func (w *window) addLocked(now time.Time, keys ...string) {
+	if len(w.events) >= maxTracked {
+		clear(w.events)
+	}
+	for _, key := range keys {
+		w.events[key] = append(w.events[key], now)
+	}
+}
+
+// take records an event for key at now if key has fewer recent events
+// than limit, and reports whether it did.
+func (w *window) take(key string, now time.Time, limit int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.recentLocked(key, now) >= limit {
+		return false
+	}
+	w.addLocked(now, key)
+	return true
+}
