@@ -277,11 +277,10 @@ func (g *grantStates) observe(n int64, start time.Duration) {
 }
 
 // maybePoll starts a background read of RevocationCount if none is
-// running and the last attempt began at least revocationPollInterval ago
-// (or at once when force is set, on a store's signal).
-func (p *Provider) maybePoll(force bool) {
+// running and the last attempt began at least revocationPollInterval
+// before elapsed (or at once when force is set, on a store's signal).
+func (p *Provider) maybePoll(elapsed time.Duration, force bool) {
 	g := p.grants
-	elapsed := p.elapsed()
 	if !force && int64(elapsed)-g.attemptAt.Load() < int64(revocationPollInterval) {
 		return
 	}

@@ -225,7 +225,7 @@ func New(ctx context.Context, store storage.Store, opts Options) (*Provider, err
 			return nil, fmt.Errorf("provider: read revocation count: %w", err)
 		}
 		if w, ok := store.(storage.RevocationWatcher); ok {
-			p.stopWatch = w.WatchRevocations(func() { p.maybePoll(true) })
+			p.stopWatch = w.WatchRevocations(func() { p.maybePoll(p.elapsed(), true) })
 		}
 	}
 	return p, nil
@@ -391,8 +391,9 @@ func (p *Provider) GetClient(ctx context.Context, clientID string) (*oauth.Clien
 	now := p.now()
 	var gen uint64
 	if p.grants != nil {
-		c := p.grants.client(clientID, p.elapsed(), now)
-		p.maybePoll(false)
+		elapsed := p.elapsed()
+		c := p.grants.client(clientID, elapsed, now)
+		p.maybePoll(elapsed, false)
 		if c != nil {
 			return c, nil
 		}
@@ -959,8 +960,9 @@ var (
 func (p *Provider) checkGrant(ctx context.Context, id, clientID string) error {
 	var gen uint64
 	if p.grants != nil {
-		ok, revoked := p.grants.lookup(id, clientID, p.elapsed())
-		p.maybePoll(false)
+		elapsed := p.elapsed()
+		ok, revoked := p.grants.lookup(id, clientID, elapsed)
+		p.maybePoll(elapsed, false)
 		switch {
 		case ok:
 			return nil
