@@ -123,6 +123,8 @@ type consoleView struct {
 	SignInCode                 string // a user code to confirm after signing in
 	Confirm                    *provider.Pending
 	ConfirmCode, RedirectHost  string
+	DocumentHost               string // see describe
+	LoopbackOnly               bool
 	Pending                    []*provider.Pending
 	Grants                     []*oauth.Grant
 	Clients                    []*oauth.Client
@@ -324,12 +326,7 @@ func (c *Console) confirm(w http.ResponseWriter, r *http.Request, v consoleView,
 	v.Title, v.Confirm = "Approve "+code, p
 	norm := secret.NormalizeUserCode(code)
 	v.ConfirmCode = norm[:4] + "-" + norm[4:]
-	if u, err := url.Parse(p.RedirectURI); err == nil && p.RedirectURI != "" {
-		v.RedirectHost = u.Host
-		if v.RedirectHost == "" {
-			v.RedirectHost = u.Scheme + ":"
-		}
-	}
+	v.RedirectHost, v.DocumentHost, v.LoopbackOnly = describe(p)
 	c.render(w, http.StatusOK, v)
 }
 

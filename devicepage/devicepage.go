@@ -240,16 +240,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Refresh:   h.opts.RefreshSeconds,
 		ExpiresAt: p.ExpiresAt.UTC().Format(time.RFC3339),
 	}
-	if u, err := url.Parse(p.Client.ID); err == nil && u.Scheme == "https" {
-		v.DocumentHost = u.Host
-		v.LoopbackOnly = localRedirect(p.RedirectURI)
-	}
-	if u, err := url.Parse(p.RedirectURI); err == nil {
-		v.RedirectHost = u.Host
-		if v.RedirectHost == "" {
-			v.RedirectHost = u.Scheme + ":" // private-use scheme such as cursor:
-		}
-	}
+	v.RedirectHost, v.DocumentHost, v.LoopbackOnly = describe(p)
 	if v.ClientName == "" {
 		v.ClientName = "An unnamed application"
 	}
@@ -417,6 +408,56 @@ func (h *Handler) render(w http.ResponseWriter, status int, v view) {
 	if err := page.ExecuteTemplate(w, "device.html", v); err != nil {
 		h.log.Debug("devicepage: render", "err", err)
 	}
+}
+
+// describe returns what the approval pages show about where a request
+// comes from and goes to: the host its redirect URI returns to (the MCP
+// authorization specification asks that it be shown; a private-use scheme
+// such as "cursor:" stands for itself, and a device request has none), the
+// host publishing the client's metadata document for a client identified by
+// a URL, and whether to warn that any local program could be using that
+// client's name.
+//
+// The warning is the one the Client ID Metadata Document draft's security
+// considerations ask for: the client is not a registered one (its identity is
+// a metadata document) and every redirect URI it lists is a loopback one. It
+// is also given when the redirect this request uses returns to the local
+// machine while the document lists others, since the risk is the same for
+// this request.
+func describe(p *provider.Pending) (redirectHost, documentHost string, loopbackOnly bool) {
+	if p.RedirectURI != "" {
+		if u, err := url.Parse(p.RedirectURI); err == nil {
+			switch strings.ToLower(u.Scheme) {
+			case "http", "https":
+				redirectHost = u.Host
+			default: // an app's private-use scheme (RFC 8252 §7.1) names the app
+				redirectHost = u.Scheme + ":"
+				if u.Host != "" {
+					redirectHost += "//" + u.Host
+				}
+			}
+		}
+	}
+	if p.Client == nil {
+		return redirectHost, "", false
+	}
+	if u, err := url.Parse(p.Client.ID); err == nil && u.Scheme == "https" && u.Host != "" {
+		documentHost = u.Host
+		loopbackOnly = allLoopback(p.Client.RedirectURIs) || (p.RedirectURI != "" && localRedirect(p.RedirectURI))
+	}
+	return redirectHost, documentHost, loopbackOnly
+}
+
+// allLoopback reports whether uris is not empty and every URI in it is http
+// on a loopback host (RFC 8252 §7.3).
+func allLoopback(uris []string) bool {
+	for _, s := range uris {
+		u, err := url.Parse(s)
+		if err != nil || !strings.EqualFold(u.Scheme, "http") || !redirect.IsLoopbackHost(u.Hostname()) {
+			return false
+		}
+	}
+	return len(uris) > 0
 }
 
 // localRedirect reports whether the redirect URI this request will use

@@ -55,6 +55,7 @@ func (d *docHost) options(o *Options) {
 func TestCIMDClients(t *testing.T) {
 	docs := newDocHost(t)
 	f := newFixture(t, docs.options)
+	console := signedIn(t, f)
 	if r := f.get("/.well-known/oauth-authorization-server"); r.json["client_id_metadata_document_supported"] != true {
 		t.Fatalf("metadata does not advertise CIMD: %s", r.body)
 	}
@@ -75,6 +76,9 @@ func TestCIMDClients(t *testing.T) {
 		{"VS Code: exact trailing slash, fixed or random port", "/oauth/client-metadata.json",
 			`{"client_id":"%s","client_name":"Visual Studio Code","redirect_uris":["http://127.0.0.1:33418/","https://vscode.dev/redirect"],"token_endpoint_auth_method":"none"}`,
 			"http://127.0.0.1:51000/", true},
+		{"VS Code through vscode.dev: an https redirect with a loopback one listed does not warn", "/oauth/client-metadata.json",
+			`{"client_id":"%s","client_name":"Visual Studio Code","redirect_uris":["http://127.0.0.1:33418/","https://vscode.dev/redirect"],"token_endpoint_auth_method":"none"}`,
+			"https://vscode.dev/redirect", false},
 		{"evasion: an unused https URI and an upper-case LOCALHOST still warn", "/evasive.json",
 			`{"client_id":"%s","client_name":"Evasive","redirect_uris":["https://never.example/cb","http://LOCALHOST/cb"],"token_endpoint_auth_method":"none"}`,
 			"http://LOCALHOST:4242/cb", true},
@@ -97,6 +101,14 @@ func TestCIMDClients(t *testing.T) {
 			}
 			if got := strings.Contains(string(page.body), "data-loopback-warning"); got != tc.loopbackWarning {
 				t.Errorf("loopback warning shown = %v, want %v", got, tc.loopbackWarning)
+			}
+			// The owner deciding from the console sees the same.
+			st, body, _ := console.get("/console/approve?user_code=" + url.QueryEscape(loc.Query().Get("user_code")))
+			if st != 200 || !strings.Contains(body, "data-document-host><strong>"+host) {
+				t.Errorf("console confirmation: %d, document host %s not shown", st, host)
+			}
+			if got := strings.Contains(body, "data-loopback-warning"); got != tc.loopbackWarning {
+				t.Errorf("console: loopback warning shown = %v, want %v", got, tc.loopbackWarning)
 			}
 			u := f.authorize(authParams(c), f.approve("alice"))
 			code := u.Query().Get("code")
