@@ -158,14 +158,14 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if user == "" {
 		if r.Method == http.MethodPost {
-			http.Error(w, "sign in first", http.StatusForbidden)
+			c.showSignIn(w, r, http.StatusForbidden, "Your session has ended, so nothing was changed. Sign in and try again.", "")
 			return
 		}
 		code := ""
 		if path == "/approve" {
 			code = r.URL.Query().Get("user_code")
 		}
-		c.showSignIn(w, r, "", code)
+		c.showSignIn(w, r, http.StatusOK, "", code)
 		return
 	}
 	if c.opts.Identity != nil && session == "" {
@@ -177,7 +177,8 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v := consoleView{User: user, CSRF: CSRFToken(session)}
 	if r.Method == http.MethodPost {
 		if !CheckCSRF(session, r.PostForm.Get("csrf")) {
-			http.Error(w, "invalid or missing CSRF token; reload the page", http.StatusForbidden)
+			v.Title, v.Error = "Nothing changed", staleForm
+			c.render(w, http.StatusForbidden, v)
 			return
 		}
 		c.post(w, r, path, user, session, v)
@@ -231,9 +232,13 @@ func (c *Console) user(r *http.Request) (string, string, error) {
 	return u, cookie, err
 }
 
+// staleForm answers a form post whose CSRF token is missing or wrong: a
+// form left open across a sign-out, or one another page forged.
+const staleForm = "This form was out of date or did not come from this console, so nothing was changed. Try again."
+
 // showSignIn renders the sign-in form with a fresh pre-session cookie,
 // whose derived token the form must return (login CSRF).
-func (c *Console) showSignIn(w http.ResponseWriter, r *http.Request, msg, userCode string) {
+func (c *Console) showSignIn(w http.ResponseWriter, r *http.Request, status int, msg, userCode string) {
 	if len(userCode) > 32 {
 		userCode = ""
 	}
@@ -244,7 +249,7 @@ func (c *Console) showSignIn(w http.ResponseWriter, r *http.Request, msg, userCo
 		v.SignIn = CSRFToken(pre)
 	}
 	v.Title = "Sign in"
-	c.render(w, http.StatusOK, v)
+	c.render(w, status, v)
 }
 
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
@@ -254,13 +259,13 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	pre := cookieValue(r, c.cookieName("mcpauth_pre"))
 	if !CheckCSRF(pre, r.PostForm.Get("csrf")) {
-		http.Error(w, "invalid or missing CSRF token; reload the page", http.StatusForbidden)
+		c.showSignIn(w, r, http.StatusForbidden, staleForm, r.PostForm.Get("user_code"))
 		return
 	}
 	cookie, err := c.opts.Accounts.SignIn(r.Context(), r.PostForm.Get("name"), r.PostForm.Get("password"), clientIP(r))
 	switch {
 	case errors.Is(err, ErrSignInFailed), errors.Is(err, ErrThrottled):
-		c.showSignIn(w, r, strings.TrimPrefix(err.Error(), "devicepage: "), r.PostForm.Get("user_code"))
+		c.showSignIn(w, r, http.StatusOK, strings.TrimPrefix(err.Error(), "devicepage: "), r.PostForm.Get("user_code"))
 		return
 	case err != nil:
 		c.log.Error("devicepage: sign in", "err", err)

@@ -264,3 +264,124 @@ func signInSteps(base string) chromedp.Action[chromedp.Void] {
 		chromedp.WaitVisible(`form[data-enter-code]`),
 	)
 }
+
+// TestBrowserDeviceFlow: RFC 8628 end to end with a real browser on the
+// console. A device (here, plain HTTP) gets a code; the owner opens
+// verification_uri_complete signed out, signs in, lands on that code's
+// confirmation and approves; the device's polls go from
+// authorization_pending to tokens that work at the MCP endpoint. A second
+// device's code is typed by hand at verification_uri (lower case, no
+// hyphen) and denied, and that device gets access_denied.
+func TestBrowserDeviceFlow(t *testing.T) {
+	f := newFixture(t, nil)
+	addOwner(t, f)
+	reg := f.postJSON("/register", `{"grant_types":["urn:ietf:params:oauth:grant-type:device_code"],"token_endpoint_auth_method":"none","client_name":"Device CLI"}`, nil)
+	cid := reg.str("client_id")
+	poll := func(deviceCode string) *response {
+		return f.post(PathToken, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {deviceCode}, "client_id": {cid}}, nil)
+	}
+	da := f.post(PathDeviceAuthorization, url.Values{"client_id": {cid}}, nil)
+	if da.status != 200 {
+		t.Fatalf("device authorization: %d %s", da.status, da.body)
+	}
+	if r := poll(da.str("device_code")); r.status != 400 || r.str("error") != "authorization_pending" {
+		t.Fatalf("first poll: %d %s", r.status, r.body)
+	}
+	// The device must wait its interval (5 s, with a second's leeway for
+	// network delay) before the next poll, or it gets slow_down.
+	nextPoll := time.Now().Add(4200 * time.Millisecond)
+	tab := browsertest.New(t)
+	ctx, cancel := context.WithTimeout(tab, 60*time.Second)
+	defer cancel()
+	uc := da.str("user_code")
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(da.str("verification_uri_complete")),
+		chromedp.WaitVisible(`form[data-signin]`),
+		chromedp.SendKeys(`#name`, "owner"),
+		chromedp.SendKeys(`#password`, "correct horse battery"),
+		chromedp.Submit(`form[data-signin]`),
+		chromedp.WaitVisible(`[data-approve]`),
+	); err != nil {
+		t.Fatalf("verification_uri_complete through sign-in: %v", err)
+	}
+	shown, err := chromedp.Run(ctx, chromedp.AttributeValue(`[data-user-code]`, "data-user-code"))
+	if err != nil || shown.Value != uc {
+		t.Fatalf("confirmation shows code %q (%v), want %q", shown.Value, err, uc)
+	}
+	kind, err := chromedp.Run(ctx, chromedp.Text(`dl`))
+	if err != nil || !strings.Contains(kind, "Device CLI") || !strings.Contains(kind, "A device or command-line application") {
+		t.Errorf("confirmation details %q (%v)", kind, err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(`[data-approve]`), chromedp.WaitVisible(`[data-notice]`)); err != nil {
+		t.Fatalf("approve: %v", err)
+	}
+	time.Sleep(time.Until(nextPoll))
+	tok := poll(da.str("device_code"))
+	if tok.status != 200 || tok.str("access_token") == "" {
+		t.Fatalf("poll after approval: %d %s", tok.status, tok.body)
+	}
+	if r := f.mcpCall(tok.str("access_token"), initialize); r.status != 200 {
+		t.Errorf("MCP call with the device's token: %d", r.status)
+	}
+
+	// A second device, code typed by hand, denied.
+	da2 := f.post(PathDeviceAuthorization, url.Values{"client_id": {cid}}, nil)
+	typed := strings.ToLower(strings.ReplaceAll(da2.str("user_code"), "-", ""))
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(da2.str("verification_uri")),
+		chromedp.WaitVisible(`form[data-enter-code]`),
+		chromedp.SendKeys(`#user_code`, typed),
+		chromedp.Submit(`form[data-enter-code]`),
+		chromedp.WaitVisible(`[data-deny]`),
+		chromedp.Click(`[data-deny]`),
+		chromedp.WaitVisible(`[data-notice]`),
+	); err != nil {
+		t.Fatalf("typed code and deny: %v", err)
+	}
+	if r := poll(da2.str("device_code")); r.status != 400 || r.str("error") != "access_denied" {
+		t.Errorf("poll after denial: %d %s", r.status, r.body)
+	}
+}
+
+// TestBrowserWrongCSRFToken: a console form whose CSRF token was altered
+// (as a same-site injected form would have it) changes nothing, and the
+// answer is a console page saying so; the page's own form then works.
+func TestBrowserWrongCSRFToken(t *testing.T) {
+	f := newFixture(t, nil)
+	addOwner(t, f)
+	c := f.register(`{"redirect_uris":["http://127.0.0.1:3000/cb"],"token_endpoint_auth_method":"none","client_name":"Tampered"}`)
+	r := f.get("/authorize?" + authParams(c).Encode())
+	loc, _ := url.Parse(r.header.Get("Location"))
+	code := loc.Query().Get("user_code")
+	tab := browsertest.New(t)
+	ctx, cancel := context.WithTimeout(tab, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx,
+		signInSteps(f.base),
+		chromedp.Navigate(f.base+"/console/approve?user_code="+url.QueryEscape(code)),
+		chromedp.WaitVisible(`[data-approve]`),
+		chromedp.SetValue(`form[action$="/decide"] input[name=csrf]`, "t1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+		chromedp.Click(`[data-approve]`),
+		chromedp.WaitVisible(`[data-error]`),
+	); err != nil {
+		t.Fatalf("post with an altered token: %v", err)
+	}
+	msg, err := chromedp.Run(ctx, chromedp.Text(`[data-error]`))
+	if err != nil || !strings.Contains(msg, "nothing was changed") {
+		t.Errorf("error shown %q (%v)", msg, err)
+	}
+	if p, err := f.h.Provider().PendingByUserCode(context.Background(), code); err != nil || p.Status != "pending" {
+		t.Fatalf("after a post with a wrong token the request is %+v, %v; want pending", p, err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(f.base+"/console/approve?user_code="+url.QueryEscape(code)),
+		chromedp.WaitVisible(`[data-approve]`),
+		chromedp.Click(`[data-approve]`),
+		chromedp.WaitVisible(`[data-notice]`),
+	); err != nil {
+		t.Fatalf("approve with the page's own token: %v", err)
+	}
+	if p, err := f.h.Provider().PendingByUserCode(context.Background(), code); err != nil || p.Status != "approved" {
+		t.Errorf("after the real form the request is %+v, %v; want approved", p, err)
+	}
+}

@@ -94,8 +94,9 @@ func TestConsoleSignIn(t *testing.T) {
 		hdr.Get("X-Content-Type-Options") != "nosniff" || hdr.Get("Referrer-Policy") != "no-referrer" {
 		t.Errorf("console headers %v", hdr)
 	}
-	if st, _ := c.post("/console/signin", url.Values{"name": {"owner"}, "password": {"correct horse battery"}}, nil); st != http.StatusForbidden {
-		t.Errorf("sign-in without the CSRF token: %d, want 403", st)
+	if st, body := c.post("/console/signin", url.Values{"name": {"owner"}, "password": {"correct horse battery"}}, nil); st != http.StatusForbidden ||
+		!strings.Contains(body, "nothing was changed") || !strings.Contains(body, "data-signin") || strings.Contains(body, "data-user>") {
+		t.Errorf("sign-in without the CSRF token: %d %s, want 403 and the sign-in form again", st, body)
 	}
 	c.get("/console")
 	_, wrongPw := c.post("/console/signin", url.Values{"csrf": {c.csrf}, "name": {"owner"}, "password": {"wrong password!"}}, nil)
@@ -127,8 +128,10 @@ func TestConsoleRefusesForgedPosts(t *testing.T) {
 		"cross-site fetch":  {url.Values{"client_id": {cl.id}, "csrf": {c.csrf}}, map[string]string{"Sec-Fetch-Site": "cross-site"}},
 		"cross-site origin": {url.Values{"client_id": {cl.id}, "csrf": {c.csrf}}, map[string]string{"Origin": "https://evil.example"}},
 	} {
-		if st, _ := c.post("/console/clients/delete", tc.form, tc.hdr); st != http.StatusForbidden {
+		if st, body := c.post("/console/clients/delete", tc.form, tc.hdr); st != http.StatusForbidden {
 			t.Errorf("%s: status %d, want 403", name, st)
+		} else if tc.hdr == nil && !strings.Contains(body, "nothing was changed") {
+			t.Errorf("%s: the refusal does not say nothing changed: %s", name, body)
 		}
 	}
 	if _, err := f.h.Provider().GetClient(context.Background(), cl.id); err != nil {
