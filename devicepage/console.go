@@ -128,6 +128,7 @@ type consoleView struct {
 	Pending                    []*provider.Pending
 	Grants                     []*oauth.Grant
 	Clients                    []*oauth.Client
+	ClientNames                map[string]string // client ID to name, for the grants
 	Home                       bool
 }
 
@@ -302,11 +303,14 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request, v consoleView) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	v.Home, v.Title = true, "Console"
-	v.Notice = r.URL.Query().Get("done")
-	if len(v.Notice) > 200 {
-		v.Notice = ""
+	v.ClientNames = make(map[string]string, len(v.Clients))
+	for _, cl := range v.Clients {
+		v.ClientNames[cl.ID] = cl.ClientName
 	}
+	v.Home, v.Title = true, "Console"
+	// The notice is chosen by a key, never taken from the URL: a link
+	// must not be able to put its own words on the console.
+	v.Notice = notice(r.URL.Query().Get("done"))
 	c.render(w, http.StatusOK, v)
 }
 
@@ -351,16 +355,12 @@ func (c *Console) post(w http.ResponseWriter, r *http.Request, path, user, sessi
 		}
 	case "/decide":
 		code := f.Get("user_code")
-		var p *provider.Pending
 		if f.Get("action") == "approve" {
-			p, err = c.b.Approve(ctx, code, user)
-			done = "Approved. The application continues by itself."
+			_, err = c.b.Approve(ctx, code, user)
+			done = "approved"
 		} else {
-			p, err = c.b.Deny(ctx, code)
-			done = "Denied."
-		}
-		if err == nil && p.Client != nil && p.Client.ClientName != "" {
-			done = strings.TrimSuffix(done, ".") + ": " + p.Client.ClientName + "."
+			_, err = c.b.Deny(ctx, code)
+			done = "denied"
 		}
 		if errors.Is(err, provider.ErrUnknownRequest) || errors.Is(err, provider.ErrAlreadyDecided) {
 			v.Title, v.Error = "Not decided", "This request expired or was decided already."
@@ -368,9 +368,9 @@ func (c *Console) post(w http.ResponseWriter, r *http.Request, path, user, sessi
 			return
 		}
 	case "/grants/revoke":
-		err, done = c.b.RevokeGrant(ctx, f.Get("grant_id")), "Grant revoked."
+		err, done = c.b.RevokeGrant(ctx, f.Get("grant_id")), "revoked"
 	case "/clients/delete":
-		err, done = c.b.DeleteClient(ctx, f.Get("client_id")), "Client deleted, and its grants revoked."
+		err, done = c.b.DeleteClient(ctx, f.Get("client_id")), "deleted"
 	default:
 		http.NotFound(w, r)
 		return
@@ -382,6 +382,22 @@ func (c *Console) post(w http.ResponseWriter, r *http.Request, path, user, sessi
 		return
 	}
 	http.Redirect(w, r, c.prefix+"/?"+url.Values{"done": {done}}.Encode(), http.StatusSeeOther)
+}
+
+// notice is the console's message after a post, by the key that the
+// post's redirect carries; unknown keys show none.
+func notice(key string) string {
+	switch key {
+	case "approved":
+		return "Approved. The application continues by itself."
+	case "denied":
+		return "Denied."
+	case "revoked":
+		return "Grant revoked."
+	case "deleted":
+		return "Client deleted, and its grants revoked."
+	}
+	return ""
 }
 
 // allowCode reports whether another code may be tried now; failCode counts

@@ -27,6 +27,10 @@ func TestScreenshots(t *testing.T) {
 	f := newFixture(t, func(o *Options) { o.DevicePage.ProductName = "Notes" })
 	addOwner(t, f)
 	cl := f.register(`{"redirect_uris":["http://127.0.0.1:33418/callback"],"token_endpoint_auth_method":"none","client_name":"Claude Code"}`)
+	// One grant, so that the console's lists have something to show.
+	if code := f.code(cl); f.exchange(cl, code).status != 200 {
+		t.Fatal("could not create a grant")
+	}
 	r := f.get("/authorize?" + authParams(cl).Encode())
 	tabURL := r.header.Get("Location")
 	code := extractParam(tabURL, "user_code")
@@ -60,6 +64,10 @@ func TestScreenshots(t *testing.T) {
 			t.Fatal(err)
 		}
 		shot("authorize-tab", `[data-user-code]`)
+		if err := chromedp.Do(ctx, chromedp.Navigate(f.base+PathDevice+"?user_code="+code)); err != nil {
+			t.Fatal(err)
+		}
+		shot("device-verification", `[data-user-code]`)
 		if err := chromedp.Do(ctx, chromedp.Navigate(f.base+"/console")); err != nil {
 			t.Fatal(err)
 		}
