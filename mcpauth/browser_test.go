@@ -3,17 +3,21 @@ package mcpauth
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/mcp-oauth/oauth/devicepage"
 	"github.com/mcp-oauth/oauth/internal/browsertest"
+	"github.com/mcp-oauth/oauth/provider"
 )
 
 // callbackServer is a client's redirect URI on loopback; it records the
@@ -383,5 +387,57 @@ func TestBrowserWrongCSRFToken(t *testing.T) {
 	}
 	if p, err := f.h.Provider().PendingByUserCode(context.Background(), code); err != nil || p.Status != "approved" {
 		t.Errorf("after the real form the request is %+v, %v; want approved", p, err)
+	}
+}
+
+// TestBrowserSetupStep: a host's setup step runs in the real tab between
+// approval and the return to the client: the page's script reloads into
+// the step's form once approved, the form posts (under the pages' CSP),
+// and the tab then returns to the client with a code.
+func TestBrowserSetupStep(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string]string{} // request ID → what its step collected
+	f := newFixture(t, func(o *Options) {
+		o.DevicePage.Step = func(w http.ResponseWriter, r *http.Request, p *provider.Pending) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			if got[p.ID] != "" {
+				return true
+			}
+			if r.Method == http.MethodPost && r.PostFormValue("api_key") != "" {
+				got[p.ID] = r.PostFormValue("api_key")
+				return true
+			}
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			io.WriteString(w, `<!doctype html><title>Setup</title><form method="post" data-step><input type="hidden" name="`+
+				devicepage.StepField+`" value="1"><label for="k">API key</label><input id="k" name="api_key"><button type="submit">Save</button></form>`)
+			return false
+		}
+	})
+	tab, code, landed := openAuthorizeTab(t, f)
+	ctx, cancel := context.WithTimeout(tab, 30*time.Second)
+	defer cancel()
+	if _, err := f.h.Approve(context.Background(), code, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.WaitVisible(`form[data-step]`),
+		chromedp.SendKeys(`#k`, "sk-test-123"),
+		chromedp.Submit(`form[data-step]`),
+	); err != nil {
+		t.Fatalf("the step's form: %v", err)
+	}
+	if q := waitLanded(t, landed); q.Get("code") == "" || q.Get("state") != "xyz" {
+		t.Errorf("redirect query %v, want a code and the state", q)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 {
+		t.Fatalf("the step collected %v, want one request's key", got)
+	}
+	for _, v := range got {
+		if v != "sk-test-123" {
+			t.Errorf("the step collected %q", v)
+		}
 	}
 }
