@@ -51,6 +51,9 @@ type ConsoleOptions struct {
 	Identity func(r *http.Request) (string, error)
 	// SignInURL is where a visitor signs in when Identity is set.
 	SignInURL string
+	// ScopeDescriptions is as Options.ScopeDescriptions, for the
+	// confirmation screen.
+	ScopeDescriptions map[string]string
 	// Secure marks cookies Secure and gives them the __Host- prefix; set
 	// it when the console is served over HTTPS.
 	Secure bool
@@ -124,6 +127,7 @@ type consoleView struct {
 	Confirm                    *provider.Pending
 	ConfirmCode, RedirectHost  string
 	DocumentHost               string // see describe
+	Scopes                     []Scope
 	LoopbackOnly               bool
 	Pending                    []*provider.Pending
 	Grants                     []*oauth.Grant
@@ -336,6 +340,7 @@ func (c *Console) confirm(w http.ResponseWriter, r *http.Request, v consoleView,
 	norm := secret.NormalizeUserCode(code)
 	v.ConfirmCode = norm[:4] + "-" + norm[4:]
 	v.RedirectHost, v.DocumentHost, v.LoopbackOnly = describe(p)
+	v.Scopes = describeScopes(c.opts.ScopeDescriptions, p.Scopes)
 	c.render(w, http.StatusOK, v)
 }
 

@@ -66,6 +66,10 @@ type Options struct {
 	// code are in r's query, so a form with no action attribute posts back
 	// to the right place.
 	Step func(w http.ResponseWriter, r *http.Request, p *provider.Pending) (done bool)
+	// ScopeDescriptions says in plain words what each scope allows; the
+	// approval pages show it with the scope's name. A scope without one is
+	// shown by its name alone. mcpauth.Wrap fills it (see its Options).
+	ScopeDescriptions map[string]string
 	// RefreshSeconds is how often the waiting page reloads itself; zero
 	// means 3.
 	RefreshSeconds int
@@ -106,7 +110,7 @@ type view struct {
 	Logo                    template.URL
 	ClientName, ClientID    string
 	RedirectHost, Resource  string
-	Scopes                  []string
+	Scopes                  []Scope
 	// DocumentHost is the host serving the client's metadata document,
 	// for clients identified by a URL.
 	DocumentHost string
@@ -236,7 +240,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	v := view{
 		Title: "Approve " + p.UserCode, Waiting: true, UserCode: p.UserCode,
-		ClientName: p.Client.ClientName, ClientID: p.Client.ID, Resource: p.Resource, Scopes: p.Scopes,
+		ClientName: p.Client.ClientName, ClientID: p.Client.ID, Resource: p.Resource, Scopes: describeScopes(h.opts.ScopeDescriptions, p.Scopes),
 		Refresh:   h.opts.RefreshSeconds,
 		ExpiresAt: p.ExpiresAt.UTC().Format(time.RFC3339),
 	}
@@ -408,6 +412,18 @@ func (h *Handler) render(w http.ResponseWriter, status int, v view) {
 	if err := page.ExecuteTemplate(w, "device.html", v); err != nil {
 		h.log.Debug("devicepage: render", "err", err)
 	}
+}
+
+// Scope is a requested scope as the approval pages show it: in plain
+// words (Text, empty when none is configured) and by its name.
+type Scope struct{ Name, Text string }
+
+func describeScopes(descriptions map[string]string, scopes []string) []Scope {
+	out := make([]Scope, len(scopes))
+	for i, s := range scopes {
+		out[i] = Scope{Name: s, Text: descriptions[s]}
+	}
+	return out
 }
 
 // describe returns what the approval pages show about where a request

@@ -70,6 +70,14 @@ type Options struct {
 	// needs these scopes in addition to RequiredScopes (403
 	// insufficient_scope otherwise). Every scope named must be in Scopes.
 	ToolScopes map[string][]string
+	// ScopeDescriptions say in plain words what each scope allows; the
+	// approval pages (the authorize tab and the console's confirmation)
+	// show them beside the scope names. Every key must be in Scopes. A
+	// scope without one is described from ToolScopes ("Use the tools
+	// a and b") or, for a scope in RequiredScopes or the default "mcp",
+	// as connecting to the server and using what it offers; any other
+	// is shown by its name alone.
+	ScopeDescriptions map[string]string
 	// ResourceName is the human-readable resource_name of RFC 9728 §2.
 	ResourceName string
 	// DisableRegistration turns off dynamic client registration.
@@ -202,6 +210,15 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 			}
 		}
 	}
+	for sc := range opts.ScopeDescriptions {
+		if !slices.Contains(opts.Scopes, sc) {
+			return nil, fmt.Errorf("mcpauth: ScopeDescriptions names %q, which is not in Scopes", sc)
+		}
+	}
+	scopeText := describeScopes(opts)
+	if opts.DevicePage.ScopeDescriptions == nil {
+		opts.DevicePage.ScopeDescriptions = scopeText
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -258,6 +275,9 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 		}
 		if co.LogoURL == "" {
 			co.LogoURL = opts.DevicePage.LogoURL
+		}
+		if co.ScopeDescriptions == nil {
+			co.ScopeDescriptions = scopeText
 		}
 		co.Secure = co.Secure || iu.Scheme == "https"
 		h.console = devicepage.NewConsole(p, issuerPath+PathConsole, co)
@@ -439,4 +459,37 @@ func plainPath(p string) bool {
 		}
 	}
 	return true
+}
+
+// describeScopes returns the plain-words description of every scope in
+// opts.Scopes that has one: the host's own, or one derived from what the
+// scope unlocks (see Options.ScopeDescriptions).
+func describeScopes(opts Options) map[string]string {
+	out := make(map[string]string, len(opts.Scopes))
+	for _, sc := range opts.Scopes {
+		if d := opts.ScopeDescriptions[sc]; d != "" {
+			out[sc] = d
+			continue
+		}
+		var tools []string
+		for tool, scopes := range opts.ToolScopes {
+			if slices.Contains(scopes, sc) {
+				tools = append(tools, tool)
+			}
+		}
+		slices.Sort(tools)
+		switch {
+		case len(tools) == 1:
+			out[sc] = "Use the tool " + tools[0]
+		case len(tools) > 1:
+			out[sc] = "Use the tools " + strings.Join(tools[:len(tools)-1], ", ") + " and " + tools[len(tools)-1]
+		case slices.Contains(opts.RequiredScopes, sc) || (len(opts.RequiredScopes) == 0 && sc == defaultScopeMCP):
+			if len(opts.ToolScopes) > 0 {
+				out[sc] = "Connect, and use the resources, prompts and tools that need no further access"
+			} else {
+				out[sc] = "Connect, and use the tools, resources and prompts"
+			}
+		}
+	}
+	return out
 }

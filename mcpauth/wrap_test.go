@@ -1,0 +1,71 @@
+package mcpauth
+
+import (
+	"maps"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func TestDescribeScopes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want map[string]string
+	}{
+		{"default scope", Options{Scopes: []string{"mcp"}},
+			map[string]string{"mcp": "Connect, and use the tools, resources and prompts"}},
+		{"tool scopes", Options{Scopes: []string{"mcp", "admin", "notes:write"},
+			ToolScopes: map[string][]string{"purge": {"admin"}, "delete_note": {"notes:write", "admin"}, "add_note": {"notes:write"}}},
+			map[string]string{
+				"mcp":         "Connect, and use the resources, prompts and tools that need no further access",
+				"admin":       "Use the tools delete_note and purge",
+				"notes:write": "Use the tools add_note and delete_note",
+			}},
+		{"three tools", Options{Scopes: []string{"x"}, ToolScopes: map[string][]string{"c": {"x"}, "a": {"x"}, "b": {"x"}}},
+			map[string]string{"x": "Use the tools a, b and c"}},
+		{"one tool", Options{Scopes: []string{"x"}, ToolScopes: map[string][]string{"a": {"x"}}},
+			map[string]string{"x": "Use the tool a"}},
+		{"required scope other than mcp", Options{Scopes: []string{"mcp", "read"}, RequiredScopes: []string{"read"}},
+			map[string]string{"read": "Connect, and use the tools, resources and prompts"}},
+		{"host's own words win", Options{Scopes: []string{"mcp", "admin"}, ToolScopes: map[string][]string{"purge": {"admin"}},
+			ScopeDescriptions: map[string]string{"admin": "Delete everything"}},
+			map[string]string{"mcp": "Connect, and use the resources, prompts and tools that need no further access", "admin": "Delete everything"}},
+		{"unknown purpose: name alone", Options{Scopes: []string{"mcp", "offline"}, RequiredScopes: []string{"mcp"}},
+			map[string]string{"mcp": "Connect, and use the tools, resources and prompts"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := describeScopes(tc.opts); !maps.Equal(got, tc.want) {
+				t.Errorf("describeScopes = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestScopeDescriptionsOnPages: the authorize tab and the console's
+// confirmation say what each requested scope allows, with its name; a
+// description of an unknown scope is refused at start.
+func TestScopeDescriptionsOnPages(t *testing.T) {
+	if _, err := New(newMCPServer(), Options{Issuer: "http://127.0.0.1:1", Scopes: []string{"mcp"},
+		ScopeDescriptions: map[string]string{"nope": "x"}}); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("a description of a scope not in Scopes: %v", err)
+	}
+	f := newFixture(t, func(o *Options) { o.ScopeDescriptions = map[string]string{"admin": "Read & <delete> secrets"} })
+	c := signedIn(t, f)
+	cl := f.publicClient()
+	q := authParams(cl)
+	q.Set("scope", "mcp admin")
+	loc, _ := url.Parse(f.get("/authorize?" + q.Encode()).header.Get("Location"))
+	tab := string(f.getURL(loc).body)
+	_, confirm, _ := c.get("/console/approve?user_code=" + url.QueryEscape(loc.Query().Get("user_code")))
+	for name, body := range map[string]string{"tab": tab, "console": confirm} {
+		for _, want := range []string{
+			`<li>Read &amp; &lt;delete&gt; secrets <span class="scope">admin</span></li>`,
+			`<li>Connect, and use the resources, prompts and tools that need no further access <span class="scope">mcp</span></li>`,
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s does not show %s", name, want)
+			}
+		}
+	}
+}
