@@ -106,7 +106,7 @@ func NewAccounts(store AccountStore, opts AccountsOptions) *Accounts {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Accounts{store: store, opts: opts, ips: newWindow(ipWindow), unknown: map[string]int{}}
+	return &Accounts{store: store, opts: opts, ips: newWindow(ipWindow, ""), unknown: map[string]int{}}
 }
 
 // CheckUserName reports whether name is acceptable: 1 to 64 bytes of

@@ -69,6 +69,8 @@ const (
 	codeTriesPerIP      = 20
 	codeTriesGlobal     = 200
 	codeTriesWindow     = time.Minute
+	// codeTriesAll is the key of the overall count.
+	codeTriesAll = "*"
 )
 
 // Console serves the console. Create it with NewConsole and mount it at a
@@ -92,7 +94,7 @@ func NewConsole(b ConsoleBackend, prefix string, opts ConsoleOptions) *Console {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Console{b: b, opts: opts, log: log, prefix: strings.TrimSuffix(prefix, "/"), tries: newWindow(codeTriesWindow)}
+	return &Console{b: b, opts: opts, log: log, prefix: strings.TrimSuffix(prefix, "/"), tries: newWindow(codeTriesWindow, codeTriesAll)}
 }
 
 // cookie names: the session, and the pre-session cookie that protects the
@@ -408,11 +410,11 @@ func notice(key string) string {
 // allowCode reports whether another code may be tried now; failCode counts
 // a wrong one against the session, the IP and everyone.
 func (c *Console) allowCode(session, ip string) bool {
-	return c.tries.under(time.Now(), map[string]int{"s:" + session: codeTriesPerSession, "ip:" + ip: codeTriesPerIP, "*": codeTriesGlobal})
+	return c.tries.under(time.Now(), map[string]int{"s:" + session: codeTriesPerSession, "ip:" + ip: codeTriesPerIP, codeTriesAll: codeTriesGlobal})
 }
 
 func (c *Console) failCode(session, ip string) {
-	c.tries.add(time.Now(), "s:"+session, "ip:"+ip, "*")
+	c.tries.add(time.Now(), "s:"+session, "ip:"+ip, codeTriesAll)
 }
 
 func (c *Console) render(w http.ResponseWriter, status int, v consoleView) {

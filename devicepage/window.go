@@ -7,16 +7,22 @@ import (
 
 // window counts events per key over a sliding span of time, for limits
 // of so many events per span (sign-in attempts per IP, wrong codes per
-// session, IP and overall). It tracks at most maxTracked keys; past that
-// it forgets everything, which can only ever grant a few extra attempts.
+// session, IP and overall). It tracks at most maxTracked keys: when full it
+// first drops keys whose events have all aged out, and if that is not
+// enough it forgets every key but keep (the overall count), which can only
+// grant the forgotten keys a few extra attempts while the overall limit
+// still holds.
 type window struct {
 	mu     sync.Mutex
 	span   time.Duration
+	keep   string
 	events map[string][]time.Time
 }
 
-func newWindow(span time.Duration) *window {
-	return &window{span: span, events: map[string][]time.Time{}}
+// newWindow returns a window over span whose key keep ("" for none) is
+// never forgotten.
+func newWindow(span time.Duration, keep string) *window {
+	return &window{span: span, keep: keep, events: map[string][]time.Time{}}
 }
 
 // recentLocked drops key's events older than span at now and returns how
@@ -57,7 +63,16 @@ func (w *window) add(now time.Time, keys ...string) {
 
 func (w *window) addLocked(now time.Time, keys ...string) {
 	if len(w.events) >= maxTracked {
-		clear(w.events)
+		for key := range w.events {
+			w.recentLocked(key, now)
+		}
+		if len(w.events) >= maxTracked {
+			kept, ok := w.events[w.keep]
+			clear(w.events)
+			if ok {
+				w.events[w.keep] = kept
+			}
+		}
 	}
 	for _, key := range keys {
 		w.events[key] = append(w.events[key], now)
