@@ -43,12 +43,11 @@ type ConsoleOptions struct {
 	LogoURL string
 	// Accounts is the built-in sign-in. Nil means Identity decides.
 	Accounts *Accounts
-	// Identity, when set, replaces the built-in sign-in: it returns the
-	// console user of a request (from the host application's own
-	// session, SSO, or a header set by a trusted proxy), or "" when nobody
-	// is signed in. The console then shows no sign-in form, only a link
-	// to SignInURL.
-	Identity func(r *http.Request) (string, error)
+	// Identity, when set, replaces the built-in sign-in: the host
+	// application says who the console user of a request is (from its own
+	// session, SSO, or a header set by a trusted proxy). The console then
+	// shows no sign-in form, only a link to SignInURL.
+	Identity Identity
 	// SignInURL is where a visitor signs in when Identity is set.
 	SignInURL string
 	// ScopeDescriptions is as Options.ScopeDescriptions, for the
@@ -60,6 +59,20 @@ type ConsoleOptions struct {
 	// Logger receives errors; nil discards them.
 	Logger *slog.Logger
 }
+
+// Identity is a host application's sign-in for the console.
+type Identity interface {
+	// ConsoleUser returns the console user of r, or "" when nobody is
+	// signed in. An error is logged and answered with 500.
+	ConsoleUser(r *http.Request) (string, error)
+}
+
+// IdentityFunc adapts a function to Identity, as http.HandlerFunc does for
+// http.Handler.
+type IdentityFunc func(r *http.Request) (string, error)
+
+// ConsoleUser calls f(r).
+func (f IdentityFunc) ConsoleUser(r *http.Request) (string, error) { return f(r) }
 
 // Code-entry limits: failed user-code lookups are limited per session and
 // per client IP, and globally, so that guessing a live code is hopeless
@@ -222,7 +235,7 @@ func sameOrigin(r *http.Request) bool {
 // Identity).
 func (c *Console) user(r *http.Request) (string, string, error) {
 	if c.opts.Identity != nil {
-		u, err := c.opts.Identity(r)
+		u, err := c.opts.Identity.ConsoleUser(r)
 		return u, cookieValue(r, c.cookieName("mcpauth_pre")), err
 	}
 	if c.opts.Accounts == nil {

@@ -253,7 +253,7 @@ func TestDeviceCodeThroughConsole(t *testing.T) {
 func TestConsoleHostIdentity(t *testing.T) {
 	f := newFixture(t, func(o *Options) {
 		o.Console.SignInURL = "https://sso.example/login"
-		o.Console.Identity = func(r *http.Request) (string, error) { return r.Header.Get("X-Test-User"), nil }
+		o.Console.Identity = devicepage.IdentityFunc(func(r *http.Request) (string, error) { return r.Header.Get("X-Test-User"), nil })
 	})
 	c := newConsoleClient(t, f)
 	st, body, _ := c.get("/console")
