@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -30,14 +31,7 @@ type focusInfo struct {
 // each page with the Tab key: focus must visit every control in document
 // order, each with a visible focus ring.
 func TestBrowserAccessibility(t *testing.T) {
-	audit, err := os.ReadFile("testdata/a11y-audit.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	focus, err := os.ReadFile("testdata/a11y-focus.js")
-	if err != nil {
-		t.Fatal(err)
-	}
+	audit, focus := a11yScript(t, "a11y-audit.js"), a11yScript(t, "a11y-focus.js")
 	f := newFixture(t, func(o *Options) { o.DevicePage.ProductName = "Notes" })
 	addOwner(t, f)
 	// Lists with long entries, as a phone must show them.
@@ -82,17 +76,32 @@ func TestBrowserAccessibility(t *testing.T) {
 			if err := chromedp.Do(ctx, p.steps, chromedp.WaitVisible(p.wait)); err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
-			problems, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](string(audit)))
+			problems, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](audit))
 			if err != nil {
 				t.Fatalf("%s: audit: %v", name, err)
 			}
 			for _, pr := range problems {
 				t.Errorf("%s: %s", name, pr)
 			}
-			checkFocusOrder(t, ctx, name, string(focus))
+			checkFocusOrder(t, ctx, name, focus)
 		}
 		cancel()
 	}
+}
+
+// a11yScript returns testdata/a11y-lib.js and the check in file as one
+// expression for chromedp.Evaluate.
+func a11yScript(t *testing.T, file string) string {
+	t.Helper()
+	lib, err := os.ReadFile("testdata/a11y-lib.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check, err := os.ReadFile(filepath.Join("testdata", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "(() => {\n" + string(lib) + "\n" + string(check) + "\n})()"
 }
 
 // checkFocusOrder presses Tab until every control has had focus, and
