@@ -148,7 +148,11 @@ type consoleView struct {
 	Grants                     []*oauth.Grant
 	Clients                    []*oauth.Client
 	ClientNames                map[string]string // client ID to name, for the grants
-	Home                       bool
+	// MorePending, MoreGrants and MoreClients are the full counts of lists
+	// cut to their newest consoleListMax entries; zero when not cut.
+	MorePending, MoreGrants, MoreClients int
+	ListMax                              int
+	Home                                 bool
 }
 
 // ServeHTTP implements http.Handler.
@@ -322,6 +326,12 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request, v consoleView) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
+	// A page of bounded size, whatever a flood of registrations or
+	// requests left in the store: the newest consoleListMax of each.
+	v.ListMax = consoleListMax
+	v.MorePending, v.Pending = newest(v.Pending)
+	v.MoreGrants, v.Grants = newest(v.Grants)
+	v.MoreClients, v.Clients = newest(v.Clients)
 	v.ClientNames = make(map[string]string, len(v.Clients))
 	for _, cl := range v.Clients {
 		v.ClientNames[cl.ID] = cl.ClientName
@@ -331,6 +341,18 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request, v consoleView) {
 	// must not be able to put its own words on the console.
 	v.Notice = notice(r.URL.Query().Get("done"))
 	c.render(w, http.StatusOK, v)
+}
+
+// consoleListMax bounds each list on the console's home page.
+const consoleListMax = 100
+
+// newest returns the last consoleListMax entries of list (the stores list
+// oldest first) and, when it cut any, the full count.
+func newest[T any](list []T) (int, []T) {
+	if len(list) <= consoleListMax {
+		return 0, list
+	}
+	return len(list), list[len(list)-consoleListMax:]
 }
 
 // confirm shows what approving a code grants, or an error for a code that

@@ -378,3 +378,22 @@ func addOwner(t *testing.T, f *fixture) {
 		t.Fatal(err)
 	}
 }
+
+// TestConsoleListsAreBounded: however many clients a flood of
+// registrations leaves, the console's home page shows the newest 100 and
+// says how many there are.
+func TestConsoleListsAreBounded(t *testing.T) {
+	f := newFixture(t, nil)
+	c := signedIn(t, f)
+	var ids []string
+	for range 105 {
+		ids = append(ids, f.publicClient().id)
+	}
+	st, body, _ := c.get("/console")
+	if st != 200 || strings.Count(body, "data-delete=") != 100 || !strings.Contains(body, "Showing the newest 100 of 105.") {
+		t.Fatalf("console home: %d, %d delete buttons", st, strings.Count(body, "data-delete="))
+	}
+	if !strings.Contains(body, ids[104]) || strings.Contains(body, ids[0]) {
+		t.Error("the console does not show the newest clients, or shows the oldest")
+	}
+}
