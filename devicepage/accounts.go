@@ -2,10 +2,13 @@ package devicepage
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 	"unicode"
@@ -37,15 +40,19 @@ const (
 	MaxUserNameLen = 64
 )
 
-// Sign-in throttling. An account is locked after lockoutThreshold
-// consecutive failures, for lockoutBase, doubling with each further failure
-// up to lockoutMax. Each client IP may try ipAttempts times per ipWindow.
+// Sign-in throttling (see SignIn). An account is locked after
+// lockoutThreshold consecutive failures, for lockoutBase, doubling with
+// each further failure up to lockoutMax. Each client network (an IPv4
+// address, an IPv6 /64) may try ipAttempts times per ipWindow. A device
+// cookie may fail deviceFailures times per deviceWindow.
 const (
 	lockoutThreshold = 5
 	lockoutBase      = time.Minute
 	lockoutMax       = time.Hour
 	ipAttempts       = 10
 	ipWindow         = time.Minute
+	deviceFailures   = 5
+	deviceWindow     = 15 * time.Minute
 	maxTracked       = 10000
 )
 
@@ -80,14 +87,22 @@ type AccountsOptions struct {
 	Now func() time.Time
 }
 
+// unknownState is what an account would store, for a name that is not
+// one.
+type unknownState struct {
+	failures    int
+	lockedUntil time.Time
+}
+
 // Accounts is the built-in console sign-in. Create it with NewAccounts.
 type Accounts struct {
 	store AccountStore
 	opts  AccountsOptions
 
 	mu        sync.Mutex
-	ips       *window        // recent attempts per client IP
-	unknown   map[string]int // failures per name that is not a user
+	ips       *window                 // recent attempts per client network
+	devices   *window                 // recent failures per device cookie
+	unknown   map[string]unknownState // failures per name that is not a user
 	dummyOnce sync.Once
 	dummy     []byte // a hash compared against for unknown names, made on first need
 }
@@ -106,7 +121,8 @@ func NewAccounts(store AccountStore, opts AccountsOptions) *Accounts {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Accounts{store: store, opts: opts, ips: newWindow(ipWindow, ""), unknown: map[string]int{}}
+	return &Accounts{store: store, opts: opts, ips: newWindow(ipWindow, ""), devices: newWindow(deviceWindow, ""),
+		unknown: map[string]unknownState{}}
 }
 
 // CheckUserName reports whether name is acceptable: 1 to 64 bytes of
@@ -168,59 +184,147 @@ func (a *Accounts) SetPassword(ctx context.Context, name, password string) error
 	return a.store.SetPassword(ctx, name, string(h))
 }
 
-// SignIn checks a name and password for a request from clientIP and, if
-// they are right, starts a session and returns its cookie value (to be
-// set HttpOnly; the store keeps only its hash). Wrong credentials are
-// ErrSignInFailed; too many attempts, from the IP or on the account, are
+// SignInAttempt is one sign-in: the form's name and password, the
+// client's address (see ConsoleOptions.ClientIP) and the browser's device
+// cookie, if it sent one.
+type SignInAttempt struct {
+	Name, Password string
+	ClientIP       string
+	Device         string
+}
+
+// SignedIn is a successful sign-in: the session cookie's value, and a
+// fresh device cookie's value that marks this browser as one the user
+// has signed in from (both to be set HttpOnly; the store keeps only the
+// session's hash, and the device cookie needs no storage).
+type SignedIn struct {
+	Session, Device string
+}
+
+// SignIn checks a name and password and, if they are right, starts a
+// session. Wrong credentials are ErrSignInFailed; too many attempts are
 // ErrThrottled, checked before the password so that a locked account
 // cannot be guessed at.
-func (a *Accounts) SignIn(ctx context.Context, name, password, clientIP string) (string, error) {
+//
+// Throttling follows OWASP's device-cookie scheme. An attempt from a
+// browser without a valid device cookie for that name counts against the
+// client's address (ipAttempts per ipWindow) and against the account
+// (locked after lockoutThreshold consecutive failures, from lockoutBase
+// doubling to lockoutMax). The count is raised in the store before the
+// password is checked, compare-and-set, so concurrent attempts, on any
+// number of replicas, each count. A browser the user has signed in from
+// before presents its device cookie and is not held back by the account's
+// lock or the address limit, only by its own (deviceFailures per
+// deviceWindow), so a stranger who keeps the account locked cannot keep
+// its owner out. Unknown names are locked the same way, in memory, and
+// take the same time, so that neither wording nor lockout nor timing says
+// which names exist.
+func (a *Accounts) SignIn(ctx context.Context, at SignInAttempt) (*SignedIn, error) {
 	now := a.opts.Now()
-	if !a.allowIP(clientIP, now) {
-		return "", ErrThrottled
+	if len(at.Name) > MaxUserNameLen || len(at.Password) > MaxPasswordLen {
+		return nil, ErrSignInFailed
 	}
-	if len(name) > MaxUserNameLen || len(password) > MaxPasswordLen {
-		return "", ErrSignInFailed
+	u, err := a.store.GetUser(ctx, at.Name)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("devicepage: sign in: %w", err)
 	}
-	u, err := a.store.GetUser(ctx, name)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		// Spend the time a real check takes, and lock unknown names as
-		// real ones are, so that neither timing nor lockout tells
-		// which names exist.
+	if errors.Is(err, storage.ErrNotFound) {
+		u = nil
+	}
+	device := ""
+	if u != nil {
+		device = deviceID(u, at.Device)
+	}
+	if device != "" && !a.devices.under(now, map[string]int{device: deviceFailures}) {
+		device = "" // a device cookie that keeps failing is trusted no more
+	}
+	counted := 0 // the account's count after this attempt, when counted there
+	if device == "" {
+		if !a.ips.take(clientNet(at.ClientIP), now, ipAttempts) {
+			return nil, ErrThrottled
+		}
+		if counted, err = a.countFailure(ctx, at.Name, u, now); err != nil {
+			return nil, err
+		}
+	}
+	if u == nil {
 		a.dummyOnce.Do(func() {
 			a.dummy, _ = bcrypt.GenerateFromPassword([]byte("not the password of anyone"), a.opts.BcryptCost)
 		})
-		bcrypt.CompareHashAndPassword(a.dummy, []byte(password))
-		if a.failUnknown(name) {
-			return "", ErrThrottled
-		}
-		return "", ErrSignInFailed
-	case err != nil:
-		return "", fmt.Errorf("devicepage: sign in: %w", err)
+		bcrypt.CompareHashAndPassword(a.dummy, []byte(at.Password))
+		return nil, ErrSignInFailed
 	}
-	if u.LockedUntil.After(now) {
-		return "", ErrThrottled
-	}
-	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
-		failures := u.Failures + 1
-		if err := a.store.RecordSignIn(ctx, name, failures, lockedUntil(failures, now)); err != nil {
-			return "", fmt.Errorf("devicepage: sign in: %w", err)
+	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(at.Password)) != nil {
+		if device != "" {
+			a.devices.add(now, device)
 		}
-		return "", ErrSignInFailed
+		return nil, ErrSignInFailed
 	}
-	if u.Failures != 0 || !u.LockedUntil.IsZero() {
-		if err := a.store.RecordSignIn(ctx, name, 0, time.Time{}); err != nil {
-			return "", fmt.Errorf("devicepage: sign in: %w", err)
-		}
+	if err := a.clearFailures(ctx, at.Name, counted, u.Failures); err != nil {
+		return nil, err
 	}
 	cookie := secret.New(sessionPrefix)
-	err = a.store.CreateSession(ctx, &storage.SessionRecord{Hash: secret.Hash(cookie), User: name, CreatedAt: now,
+	err = a.store.CreateSession(ctx, &storage.SessionRecord{Hash: secret.Hash(cookie), User: at.Name, CreatedAt: now,
 		IdleExpiresAt: now.Add(a.opts.IdleTimeout), ExpiresAt: now.Add(a.opts.SessionLifetime)})
 	if err != nil {
-		return "", fmt.Errorf("devicepage: start session: %w", err)
+		return nil, fmt.Errorf("devicepage: start session: %w", err)
 	}
-	return cookie, nil
+	return &SignedIn{Session: cookie, Device: newDeviceCookie(u)}, nil
+}
+
+// countFailure counts this attempt as a failure before its password is
+// checked (clearFailures undoes it on success), or returns ErrThrottled if
+// the account is locked. u is nil for a name that is not a user.
+func (a *Accounts) countFailure(ctx context.Context, name string, u *storage.UserRecord, now time.Time) (int, error) {
+	if u == nil {
+		return a.countUnknown(name, now)
+	}
+	for range 8 {
+		if u.LockedUntil.After(now) {
+			return 0, ErrThrottled
+		}
+		next := u.Failures + 1
+		err := a.store.RecordSignIn(ctx, name, u.Failures, next, lockedUntil(next, now))
+		if err == nil {
+			return next, nil
+		}
+		if !errors.Is(err, storage.ErrConflict) {
+			return 0, fmt.Errorf("devicepage: sign in: %w", err)
+		}
+		// Another attempt counted first: read again.
+		if u, err = a.store.GetUser(ctx, name); err != nil {
+			return 0, fmt.Errorf("devicepage: sign in: %w", err)
+		}
+	}
+	return 0, ErrThrottled // that many attempts at once is an attack
+}
+
+// clearFailures resets the account's count after a right password.
+// counted is the count this attempt wrote (0 if it wrote none), stored
+// the count read before it.
+func (a *Accounts) clearFailures(ctx context.Context, name string, counted, stored int) error {
+	prev := counted
+	if counted == 0 {
+		prev = stored
+	}
+	for range 8 {
+		if prev == 0 {
+			return nil
+		}
+		err := a.store.RecordSignIn(ctx, name, prev, 0, time.Time{})
+		if !errors.Is(err, storage.ErrConflict) {
+			if err != nil {
+				return fmt.Errorf("devicepage: sign in: %w", err)
+			}
+			return nil
+		}
+		u, err := a.store.GetUser(ctx, name)
+		if err != nil {
+			return fmt.Errorf("devicepage: sign in: %w", err)
+		}
+		prev = u.Failures
+	}
+	return nil // failures keep arriving; the next success clears them
 }
 
 // lockedUntil is when an account with this many consecutive failures may
@@ -237,22 +341,22 @@ func lockedUntil(failures int, now time.Time) time.Time {
 	return now.Add(min(d, lockoutMax))
 }
 
-// allowIP records an attempt from ip and reports whether it is within the
-// per-IP budget.
-func (a *Accounts) allowIP(ip string, now time.Time) bool {
-	return a.ips.take(ip, now, ipAttempts)
-}
-
-// failUnknown counts a failure on a name that is not a user and reports
-// whether that name would now be locked, as a real account would be.
-func (a *Accounts) failUnknown(name string) bool {
+// countUnknown does for a name that is not a user what countFailure does
+// for an account: the same count, lock and wording, kept in memory.
+func (a *Accounts) countUnknown(name string, now time.Time) (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	st := a.unknown[name]
+	if st.lockedUntil.After(now) {
+		return 0, ErrThrottled
+	}
 	if len(a.unknown) >= maxTracked {
 		clear(a.unknown)
 	}
-	a.unknown[name]++
-	return a.unknown[name] > lockoutThreshold
+	st.failures++
+	st.lockedUntil = lockedUntil(st.failures, now)
+	a.unknown[name] = st
+	return st.failures, nil
 }
 
 // User returns the user of a session cookie and extends the session's idle
@@ -298,4 +402,50 @@ func CSRFToken(cookie string) string {
 // cookie.
 func CheckCSRF(cookie, token string) bool {
 	return cookie != "" && secret.Equal(CSRFToken(cookie), token)
+}
+
+// devicePrefix marks device cookies.
+const devicePrefix = "mcp_dev_"
+
+// newDeviceCookie returns a device cookie for u: a random identifier and
+// its MAC under a key derived from u's password hash, so that it needs no
+// storage, is the same on every replica, and is void once the password
+// changes.
+func newDeviceCookie(u *storage.UserRecord) string {
+	id := secret.New("")
+	return devicePrefix + id + "." + deviceMAC(u, id)
+}
+
+// deviceID returns the identifier of a valid device cookie of u, or "".
+func deviceID(u *storage.UserRecord, cookie string) string {
+	rest, ok := strings.CutPrefix(cookie, devicePrefix)
+	if !ok || len(rest) > 128 {
+		return ""
+	}
+	id, mac, ok := strings.Cut(rest, ".")
+	if !ok || id == "" || !hmac.Equal([]byte(mac), []byte(deviceMAC(u, id))) {
+		return ""
+	}
+	return id
+}
+
+func deviceMAC(u *storage.UserRecord, id string) string {
+	key := sha256.Sum256([]byte("mcpauth device cookie\x00" + u.PasswordHash))
+	m := hmac.New(sha256.New, key[:])
+	m.Write([]byte(u.Name + "\x00" + id))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// clientNet is the unit of the per-address limit: an IPv4 address, or the
+// /64 an IPv6 address is in (one host usually has a whole /64).
+func clientNet(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil || addr.Is4() || addr.Is4In6() {
+		return ip
+	}
+	p, err := addr.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
 }

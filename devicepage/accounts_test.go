@@ -3,6 +3,8 @@ package devicepage
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -66,7 +68,7 @@ func TestSignInAndSession(t *testing.T) {
 	if err := a.AddUser(ctx, "alice", "another password"); !errors.Is(err, storage.ErrConflict) {
 		t.Errorf("adding a taken name: %v", err)
 	}
-	cookie, err := a.SignIn(ctx, "alice", "correct horse battery", "192.0.2.1")
+	cookie, err := signIn(a, "alice", "correct horse battery", "192.0.2.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,8 +95,8 @@ func TestSignInAndSession(t *testing.T) {
 // the same error.
 func TestSignInFailuresSayNothing(t *testing.T) {
 	a, _, _ := newAccounts(t)
-	_, e1 := a.SignIn(ctx, "alice", "wrong password!", "192.0.2.1")
-	_, e2 := a.SignIn(ctx, "mallory", "correct horse battery", "192.0.2.2")
+	_, e1 := signIn(a, "alice", "wrong password!", "192.0.2.1")
+	_, e2 := signIn(a, "mallory", "correct horse battery", "192.0.2.2")
 	if !errors.Is(e1, ErrSignInFailed) || !errors.Is(e2, ErrSignInFailed) || e1.Error() != e2.Error() {
 		t.Errorf("wrong password: %v; unknown name: %v; want the same ErrSignInFailed", e1, e2)
 	}
@@ -107,7 +109,7 @@ func TestAccountLockout(t *testing.T) {
 	a, store, clk := newAccounts(t)
 	fail := func() error {
 		clk.Advance(7 * time.Second) // stay within the per-IP budget
-		_, err := a.SignIn(ctx, "alice", "wrong password!", "192.0.2.1")
+		_, err := signIn(a, "alice", "wrong password!", "192.0.2.1")
 		return err
 	}
 	for i := range lockoutThreshold {
@@ -115,7 +117,7 @@ func TestAccountLockout(t *testing.T) {
 			t.Fatalf("failure %d: %v", i+1, err)
 		}
 	}
-	if _, err := a.SignIn(ctx, "alice", "correct horse battery", "192.0.2.1"); !errors.Is(err, ErrThrottled) {
+	if _, err := signIn(a, "alice", "correct horse battery", "192.0.2.1"); !errors.Is(err, ErrThrottled) {
 		t.Fatalf("right password while locked: %v, want ErrThrottled", err)
 	}
 	clk.Advance(time.Minute)
@@ -127,7 +129,7 @@ func TestAccountLockout(t *testing.T) {
 		t.Errorf("lock after six failures: %v, want 2m", got)
 	}
 	clk.Advance(2 * time.Minute)
-	if _, err := a.SignIn(ctx, "alice", "correct horse battery", "192.0.2.1"); err != nil {
+	if _, err := signIn(a, "alice", "correct horse battery", "192.0.2.1"); err != nil {
 		t.Fatalf("right password after the lock: %v", err)
 	}
 	if u, _ := store.GetUser(ctx, "alice"); u.Failures != 0 || !u.LockedUntil.IsZero() {
@@ -151,7 +153,7 @@ func TestUnknownNamesLockToo(t *testing.T) {
 	var last error
 	for range lockoutThreshold + 1 {
 		clk.Advance(7 * time.Second)
-		_, last = a.SignIn(ctx, "mallory", "whatever password", "192.0.2.1")
+		_, last = signIn(a, "mallory", "whatever password", "192.0.2.1")
 	}
 	if !errors.Is(last, ErrThrottled) {
 		t.Errorf("unknown name after %d failures: %v, want ErrThrottled", lockoutThreshold+1, last)
@@ -163,18 +165,18 @@ func TestUnknownNamesLockToo(t *testing.T) {
 func TestPerIPLimit(t *testing.T) {
 	a, _, clk := newAccounts(t)
 	for i := range ipAttempts {
-		if _, err := a.SignIn(ctx, "user"+string(rune('a'+i)), "whatever password", "198.51.100.7"); !errors.Is(err, ErrSignInFailed) {
+		if _, err := signIn(a, "user"+string(rune('a'+i)), "whatever password", "198.51.100.7"); !errors.Is(err, ErrSignInFailed) {
 			t.Fatalf("attempt %d: %v", i+1, err)
 		}
 	}
-	if _, err := a.SignIn(ctx, "alice", "correct horse battery", "198.51.100.7"); !errors.Is(err, ErrThrottled) {
+	if _, err := signIn(a, "alice", "correct horse battery", "198.51.100.7"); !errors.Is(err, ErrThrottled) {
 		t.Errorf("eleventh attempt within a minute: %v, want ErrThrottled", err)
 	}
-	if _, err := a.SignIn(ctx, "alice", "correct horse battery", "198.51.100.8"); err != nil {
+	if _, err := signIn(a, "alice", "correct horse battery", "198.51.100.8"); err != nil {
 		t.Errorf("another IP: %v", err)
 	}
 	clk.Advance(ipWindow)
-	if _, err := a.SignIn(ctx, "alice", "correct horse battery", "198.51.100.7"); err != nil {
+	if _, err := signIn(a, "alice", "correct horse battery", "198.51.100.7"); err != nil {
 		t.Errorf("the first IP a minute later: %v", err)
 	}
 }
@@ -183,7 +185,7 @@ func TestPerIPLimit(t *testing.T) {
 // after SessionLifetime whatever the use; use extends the idle timeout.
 func TestSessionTimeouts(t *testing.T) {
 	a, _, clk := newAccounts(t)
-	cookie, err := a.SignIn(ctx, "alice", "correct horse battery", "192.0.2.1")
+	cookie, err := signIn(a, "alice", "correct horse battery", "192.0.2.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +199,7 @@ func TestSessionTimeouts(t *testing.T) {
 	if _, err := a.User(ctx, cookie); !errors.Is(err, ErrNoSession) {
 		t.Errorf("after the absolute lifetime: %v", err)
 	}
-	idle, _ := a.SignIn(ctx, "alice", "correct horse battery", "192.0.2.1")
+	idle, _ := signIn(a, "alice", "correct horse battery", "192.0.2.1")
 	clk.Advance(DefaultIdleTimeout)
 	if _, err := a.User(ctx, idle); !errors.Is(err, ErrNoSession) {
 		t.Errorf("after the idle timeout: %v", err)
@@ -207,7 +209,7 @@ func TestSessionTimeouts(t *testing.T) {
 // TestDeletedUserLosesSessions: removing a user ends their sessions.
 func TestDeletedUserLosesSessions(t *testing.T) {
 	a, store, _ := newAccounts(t)
-	cookie, _ := a.SignIn(ctx, "alice", "correct horse battery", "192.0.2.1")
+	cookie, _ := signIn(a, "alice", "correct horse battery", "192.0.2.1")
 	if err := store.DeleteUser(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
@@ -240,5 +242,168 @@ func TestLogo(t *testing.T) {
 		if src != want || (want == "") != (u == "") {
 			t.Errorf("logo(%q) = %q, %q; want source %q", raw, u, src, want)
 		}
+	}
+}
+
+// signIn signs in from ip without a device cookie and returns the session
+// cookie.
+func signIn(a *Accounts, name, password, ip string) (string, error) {
+	in, err := a.SignIn(ctx, SignInAttempt{Name: name, Password: password, ClientIP: ip})
+	if err != nil {
+		return "", err
+	}
+	return in.Session, nil
+}
+
+// TestConcurrentGuessesAllCount: wrong passwords sent all at once, each
+// from its own address, still lock the account after five: the count is
+// raised before the password is checked, compare-and-set.
+func TestConcurrentGuessesAllCount(t *testing.T) {
+	a, store, _ := newAccounts(t)
+	const n = 60
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, err := signIn(a, "alice", "wrong password!", fmt.Sprintf("198.51.100.%d", i))
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	checked := 0
+	for err := range errs {
+		switch {
+		case errors.Is(err, ErrSignInFailed):
+			checked++
+		case !errors.Is(err, ErrThrottled):
+			t.Errorf("attempt: %v", err)
+		}
+	}
+	if checked != lockoutThreshold {
+		t.Errorf("%d of %d concurrent guesses were checked against the password, want %d", checked, n, lockoutThreshold)
+	}
+	if u, _ := store.GetUser(ctx, "alice"); u.Failures != lockoutThreshold || u.LockedUntil.IsZero() {
+		t.Errorf("stored failures %d, locked until %v", u.Failures, u.LockedUntil)
+	}
+}
+
+// TestDeviceCookieOutlastsLockout: a stranger who keeps the account
+// locked does not keep out its owner, whose browser signed in before; a
+// forged, another user's, or outdated (password changed) device cookie
+// is no help, and a device cookie that keeps failing is trusted no more.
+func TestDeviceCookieOutlastsLockout(t *testing.T) {
+	a, _, clk := newAccounts(t)
+	if err := a.AddUser(ctx, "bob", "bob's own password"); err != nil {
+		t.Fatal(err)
+	}
+	owner, err := a.SignIn(ctx, SignInAttempt{Name: "alice", Password: "correct horse battery", ClientIP: "192.0.2.1"})
+	if err != nil || !strings.HasPrefix(owner.Device, devicePrefix) {
+		t.Fatalf("sign in: %+v, %v", owner, err)
+	}
+	bobs, _ := a.SignIn(ctx, SignInAttempt{Name: "bob", Password: "bob's own password", ClientIP: "192.0.2.1"})
+	next := 0
+	lock := func() { // a stranger, from many addresses, locks the account
+		for range lockoutThreshold + 1 {
+			next++
+			signIn(a, "alice", "wrong password!", fmt.Sprintf("203.0.113.%d", next))
+		}
+	}
+	lock()
+	attempt := func(device, password string) error {
+		_, err := a.SignIn(ctx, SignInAttempt{Name: "alice", Password: password, ClientIP: "192.0.2.1", Device: device})
+		return err
+	}
+	if err := attempt("", "correct horse battery"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("the locked account from a new browser: %v, want ErrThrottled", err)
+	}
+	if err := attempt(owner.Device, "correct horse battery"); err != nil {
+		t.Fatalf("the owner's browser while a stranger keeps the account locked: %v", err)
+	}
+	for name, forged := range map[string]string{
+		"bob's device cookie": bobs.Device,
+		"a forged MAC":        owner.Device[:len(owner.Device)-4] + "AAAA",
+		"junk":                "mcp_dev_x.y",
+	} {
+		lock() // the owner's success above cleared the count
+		if err := attempt(forged, "correct horse battery"); !errors.Is(err, ErrThrottled) {
+			t.Errorf("%s: %v, want ErrThrottled", name, err)
+		}
+	}
+	// The device cookie's own limit.
+	fresh, err := a.SignIn(ctx, SignInAttempt{Name: "alice", Password: "correct horse battery", Device: owner.Device})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range deviceFailures {
+		if err := attempt(fresh.Device, "wrong password!"); !errors.Is(err, ErrSignInFailed) {
+			t.Fatalf("wrong password from the device: %v", err)
+		}
+	}
+	lock()
+	if err := attempt(fresh.Device, "correct horse battery"); !errors.Is(err, ErrThrottled) {
+		t.Errorf("a device cookie after %d failures on a locked account: %v, want ErrThrottled", deviceFailures, err)
+	}
+	clk.Advance(deviceWindow + time.Hour)
+	if err := a.SetPassword(ctx, "alice", "a brand new password"); err != nil {
+		t.Fatal(err)
+	}
+	lock()
+	if err := attempt(fresh.Device, "a brand new password"); !errors.Is(err, ErrThrottled) {
+		t.Errorf("a device cookie from before the password change: %v, want ErrThrottled", err)
+	}
+}
+
+// TestIPv6NetworkIsOneClient: the per-address limit counts an IPv6 /64 as
+// one client.
+func TestIPv6NetworkIsOneClient(t *testing.T) {
+	a, _, _ := newAccounts(t)
+	for i := range ipAttempts {
+		signIn(a, fmt.Sprint("name", i), "whatever password", fmt.Sprintf("2001:db8:1:2::%x", i+1))
+	}
+	if _, err := signIn(a, "alice", "correct horse battery", "2001:db8:1:2:ffff::1"); !errors.Is(err, ErrThrottled) {
+		t.Errorf("the /64's eleventh attempt: %v, want ErrThrottled", err)
+	}
+	if _, err := signIn(a, "alice", "correct horse battery", "2001:db8:1:3::1"); err != nil {
+		t.Errorf("the next /64: %v", err)
+	}
+	for ip, want := range map[string]string{"192.0.2.1": "192.0.2.1", "2001:db8::1": "2001:db8::/64", "not an ip": "not an ip"} {
+		if got := clientNet(ip); got != want {
+			t.Errorf("clientNet(%q) = %q, want %q", ip, got, want)
+		}
+	}
+}
+
+// TestUnknownNamesBehaveAlike: a real name and an unknown one give the
+// same answers through lockout, its expiry and the next failures.
+func TestUnknownNamesBehaveAlike(t *testing.T) {
+	answers := func(name string) []string {
+		a, _, clk := newAccounts(t)
+		var out []string
+		for i := range 9 {
+			clk.Advance(7 * time.Second)
+			if i == 7 {
+				clk.Advance(time.Hour) // past any lock
+			}
+			_, err := signIn(a, name, "wrong password!", "192.0.2.1")
+			out = append(out, fmt.Sprint(err))
+		}
+		return out
+	}
+	real, unknown := answers("alice"), answers("mallory")
+	if !slices.Equal(real, unknown) {
+		t.Errorf("a real name answers\n%q\nan unknown one\n%q", real, unknown)
+	}
+}
+
+// TestSetPasswordEndsSessions: a password reset signs every browser out.
+func TestSetPasswordEndsSessions(t *testing.T) {
+	a, _, _ := newAccounts(t)
+	cookie, _ := signIn(a, "alice", "correct horse battery", "192.0.2.1")
+	if err := a.SetPassword(ctx, "alice", "a brand new password"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.User(ctx, cookie); !errors.Is(err, ErrNoSession) {
+		t.Errorf("a session from before the reset: %v", err)
 	}
 }

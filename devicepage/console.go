@@ -5,9 +5,11 @@ import (
 	"errors"
 	"html/template"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,6 +55,13 @@ type ConsoleOptions struct {
 	// ScopeDescriptions is as Options.ScopeDescriptions, for the
 	// confirmation screen.
 	ScopeDescriptions map[string]string
+	// ClientIP, when set, returns the client's address of a request, for
+	// the per-address limits of sign-in and code entry. Nil, or "" from
+	// it, means the connection's peer (r.RemoteAddr), which behind a
+	// reverse proxy is the proxy: every client would then share one limit.
+	// mcpauth.Wrap sets it from X-Forwarded-For when TrustProxyHeaders is
+	// set.
+	ClientIP func(r *http.Request) string
 	// Secure marks cookies Secure and gives them the __Host- prefix; set
 	// it when the console is served over HTTPS.
 	Secure bool
@@ -78,10 +87,10 @@ func (f IdentityFunc) ConsoleUser(r *http.Request) (string, error) { return f(r)
 // per client IP, and globally, so that guessing a live code is hopeless
 // (see the README's security section for the arithmetic).
 const (
-	codeTriesPerSession = 10
-	codeTriesPerIP      = 20
-	codeTriesGlobal     = 200
-	codeTriesWindow     = time.Minute
+	codeTriesPerUser = 10
+	codeTriesPerIP   = 20
+	codeTriesGlobal  = 200
+	codeTriesWindow  = time.Minute
 	// codeTriesAll is the key of the overall count.
 	codeTriesAll = "*"
 )
@@ -94,7 +103,7 @@ type Console struct {
 	log    *slog.Logger
 	prefix string
 
-	tries *window // failed code lookups by "s:"+session, "ip:"+ip and "*"
+	tries *window // wrong codes by "u:"+user, "ip:"+client network and codeTriesAll
 }
 
 // NewConsole returns the console for b, served under prefix (such as
@@ -192,12 +201,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.showSignIn(w, r, http.StatusOK, "", code)
 		return
 	}
-	if c.opts.Identity != nil && session == "" {
-		// A host sign-in: forms are protected by a token derived from a
-		// random cookie of this browser.
-		session = secret.New("mcp_pre_")
-		c.setCookie(w, "mcpauth_pre", session, 12*3600)
-	}
+	session = c.formSession(w, session)
 	v := consoleView{User: user, CSRF: CSRFToken(session)}
 	if r.Method == http.MethodPost {
 		if !CheckCSRF(session, r.PostForm.Get("csrf")) {
@@ -212,7 +216,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "", "/":
 		c.home(w, r, v)
 	case "/approve":
-		c.confirm(w, r, v, session, r.URL.Query().Get("user_code"))
+		c.confirm(w, r, v, r.URL.Query().Get("user_code"))
 	default:
 		http.NotFound(w, r)
 	}
@@ -256,6 +260,17 @@ func (c *Console) user(r *http.Request) (string, string, error) {
 	return u, cookie, err
 }
 
+// formSession returns the cookie value that a signed-in browser's CSRF
+// tokens derive from: its session, or with a host Identity a random
+// cookie of this browser, set now if it has none yet.
+func (c *Console) formSession(w http.ResponseWriter, session string) string {
+	if c.opts.Identity != nil && session == "" {
+		session = secret.New("mcp_pre_")
+		c.setCookie(w, "mcpauth_pre", session, 12*3600)
+	}
+	return session
+}
+
 // staleForm answers a form post whose CSRF token is missing or wrong: a
 // form left open across a sign-out, or one another page forged.
 const staleForm = "This form was out of date or did not come from this console, so nothing was changed. Try again."
@@ -263,10 +278,7 @@ const staleForm = "This form was out of date or did not come from this console, 
 // showSignIn renders the sign-in form with a fresh pre-session cookie,
 // whose derived token the form must return (login CSRF).
 func (c *Console) showSignIn(w http.ResponseWriter, r *http.Request, status int, msg, userCode string) {
-	if len(userCode) > 32 {
-		userCode = ""
-	}
-	v := consoleView{Error: msg, SignInURL: c.opts.SignInURL, SignInCode: userCode}
+	v := consoleView{Error: msg, SignInURL: c.opts.SignInURL, SignInCode: displayCode(userCode)}
 	if c.opts.Accounts != nil {
 		pre := secret.New("mcp_pre_")
 		c.setCookie(w, "mcpauth_pre", pre, 3600)
@@ -286,7 +298,8 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		c.showSignIn(w, r, http.StatusForbidden, staleForm, r.PostForm.Get("user_code"))
 		return
 	}
-	cookie, err := c.opts.Accounts.SignIn(r.Context(), r.PostForm.Get("name"), r.PostForm.Get("password"), clientIP(r))
+	in, err := c.opts.Accounts.SignIn(r.Context(), SignInAttempt{Name: r.PostForm.Get("name"), Password: r.PostForm.Get("password"),
+		ClientIP: c.clientIP(r), Device: cookieValue(r, c.cookieName("mcpauth_device"))})
 	switch {
 	case errors.Is(err, ErrSignInFailed), errors.Is(err, ErrThrottled):
 		c.showSignIn(w, r, http.StatusOK, strings.TrimPrefix(err.Error(), "devicepage: "), r.PostForm.Get("user_code"))
@@ -297,15 +310,43 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.setCookie(w, "mcpauth_pre", "", -1)
-	c.setCookie(w, "mcpauth_console", cookie, int(c.opts.Accounts.opts.SessionLifetime/time.Second))
+	c.setCookie(w, "mcpauth_console", in.Session, int(c.opts.Accounts.opts.SessionLifetime/time.Second))
+	c.setCookie(w, "mcpauth_device", in.Device, int(deviceCookieLifetime/time.Second))
 	to := c.prefix + "/"
-	if code := r.PostForm.Get("user_code"); code != "" && len(code) <= 32 {
+	if code := displayCode(r.PostForm.Get("user_code")); code != "" {
 		to = c.prefix + "/approve?" + url.Values{"user_code": {code}}.Encode()
 	}
 	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
-func clientIP(r *http.Request) string {
+// displayCode returns a user code in display form (KXWT-BMRD), or "" for
+// anything that is not the shape of one: the sign-in page names the code
+// it will confirm, and must not show a link's arbitrary text.
+func displayCode(code string) string {
+	norm := secret.NormalizeUserCode(code)
+	if norm == "" {
+		return ""
+	}
+	return norm[:4] + "-" + norm[4:]
+}
+
+// deviceCookieLifetime is how long a browser stays known as one its user
+// signed in from (see Accounts.SignIn).
+const deviceCookieLifetime = 180 * 24 * time.Hour
+
+// clientIP is the client's address: ConsoleOptions.ClientIP's answer, or
+// the connection's peer.
+func (c *Console) clientIP(r *http.Request) string {
+	if c.opts.ClientIP != nil {
+		if ip := c.opts.ClientIP(r); ip != "" {
+			return ip
+		}
+	}
+	return remoteIP(r)
+}
+
+// remoteIP is the address of the connection's peer.
+func remoteIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
@@ -357,10 +398,9 @@ func newest[T any](list []T) (int, []T) {
 
 // confirm shows what approving a code grants, or an error for a code that
 // matches no live request (counted against the code-entry limits).
-func (c *Console) confirm(w http.ResponseWriter, r *http.Request, v consoleView, session, code string) {
-	if !c.allowCode(session, clientIP(r)) {
-		v.Title, v.Error = "Too many codes", "Too many codes tried; wait a minute and try again."
-		c.render(w, http.StatusTooManyRequests, v)
+func (c *Console) confirm(w http.ResponseWriter, r *http.Request, v consoleView, code string) {
+	if !c.tryCode(r, v.User) {
+		c.tooManyCodes(w, v)
 		return
 	}
 	p, err := c.b.PendingByUserCode(r.Context(), code)
@@ -368,11 +408,11 @@ func (c *Console) confirm(w http.ResponseWriter, r *http.Request, v consoleView,
 		if err != nil && !errors.Is(err, provider.ErrUnknownRequest) {
 			c.log.Error("devicepage: look up code", "err", err)
 		}
-		c.failCode(session, clientIP(r))
 		v.Title, v.Error = "Unknown code", "No connection is waiting for this code. Check it, or ask for a new one."
 		c.render(w, http.StatusNotFound, v)
 		return
 	}
+	c.codeFound(r, v.User)
 	v.Title, v.Confirm = "Approve "+code, p
 	norm := secret.NormalizeUserCode(code)
 	v.ConfirmCode = norm[:4] + "-" + norm[4:]
@@ -397,12 +437,19 @@ func (c *Console) post(w http.ResponseWriter, r *http.Request, path, user, sessi
 		}
 	case "/decide":
 		code := f.Get("user_code")
+		if !c.tryCode(r, user) {
+			c.tooManyCodes(w, v)
+			return
+		}
 		if f.Get("action") == "approve" {
 			_, err = c.b.Approve(ctx, code, user)
 			done = "approved"
 		} else {
 			_, err = c.b.Deny(ctx, code)
 			done = "denied"
+		}
+		if err == nil || errors.Is(err, provider.ErrAlreadyDecided) {
+			c.codeFound(r, user)
 		}
 		if errors.Is(err, provider.ErrUnknownRequest) || errors.Is(err, provider.ErrAlreadyDecided) {
 			v.Title, v.Error = "Not decided", "This request expired or was decided already."
@@ -442,14 +489,29 @@ func notice(key string) string {
 	return ""
 }
 
-// allowCode reports whether another code may be tried now; failCode counts
-// a wrong one against the session, the IP and everyone.
-func (c *Console) allowCode(session, ip string) bool {
-	return c.tries.under(time.Now(), map[string]int{"s:" + session: codeTriesPerSession, "ip:" + ip: codeTriesPerIP, codeTriesAll: codeTriesGlobal})
+func (c *Console) tooManyCodes(w http.ResponseWriter, v consoleView) {
+	v.Title, v.Error = "Too many codes", "Too many codes tried; wait a minute and try again."
+	c.render(w, http.StatusTooManyRequests, v)
 }
 
-func (c *Console) failCode(session, ip string) {
-	c.tries.add(time.Now(), "s:"+session, "ip:"+ip, codeTriesAll)
+// codeKeys are the limiter's keys of a code tried by user from r.
+func (c *Console) codeKeys(r *http.Request, user string) map[string]int {
+	return map[string]int{"u:" + user: codeTriesPerUser, "ip:" + clientNet(c.clientIP(r)): codeTriesPerIP, codeTriesAll: codeTriesGlobal}
+}
+
+// tryCode counts a code about to be looked up (by the confirmation page,
+// or by Approve or Deny, which take a code too) against the user, the
+// client's network and everyone, and reports whether it is within the
+// limits. The count is taken before the lookup, so that concurrent guesses
+// cannot all pass; codeFound takes it back when the code was a live one:
+// only wrong codes count.
+func (c *Console) tryCode(r *http.Request, user string) bool {
+	return c.tries.reserve(time.Now(), c.codeKeys(r, user))
+}
+
+func (c *Console) codeFound(r *http.Request, user string) {
+	keys := c.codeKeys(r, user)
+	c.tries.refund(slices.Collect(maps.Keys(keys))...)
 }
 
 func (c *Console) render(w http.ResponseWriter, status int, v consoleView) {

@@ -254,7 +254,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.ApproveHint = "Ask the owner of this server to approve the code " + p.UserCode + "."
 	}
 	if h.opts.Console != nil {
-		if user, session, err := h.opts.Console.user(r); err == nil && user != "" && session != "" {
+		if user, session, err := h.opts.Console.user(r); err == nil && user != "" {
+			session = h.opts.Console.formSession(w, session)
 			v.QuickUser, v.QuickCSRF, v.Handle = user, CSRFToken(session), handle
 		}
 	}

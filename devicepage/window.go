@@ -90,3 +90,36 @@ func (w *window) take(key string, now time.Time, limit int) bool {
 	w.addLocked(now, key)
 	return true
 }
+
+// reserve records an event for every key of limits if each has fewer
+// recent events than its limit, all under one lock (so concurrent callers
+// cannot all pass the check before any is counted), and reports whether it
+// did. refund takes a reserved event back.
+func (w *window) reserve(now time.Time, limits map[string]int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for key, limit := range limits {
+		if w.recentLocked(key, now) >= limit {
+			return false
+		}
+	}
+	for key := range limits {
+		w.addLocked(now, key)
+	}
+	return true
+}
+
+// refund removes the latest event of each key.
+func (w *window) refund(keys ...string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, key := range keys {
+		if ev := w.events[key]; len(ev) > 0 {
+			if len(ev) == 1 {
+				delete(w.events, key)
+			} else {
+				w.events[key] = ev[:len(ev)-1]
+			}
+		}
+	}
+}

@@ -2,6 +2,7 @@ package mcpauth
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -395,5 +396,145 @@ func TestConsoleListsAreBounded(t *testing.T) {
 	}
 	if !strings.Contains(body, ids[104]) || strings.Contains(body, ids[0]) {
 		t.Error("the console does not show the newest clients, or shows the oldest")
+	}
+}
+
+// TestConsoleCodeGuessing: wrong codes are limited per console user
+// however they are tried (the confirmation page, or a direct post to
+// /decide, which takes a code too), and concurrent guesses cannot all
+// pass the check before any is counted; a live code costs nothing.
+func TestConsoleCodeGuessing(t *testing.T) {
+	t.Run("decide", func(t *testing.T) {
+		f := newFixture(t, nil)
+		c := signedIn(t, f)
+		for i := range 10 {
+			if st, _ := c.post("/console/decide", url.Values{"csrf": {c.csrf}, "user_code": {fmt.Sprintf("BBBB-BBB%c", 'B'+i)}, "action": {"approve"}}, nil); st != http.StatusConflict {
+				t.Fatalf("wrong code %d through /decide: status %d, want 409", i, st)
+			}
+		}
+		cl := f.publicClient()
+		loc, _ := url.Parse(f.get("/authorize?" + authParams(cl).Encode()).header.Get("Location"))
+		live := loc.Query().Get("user_code")
+		if st, _ := c.post("/console/decide", url.Values{"csrf": {c.csrf}, "user_code": {live}, "action": {"approve"}}, nil); st != http.StatusTooManyRequests {
+			t.Errorf("after 10 wrong codes through /decide: status %d, want 429", st)
+		}
+		// Another signed-in browser of the same user shares the limit.
+		other := newConsoleClient(t, f)
+		other.get("/console")
+		other.post("/console/signin", url.Values{"csrf": {other.csrf}, "name": {"owner"}, "password": {"correct horse battery"}}, nil)
+		if st, _, _ := other.get("/console/approve?user_code=" + live); st != http.StatusTooManyRequests {
+			t.Errorf("a second session of the same user: status %d, want 429", st)
+		}
+	})
+	t.Run("concurrent", func(t *testing.T) {
+		f := newFixture(t, nil)
+		c := signedIn(t, f)
+		const n = 40
+		var wg sync.WaitGroup
+		statuses := make(chan int, n)
+		for i := range n {
+			wg.Go(func() {
+				resp, err := c.hc.Get(f.base + fmt.Sprintf("/console/approve?user_code=CCCC-%04d", i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				statuses <- resp.StatusCode
+			})
+		}
+		wg.Wait()
+		close(statuses)
+		looked := 0
+		for st := range statuses {
+			if st == http.StatusNotFound {
+				looked++
+			}
+		}
+		if looked > 10 {
+			t.Errorf("%d of %d concurrent wrong codes were looked up, want at most 10", looked, n)
+		}
+	})
+	t.Run("live codes are free", func(t *testing.T) {
+		f := newFixture(t, nil)
+		c := signedIn(t, f)
+		for i := range 12 {
+			cl := f.publicClient()
+			loc, _ := url.Parse(f.get("/authorize?" + authParams(cl).Encode()).header.Get("Location"))
+			if st, _, _ := c.get("/console/approve?user_code=" + loc.Query().Get("user_code")); st != 200 {
+				t.Fatalf("live code %d: status %d", i, st)
+			}
+		}
+	})
+}
+
+// TestConsoleSignInBehindProxy: with TrustProxyHeaders, the per-address
+// sign-in limit counts the address the proxy forwarded, so one client's
+// failures do not lock everyone else out; the sign-in page never repeats
+// a link's text that is not a code.
+func TestConsoleSignInBehindProxy(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.TrustProxyHeaders = true })
+	addOwner(t, f)
+	n := 0
+	attempt := func(c *consoleClient, from, password string) string {
+		n++ // a new name each time, so that no name's lockout plays a part
+		c.get("/console")
+		_, body := c.post("/console/signin", url.Values{"csrf": {c.csrf}, "name": {fmt.Sprint("someone", n)}, "password": {password}},
+			map[string]string{"X-Forwarded-For": "203.0.113.200, " + from})
+		return body
+	}
+	mallory := newConsoleClient(t, f)
+	for range 10 {
+		if body := attempt(mallory, "198.51.100.66", "not the password"); !strings.Contains(body, "wrong user name or password") {
+			t.Fatal("an attempt within the address's budget was not checked")
+		}
+	}
+	if body := attempt(mallory, "198.51.100.66", "not the password"); !strings.Contains(body, "too many sign-in attempts") {
+		t.Error("the forwarded address was not limited")
+	}
+	owner := newConsoleClient(t, f)
+	owner.get("/console")
+	st, body := owner.post("/console/signin", url.Values{"csrf": {owner.csrf}, "name": {"owner"}, "password": {"correct horse battery"}},
+		map[string]string{"X-Forwarded-For": "192.0.2.10"})
+	if st != 200 || !strings.Contains(body, "data-enter-code") {
+		t.Errorf("the owner from another address behind the same proxy: %d", st)
+	}
+	_, page, _ := newConsoleClient(t, f).get("/console/approve?user_code=" + url.QueryEscape("CALL +1 555 0100 NOW"))
+	if strings.Contains(page, "CALL") || strings.Contains(page, "0100") {
+		t.Error("the sign-in page shows a link's arbitrary text")
+	}
+	_, page, _ = newConsoleClient(t, f).get("/console/approve?user_code=kxwtbmrd")
+	if !strings.Contains(page, "<strong>KXWT-BMRD</strong>") {
+		t.Error("the sign-in page does not name a code-shaped user_code in display form")
+	}
+}
+
+// TestQuickAuthorizeWithHostIdentity: with a host Identity, a browser the
+// host says is signed in gets the quick Approve button on the tab even if
+// it never opened the console, and the button works.
+func TestQuickAuthorizeWithHostIdentity(t *testing.T) {
+	f := newFixture(t, func(o *Options) {
+		o.Console.Identity = devicepage.IdentityFunc(func(r *http.Request) (string, error) { return r.Header.Get("X-Test-User"), nil })
+	})
+	cl := f.publicClient()
+	loc, _ := url.Parse(f.get("/authorize?" + authParams(cl).Encode()).header.Get("Location"))
+	c := newConsoleClient(t, f)
+	req, _ := http.NewRequest("GET", loc.String(), nil)
+	req.Header.Set("X-Test-User", "hostuser")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := csrfRE.FindSubmatch(b)
+	if !strings.Contains(string(b), "data-quick-approve") || m == nil {
+		t.Fatalf("the tab offers no quick approval to the host's user: %s", b)
+	}
+	q := loc.Query()
+	st, _ := c.post(loc.Path+"?"+loc.RawQuery, url.Values{"csrf": {string(m[1])}, "request": {q.Get("request")}, "user_code": {q.Get("user_code")}, "action": {"approve"}},
+		map[string]string{"X-Test-User": "hostuser"})
+	if p, _ := f.h.Provider().PendingByUserCode(context.Background(), q.Get("user_code")); st != 200 || p == nil || p.Subject != "hostuser" {
+		t.Errorf("quick approval as the host's user: %d, %+v", st, p)
 	}
 }

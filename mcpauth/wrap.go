@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path"
 	"slices"
@@ -106,8 +107,11 @@ type Options struct {
 	AllowedHosts []string
 	// TrustProxyHeaders makes the server believe X-Forwarded-Host when it
 	// checks the Host of requests that reach a loopback listener (DNS
-	// rebinding protection). Set it only when a reverse proxy you control
-	// sets that header; otherwise any client could claim any host.
+	// rebinding protection), and take the client's address for the
+	// console's per-address limits from the last X-Forwarded-For entry
+	// (the one your proxy appended). Set it only when a reverse proxy you
+	// control sets these headers; otherwise any client could claim any
+	// host and any address.
 	TrustProxyHeaders bool
 	// Streamable configures go-sdk's streamable HTTP handler. Its
 	// DisableLocalhostProtection is always set: Wrap performs that check
@@ -275,6 +279,9 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 		}
 		if co.LogoURL == "" {
 			co.LogoURL = opts.DevicePage.LogoURL
+		}
+		if co.ClientIP == nil && opts.TrustProxyHeaders {
+			co.ClientIP = forwardedFor
 		}
 		if co.ScopeDescriptions == nil {
 			co.ScopeDescriptions = scopeText
@@ -492,4 +499,22 @@ func describeScopes(opts Options) map[string]string {
 		}
 	}
 	return out
+}
+
+// forwardedFor is the client's address that a trusted reverse proxy
+// appended to X-Forwarded-For (its last entry), or "" without one.
+func forwardedFor(r *http.Request) string {
+	h := r.Header.Values("X-Forwarded-For")
+	if len(h) == 0 {
+		return ""
+	}
+	last := h[len(h)-1]
+	if i := strings.LastIndexByte(last, ','); i >= 0 {
+		last = last[i+1:]
+	}
+	addr, err := netip.ParseAddr(strings.TrimSpace(last))
+	if err != nil {
+		return ""
+	}
+	return addr.Unmap().String()
 }

@@ -2,6 +2,7 @@ package mcpauth
 
 import (
 	"maps"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -67,5 +68,32 @@ func TestScopeDescriptionsOnPages(t *testing.T) {
 				t.Errorf("%s does not show %s", name, want)
 			}
 		}
+	}
+}
+
+func TestForwardedFor(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		values []string
+		want   string
+	}{
+		{"none", nil, ""},
+		{"one", []string{"192.0.2.1"}, "192.0.2.1"},
+		{"the proxy's entry is the last", []string{"10.0.0.1, 192.0.2.1"}, "192.0.2.1"},
+		{"a client's forged first header is ignored", []string{"10.0.0.1", "198.51.100.2"}, "198.51.100.2"},
+		{"spaces", []string{" 192.0.2.1 ,  2001:db8::1 "}, "2001:db8::1"},
+		{"mapped IPv4", []string{"::ffff:192.0.2.1"}, "192.0.2.1"},
+		{"junk", []string{"192.0.2.1, unknown"}, ""},
+		{"a port is not an address", []string{"192.0.2.1:443"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/console", nil)
+			for _, v := range tc.values {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+			if got := forwardedFor(r); got != tc.want {
+				t.Errorf("forwardedFor = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

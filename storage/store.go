@@ -277,12 +277,17 @@ type UserStore interface {
 	GetUser(ctx context.Context, name string) (*UserRecord, error)
 	// ListUsers returns every user, oldest first.
 	ListUsers(ctx context.Context) ([]*UserRecord, error)
-	// SetPassword replaces the user's password hash and clears the
-	// lockout state; ErrNotFound if absent.
+	// SetPassword replaces the user's password hash, clears the lockout
+	// state and deletes the user's sessions (a password reset ends every
+	// session, an attacker's included), atomically; ErrNotFound if absent.
 	SetPassword(ctx context.Context, name, passwordHash string) error
 	// RecordSignIn records the outcome of a sign-in attempt: failures and
-	// lockedUntil replace the stored values. ErrNotFound if absent.
-	RecordSignIn(ctx context.Context, name string, failures int, lockedUntil time.Time) error
+	// lockedUntil replace the stored values, but only if the stored
+	// failure count is still prevFailures (compare-and-set, so that
+	// concurrent attempts, on any number of replicas, each count);
+	// otherwise it changes nothing and returns ErrConflict. ErrNotFound if
+	// absent.
+	RecordSignIn(ctx context.Context, name string, prevFailures, failures int, lockedUntil time.Time) error
 	// DeleteUser removes the user and their sessions; ErrNotFound if
 	// absent.
 	DeleteUser(ctx context.Context, name string) error

@@ -193,13 +193,13 @@ func TestUsersCommands(t *testing.T) {
 	}
 	defer store.Close()
 	accounts := devicepage.NewAccounts(store, devicepage.AccountsOptions{})
-	if _, err := accounts.SignIn(context.Background(), "alice", "correct horse battery", "127.0.0.1"); err != nil {
+	if _, err := accounts.SignIn(context.Background(), devicepage.SignInAttempt{Name: "alice", Password: "correct horse battery", ClientIP: "127.0.0.1"}); err != nil {
 		t.Errorf("sign in with the password given to users add: %v", err)
 	}
 	if _, err := cliIn(t, "a brand new password\r\n", "users", "passwd", "-db", db, "alice", "--password-stdin"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := accounts.SignIn(context.Background(), "alice", "a brand new password", "127.0.0.2"); err != nil {
+	if _, err := accounts.SignIn(context.Background(), devicepage.SignInAttempt{Name: "alice", Password: "a brand new password", ClientIP: "127.0.0.2"}); err != nil {
 		t.Errorf("sign in with the new password: %v", err)
 	}
 	if out, err := cli(t, "users", "remove", "-db", db, "alice"); err != nil || !strings.Contains(out, "Removed") {

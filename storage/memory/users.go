@@ -64,16 +64,24 @@ func (s *Store) SetPassword(ctx context.Context, name, passwordHash string) erro
 		return storage.ErrNotFound
 	}
 	r.PasswordHash, r.Failures, r.LockedUntil = passwordHash, 0, time.Time{}
+	for h, ss := range s.sessions {
+		if ss.User == name {
+			delete(s.sessions, h)
+		}
+	}
 	return nil
 }
 
 // RecordSignIn implements storage.UserStore.
-func (s *Store) RecordSignIn(ctx context.Context, name string, failures int, lockedUntil time.Time) error {
+func (s *Store) RecordSignIn(ctx context.Context, name string, prevFailures, failures int, lockedUntil time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.users[name]
 	if !ok {
 		return storage.ErrNotFound
+	}
+	if r.Failures != prevFailures {
+		return storage.ErrConflict
 	}
 	r.Failures, r.LockedUntil = failures, lockedUntil
 	return nil

@@ -17,7 +17,8 @@ var (
 	qGetUser            = `SELECT ` + userCols + ` FROM users WHERE name = $1`
 	qListUsers          = `SELECT ` + userCols + ` FROM users ORDER BY created_at NULLS FIRST, seq`
 	qSetPassword        = `UPDATE users SET password_hash = $2, failures = 0, locked_until = NULL WHERE name = $1`
-	qRecordSignIn       = `UPDATE users SET failures = $2, locked_until = $3 WHERE name = $1`
+	qRecordSignIn       = `UPDATE users SET failures = $2, locked_until = $3 WHERE name = $1 AND failures = $4`
+	qUserExists         = `SELECT 1 FROM users WHERE name = $1`
 	qDeleteUser         = `DELETE FROM users WHERE name = $1`
 	qDeleteUserSessions = `DELETE FROM sessions WHERE user_name = $1`
 )
@@ -62,12 +63,27 @@ func (s *Store) ListUsers(ctx context.Context) ([]*storage.UserRecord, error) {
 
 // SetPassword implements storage.UserStore.
 func (s *Store) SetPassword(ctx context.Context, name, passwordHash string) error {
-	return wrap("set password", affected(s.pool.Exec(ctx, qSetPassword, name, passwordHash)))
+	return wrap("set password", s.tx(ctx, func(tx pgx.Tx) error {
+		if err := affected(tx.Exec(ctx, qSetPassword, name, passwordHash)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, qDeleteUserSessions, name)
+		return err
+	}))
 }
 
-// RecordSignIn implements storage.UserStore.
-func (s *Store) RecordSignIn(ctx context.Context, name string, failures int, lockedUntil time.Time) error {
-	return wrap("record sign-in", affected(s.pool.Exec(ctx, qRecordSignIn, name, failures, ts(lockedUntil))))
+// RecordSignIn implements storage.UserStore: one conditional UPDATE, and
+// on no match a look whether the user exists at all.
+func (s *Store) RecordSignIn(ctx context.Context, name string, prevFailures, failures int, lockedUntil time.Time) error {
+	tag, err := s.pool.Exec(ctx, qRecordSignIn, name, failures, ts(lockedUntil), prevFailures)
+	if err != nil || tag.RowsAffected() == 1 {
+		return wrap("record sign-in", err)
+	}
+	var one int
+	if err := s.pool.QueryRow(ctx, qUserExists, name).Scan(&one); err != nil {
+		return wrap("record sign-in", err) // pgx.ErrNoRows: absent
+	}
+	return wrap("record sign-in", storage.ErrConflict)
 }
 
 // DeleteUser implements storage.UserStore in one transaction.

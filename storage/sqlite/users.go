@@ -14,7 +14,8 @@ var (
 	qGetUser            = `SELECT ` + userCols + ` FROM users WHERE name = ?`
 	qListUsers          = `SELECT ` + userCols + ` FROM users ORDER BY created_at, rowid`
 	qSetPassword        = `UPDATE users SET password_hash = ?, failures = 0, locked_until = 0 WHERE name = ?`
-	qRecordSignIn       = `UPDATE users SET failures = ?, locked_until = ? WHERE name = ?`
+	qRecordSignIn       = `UPDATE users SET failures = ?, locked_until = ? WHERE name = ? AND failures = ?`
+	qUserExists         = `SELECT 1 FROM users WHERE name = ?`
 	qDeleteUser         = `DELETE FROM users WHERE name = ?`
 	qDeleteUserSessions = `DELETE FROM sessions WHERE user_name = ?`
 )
@@ -58,12 +59,28 @@ func (s *Store) ListUsers(ctx context.Context) ([]*storage.UserRecord, error) {
 
 // SetPassword implements storage.UserStore.
 func (s *Store) SetPassword(ctx context.Context, name, passwordHash string) error {
-	return wrap("set password", affected(s.exec(ctx, qSetPassword, passwordHash, name)))
+	return wrap("set password", s.update(ctx, func(t wtx) error {
+		if err := affected(t.exec(qSetPassword, passwordHash, name)); err != nil {
+			return err
+		}
+		_, err := t.exec(qDeleteUserSessions, name)
+		return err
+	}))
 }
 
-// RecordSignIn implements storage.UserStore.
-func (s *Store) RecordSignIn(ctx context.Context, name string, failures int, lockedUntil time.Time) error {
-	return wrap("record sign-in", affected(s.exec(ctx, qRecordSignIn, failures, ms(lockedUntil), name)))
+// RecordSignIn implements storage.UserStore in one transaction.
+func (s *Store) RecordSignIn(ctx context.Context, name string, prevFailures, failures int, lockedUntil time.Time) error {
+	return wrap("record sign-in", s.update(ctx, func(t wtx) error {
+		n, err := t.execN(qRecordSignIn, failures, ms(lockedUntil), name, prevFailures)
+		if err != nil || n == 1 {
+			return err
+		}
+		var one int
+		if err := t.tx.QueryRowContext(t.ctx, qUserExists, name).Scan(&one); err != nil {
+			return err // sql.ErrNoRows: absent; wrap makes it ErrNotFound
+		}
+		return storage.ErrConflict // present with another count
+	}))
 }
 
 // DeleteUser implements storage.UserStore in one transaction.

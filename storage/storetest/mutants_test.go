@@ -70,6 +70,10 @@ var mutants = []mutant{
 			"RevocationCount/SweepOfLapsedClientWithoutGrants"}},
 	{"SessionIdleExpiryIgnored", func(s *memory.Store) storage.Store { return sessionIdleIgnored{s} },
 		[]string{"Sessions/Expiry"}},
+	{"RecordSignInBlind", func(s *memory.Store) storage.Store { return recordSignInBlind{s} },
+		[]string{"Users/RecordSignInComparesCount"}},
+	{"SetPasswordKeepsSessions", func(s *memory.Store) storage.Store { return &setPasswordKeepsSessions{Store: s} },
+		[]string{"Users/SetPasswordEndsSessions"}},
 	{"RevocationCountPerWrite", func(s *memory.Store) storage.Store { return &revocationCountPerWrite{Store: s} },
 		[]string{"RevocationCount/NotChangedByIssuing", "RevocationCount/SweepOfRevokedGrant"}},
 }
@@ -288,4 +292,43 @@ func (s sessionIdleIgnored) CreateSession(ctx context.Context, ss *storage.Sessi
 	c := *ss
 	c.IdleExpiresAt = c.ExpiresAt
 	return s.Store.CreateSession(ctx, &c)
+}
+
+// recordSignInBlind writes the count whatever is stored (no compare).
+type recordSignInBlind struct{ *memory.Store }
+
+func (s recordSignInBlind) RecordSignIn(ctx context.Context, name string, _, failures int, lockedUntil time.Time) error {
+	u, err := s.GetUser(ctx, name)
+	if err != nil {
+		return err
+	}
+	return s.Store.RecordSignIn(ctx, name, u.Failures, failures, lockedUntil)
+}
+
+// setPasswordKeepsSessions changes the password but keeps the sessions.
+type setPasswordKeepsSessions struct {
+	*memory.Store
+	mu      sync.Mutex
+	created []*storage.SessionRecord
+}
+
+func (s *setPasswordKeepsSessions) CreateSession(ctx context.Context, ss *storage.SessionRecord) error {
+	s.mu.Lock()
+	s.created = append(s.created, ss)
+	s.mu.Unlock()
+	return s.Store.CreateSession(ctx, ss)
+}
+
+func (s *setPasswordKeepsSessions) SetPassword(ctx context.Context, name, hash string) error {
+	if err := s.Store.SetPassword(ctx, name, hash); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ss := range s.created {
+		if ss.User == name {
+			s.Store.CreateSession(ctx, ss)
+		}
+	}
+	return nil
 }

@@ -12,7 +12,9 @@ var userTests = []test{
 	{"Duplicate", testUserDuplicate},
 	{"ListOrderIsByCreatedAt", testUserListOrder},
 	{"SetPasswordClearsLockout", testUserSetPassword},
+	{"SetPasswordEndsSessions", testUserSetPasswordSessions},
 	{"RecordSignIn", testUserRecordSignIn},
+	{"RecordSignInComparesCount", testUserRecordSignInCAS},
 	{"AbsentUser", testUserAbsent},
 	{"DeleteRemovesSessions", testUserDelete},
 }
@@ -94,17 +96,47 @@ func testUserSetPassword(t *testing.T, f *fixture) {
 	checkEqual(t, "user after SetPassword", f.user(u.Name), want)
 }
 
+// testUserSetPasswordSessions: SetPassword deletes the user's sessions,
+// and only theirs.
+func testUserSetPasswordSessions(t *testing.T, f *fixture) {
+	u, other := f.createUser(base), f.createUser(base)
+	mine, theirs := f.newSession(u.Name, base), f.newSession(other.Name, base)
+	f.must(f.s.CreateSession(f.ctx, mine), "CreateSession")
+	f.must(f.s.CreateSession(f.ctx, theirs), "CreateSession")
+	f.must(f.s.SetPassword(f.ctx, u.Name, "$2a$10$new"), "SetPassword")
+	_, err := f.s.GetSession(f.ctx, mine.Hash, base)
+	wantErr(t, err, storage.ErrNotFound, "GetSession of a session from before the password change")
+	if _, err := f.s.GetSession(f.ctx, theirs.Hash, base); err != nil {
+		t.Errorf("another user's session after SetPassword: %v", err)
+	}
+}
+
 // testUserRecordSignIn: RecordSignIn replaces Failures and LockedUntil.
 func testUserRecordSignIn(t *testing.T, f *fixture) {
 	u := f.createUser(base)
 	until := base.Add(time.Hour + fine)
-	f.must(f.s.RecordSignIn(f.ctx, u.Name, 7, until), "RecordSignIn")
+	f.must(f.s.RecordSignIn(f.ctx, u.Name, u.Failures, 7, until), "RecordSignIn")
 	want := clone(u)
 	want.Failures, want.LockedUntil = 7, until
 	checkEqual(t, "user after a failure", f.user(u.Name), want)
-	f.must(f.s.RecordSignIn(f.ctx, u.Name, 0, time.Time{}), "RecordSignIn of a success")
+	f.must(f.s.RecordSignIn(f.ctx, u.Name, 7, 0, time.Time{}), "RecordSignIn of a success")
 	want.Failures, want.LockedUntil = 0, time.Time{}
 	checkEqual(t, "user after a success", f.user(u.Name), want)
+}
+
+// testUserRecordSignInCAS: RecordSignIn with a stale count is ErrConflict
+// and changes nothing, so that of two concurrent attempts that read the
+// same count, one must read again; the same count written twice in a row
+// works only once.
+func testUserRecordSignInCAS(t *testing.T, f *fixture) {
+	u := f.createUser(base) // Failures: 2
+	want := clone(u)
+	wantErr(t, f.s.RecordSignIn(f.ctx, u.Name, 5, 6, base.Add(time.Hour)), storage.ErrConflict, "RecordSignIn with a stale count")
+	checkEqual(t, "user after a refused RecordSignIn", f.user(u.Name), want)
+	f.must(f.s.RecordSignIn(f.ctx, u.Name, 2, 3, time.Time{}), "RecordSignIn 2→3")
+	wantErr(t, f.s.RecordSignIn(f.ctx, u.Name, 2, 3, time.Time{}), storage.ErrConflict, "a second RecordSignIn 2→3")
+	want.Failures, want.LockedUntil = 3, time.Time{}
+	checkEqual(t, "user after one of two racing attempts", f.user(u.Name), want)
 }
 
 // testUserAbsent: every operation on an unknown user is ErrNotFound.
@@ -112,7 +144,7 @@ func testUserAbsent(t *testing.T, f *fixture) {
 	_, err := f.s.GetUser(f.ctx, "nobody")
 	wantErr(t, err, storage.ErrNotFound, "GetUser")
 	wantErr(t, f.s.SetPassword(f.ctx, "nobody", "x"), storage.ErrNotFound, "SetPassword")
-	wantErr(t, f.s.RecordSignIn(f.ctx, "nobody", 1, base), storage.ErrNotFound, "RecordSignIn")
+	wantErr(t, f.s.RecordSignIn(f.ctx, "nobody", 0, 1, base), storage.ErrNotFound, "RecordSignIn")
 	wantErr(t, f.s.DeleteUser(f.ctx, "nobody"), storage.ErrNotFound, "DeleteUser")
 }
 
