@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -224,6 +225,15 @@ func (a *Accounts) SignIn(ctx context.Context, at SignInAttempt) (*SignedIn, err
 	if len(at.Name) > MaxUserNameLen || len(at.Password) > MaxPasswordLen {
 		return nil, ErrSignInFailed
 	}
+	ipChecked := false
+	if at.Device == "" {
+		// No device cookie to look at: the address's limit comes first,
+		// before any database read.
+		if !a.ips.take(clientNet(at.ClientIP), now, ipAttempts) {
+			return nil, ErrThrottled
+		}
+		ipChecked = true
+	}
 	u, err := a.store.GetUser(ctx, at.Name)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("devicepage: sign in: %w", err)
@@ -233,14 +243,17 @@ func (a *Accounts) SignIn(ctx context.Context, at SignInAttempt) (*SignedIn, err
 	}
 	device := ""
 	if u != nil {
-		device = deviceID(u, at.Device)
+		device = deviceID(u, at.Device, now)
 	}
-	if device != "" && !a.devices.under(now, map[string]int{device: deviceFailures}) {
-		device = "" // a device cookie that keeps failing is trusted no more
+	// A device's failure is reserved before the password is checked (and
+	// given back on success), so that attempts sent at once cannot all
+	// pass; a device cookie that keeps failing is trusted no more.
+	if device != "" && !a.devices.reserve(now, map[string]int{device: deviceFailures}) {
+		device = ""
 	}
 	counted := 0 // the account's count after this attempt, when counted there
 	if device == "" {
-		if !a.ips.take(clientNet(at.ClientIP), now, ipAttempts) {
+		if !ipChecked && !a.ips.take(clientNet(at.ClientIP), now, ipAttempts) {
 			return nil, ErrThrottled
 		}
 		if counted, err = a.countFailure(ctx, at.Name, u, now); err != nil {
@@ -255,12 +268,14 @@ func (a *Accounts) SignIn(ctx context.Context, at SignInAttempt) (*SignedIn, err
 		return nil, ErrSignInFailed
 	}
 	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(at.Password)) != nil {
-		if device != "" {
-			a.devices.add(now, device)
-		}
 		return nil, ErrSignInFailed
 	}
-	if err := a.clearFailures(ctx, at.Name, counted, u.Failures); err != nil {
+	if device != "" {
+		a.devices.refund(device)
+	}
+	// The right password: clear the count even if the browser has gone
+	// meanwhile, or its counted failure would stay.
+	if err := a.clearFailures(context.WithoutCancel(ctx), at.Name, counted, u.Failures); err != nil {
 		return nil, err
 	}
 	cookie := secret.New(sessionPrefix)
@@ -269,7 +284,7 @@ func (a *Accounts) SignIn(ctx context.Context, at SignInAttempt) (*SignedIn, err
 	if err != nil {
 		return nil, fmt.Errorf("devicepage: start session: %w", err)
 	}
-	return &SignedIn{Session: cookie, Device: newDeviceCookie(u)}, nil
+	return &SignedIn{Session: cookie, Device: newDeviceCookie(u, now.Add(DeviceCookieLifetime))}, nil
 }
 
 // countFailure counts this attempt as a failure before its password is
@@ -407,32 +422,43 @@ func CheckCSRF(cookie, token string) bool {
 // devicePrefix marks device cookies.
 const devicePrefix = "mcp_dev_"
 
-// newDeviceCookie returns a device cookie for u: a random identifier and
-// its MAC under a key derived from u's password hash, so that it needs no
-// storage, is the same on every replica, and is void once the password
-// changes.
-func newDeviceCookie(u *storage.UserRecord) string {
-	id := secret.New("")
-	return devicePrefix + id + "." + deviceMAC(u, id)
+// DeviceCookieLifetime is how long a browser stays known as one its user
+// signed in from (see SignIn); the cookie carries its expiry, under its
+// MAC, so the server enforces it.
+const DeviceCookieLifetime = 180 * 24 * time.Hour
+
+// newDeviceCookie returns a device cookie for u, valid until expires: a
+// random identifier, the expiry, and their MAC under a key derived from
+// u's password hash, so that it needs no storage, is the same on every
+// replica, and is void once the password changes.
+func newDeviceCookie(u *storage.UserRecord, expires time.Time) string {
+	body := secret.New("") + "." + strconv.FormatInt(expires.Unix(), 10)
+	return devicePrefix + body + "." + deviceMAC(u, body)
 }
 
-// deviceID returns the identifier of a valid device cookie of u, or "".
-func deviceID(u *storage.UserRecord, cookie string) string {
+// deviceID returns the identifier of a device cookie of u valid at now,
+// or "".
+func deviceID(u *storage.UserRecord, cookie string, now time.Time) string {
 	rest, ok := strings.CutPrefix(cookie, devicePrefix)
-	if !ok || len(rest) > 128 {
+	if !ok || len(rest) > 160 {
 		return ""
 	}
-	id, mac, ok := strings.Cut(rest, ".")
-	if !ok || id == "" || !hmac.Equal([]byte(mac), []byte(deviceMAC(u, id))) {
+	i := strings.LastIndexByte(rest, '.')
+	if i < 0 || !hmac.Equal([]byte(rest[i+1:]), []byte(deviceMAC(u, rest[:i]))) {
+		return ""
+	}
+	id, exp, ok := strings.Cut(rest[:i], ".")
+	unix, err := strconv.ParseInt(exp, 10, 64)
+	if !ok || id == "" || err != nil || !now.Before(time.Unix(unix, 0)) {
 		return ""
 	}
 	return id
 }
 
-func deviceMAC(u *storage.UserRecord, id string) string {
+func deviceMAC(u *storage.UserRecord, body string) string {
 	key := sha256.Sum256([]byte("mcpauth device cookie\x00" + u.PasswordHash))
 	m := hmac.New(sha256.New, key[:])
-	m.Write([]byte(u.Name + "\x00" + id))
+	m.Write([]byte(u.Name + "\x00" + body))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 

@@ -407,3 +407,45 @@ func TestSetPasswordEndsSessions(t *testing.T) {
 		t.Errorf("a session from before the reset: %v", err)
 	}
 }
+
+// TestDeviceCookieLimits: a device cookie's own limit holds against
+// attempts sent all at once, and the cookie expires on the server.
+func TestDeviceCookieLimits(t *testing.T) {
+	a, _, _ := newAccounts(t)
+	in, err := a.SignIn(ctx, SignInAttempt{Name: "alice", Password: "correct horse battery"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range lockoutThreshold + 1 { // locked by a stranger
+		signIn(a, "alice", "wrong password!", fmt.Sprintf("203.0.113.%d", i))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for range 50 {
+		wg.Go(func() {
+			_, err := a.SignIn(ctx, SignInAttempt{Name: "alice", Password: "wrong password!", ClientIP: "198.51.100.1", Device: in.Device})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	checked := 0
+	for err := range errs {
+		if errors.Is(err, ErrSignInFailed) {
+			checked++
+		}
+	}
+	if checked != deviceFailures {
+		t.Errorf("%d of 50 concurrent guesses with one device cookie were checked, want %d", checked, deviceFailures)
+	}
+
+	b, _, bclk := newAccounts(t)
+	old, _ := b.SignIn(ctx, SignInAttempt{Name: "alice", Password: "correct horse battery"})
+	bclk.Advance(DeviceCookieLifetime)
+	for i := range lockoutThreshold + 1 {
+		signIn(b, "alice", "wrong password!", fmt.Sprintf("203.0.113.%d", i))
+	}
+	if _, err := b.SignIn(ctx, SignInAttempt{Name: "alice", Password: "correct horse battery", Device: old.Device}); !errors.Is(err, ErrThrottled) {
+		t.Errorf("an expired device cookie on a locked account: %v, want ErrThrottled", err)
+	}
+}

@@ -2,6 +2,10 @@ package devicepage
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"html/template"
 	"log/slog"
@@ -103,6 +107,8 @@ type Console struct {
 	log    *slog.Logger
 	prefix string
 
+	confirmKey [32]byte // see confirmToken
+
 	tries *window // wrong codes by "u:"+user, "ip:"+client network and codeTriesAll
 }
 
@@ -116,7 +122,9 @@ func NewConsole(b ConsoleBackend, prefix string, opts ConsoleOptions) *Console {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Console{b: b, opts: opts, log: log, prefix: strings.TrimSuffix(prefix, "/"), tries: newWindow(codeTriesWindow, codeTriesAll)}
+	c := &Console{b: b, opts: opts, log: log, prefix: strings.TrimSuffix(prefix, "/"), tries: newWindow(codeTriesWindow, codeTriesAll)}
+	rand.Read(c.confirmKey[:]) // never fails (crypto/rand panics rather than return short)
+	return c
 }
 
 // cookie names: the session, and the pre-session cookie that protects the
@@ -150,6 +158,7 @@ type consoleView struct {
 	SignInCode                 string // a user code to confirm after signing in
 	Confirm                    *provider.Pending
 	ConfirmCode, RedirectHost  string
+	ConfirmToken               string // see confirmToken
 	DocumentHost               string // see describe
 	Scopes                     []Scope
 	LoopbackOnly               bool
@@ -311,7 +320,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	c.setCookie(w, "mcpauth_pre", "", -1)
 	c.setCookie(w, "mcpauth_console", in.Session, int(c.opts.Accounts.opts.SessionLifetime/time.Second))
-	c.setCookie(w, "mcpauth_device", in.Device, int(deviceCookieLifetime/time.Second))
+	c.setCookie(w, "mcpauth_device", in.Device, int(DeviceCookieLifetime/time.Second))
 	to := c.prefix + "/"
 	if code := displayCode(r.PostForm.Get("user_code")); code != "" {
 		to = c.prefix + "/approve?" + url.Values{"user_code": {code}}.Encode()
@@ -329,10 +338,6 @@ func displayCode(code string) string {
 	}
 	return norm[:4] + "-" + norm[4:]
 }
-
-// deviceCookieLifetime is how long a browser stays known as one its user
-// signed in from (see Accounts.SignIn).
-const deviceCookieLifetime = 180 * 24 * time.Hour
 
 // clientIP is the client's address: ConsoleOptions.ClientIP's answer, or
 // the connection's peer.
@@ -404,6 +409,9 @@ func (c *Console) confirm(w http.ResponseWriter, r *http.Request, v consoleView,
 		return
 	}
 	p, err := c.b.PendingByUserCode(r.Context(), code)
+	if err == nil {
+		c.codeFound(r, v.User) // a real code, even if decided already
+	}
 	if err != nil || p.Status != "pending" {
 		if err != nil && !errors.Is(err, provider.ErrUnknownRequest) {
 			c.log.Error("devicepage: look up code", "err", err)
@@ -412,10 +420,10 @@ func (c *Console) confirm(w http.ResponseWriter, r *http.Request, v consoleView,
 		c.render(w, http.StatusNotFound, v)
 		return
 	}
-	c.codeFound(r, v.User)
 	v.Title, v.Confirm = "Approve "+code, p
 	norm := secret.NormalizeUserCode(code)
 	v.ConfirmCode = norm[:4] + "-" + norm[4:]
+	v.ConfirmToken = c.confirmToken(v.CSRF, norm)
 	v.RedirectHost, v.DocumentHost, v.LoopbackOnly = describe(p)
 	v.Scopes = describeScopes(c.opts.ScopeDescriptions, p.Scopes)
 	c.render(w, http.StatusOK, v)
@@ -437,7 +445,11 @@ func (c *Console) post(w http.ResponseWriter, r *http.Request, path, user, sessi
 		}
 	case "/decide":
 		code := f.Get("user_code")
-		if !c.tryCode(r, user) {
+		// A decision from the confirmation page names a code that page
+		// found (and counted); any other is a code tried here.
+		norm := secret.NormalizeUserCode(code)
+		confirmed := norm != "" && hmac.Equal([]byte(c.confirmToken(v.CSRF, norm)), []byte(f.Get("confirm")))
+		if !confirmed && !c.tryCode(r, user) {
 			c.tooManyCodes(w, v)
 			return
 		}
@@ -448,7 +460,7 @@ func (c *Console) post(w http.ResponseWriter, r *http.Request, path, user, sessi
 			_, err = c.b.Deny(ctx, code)
 			done = "denied"
 		}
-		if err == nil || errors.Is(err, provider.ErrAlreadyDecided) {
+		if !confirmed && (err == nil || errors.Is(err, provider.ErrAlreadyDecided)) {
 			c.codeFound(r, user)
 		}
 		if errors.Is(err, provider.ErrUnknownRequest) || errors.Is(err, provider.ErrAlreadyDecided) {
@@ -492,6 +504,17 @@ func notice(key string) string {
 func (c *Console) tooManyCodes(w http.ResponseWriter, v consoleView) {
 	v.Title, v.Error = "Too many codes", "Too many codes tried; wait a minute and try again."
 	c.render(w, http.StatusTooManyRequests, v)
+}
+
+// confirmToken binds a decision form to the code its confirmation page
+// found, for the session whose CSRF token is csrf: a MAC under a key of
+// this process, since a signed-in user knows their own CSRF token. On
+// another replica it does not verify, and the decision's code is simply
+// counted as a tried one.
+func (c *Console) confirmToken(csrf, normCode string) string {
+	m := hmac.New(sha256.New, c.confirmKey[:])
+	m.Write([]byte(csrf + "\x00" + normCode))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
 // codeKeys are the limiter's keys of a code tried by user from r.

@@ -538,3 +538,32 @@ func TestQuickAuthorizeWithHostIdentity(t *testing.T) {
 		t.Errorf("quick approval as the host's user: %d, %+v", st, p)
 	}
 }
+
+// TestConsoleConfirmedDecisionIsNotLimited: a decision posted from the
+// confirmation page goes through even when the code-entry limits are used
+// up (others' guesses cannot stop the owner from approving or denying what
+// they have on screen), while a decision with a made-up confirmation is a
+// tried code like any other.
+func TestConsoleConfirmedDecisionIsNotLimited(t *testing.T) {
+	f := newFixture(t, nil)
+	c := signedIn(t, f)
+	cl := f.publicClient()
+	loc, _ := url.Parse(f.get("/authorize?" + authParams(cl).Encode()).header.Get("Location"))
+	code := loc.Query().Get("user_code")
+	_, page, _ := c.get("/console/approve?user_code=" + code)
+	m := regexp.MustCompile(`name="confirm" value="([^"]+)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("the confirmation page has no confirm field: %s", page)
+	}
+	for i := range 10 {
+		c.post("/console/decide", url.Values{"csrf": {c.csrf}, "user_code": {fmt.Sprintf("DDDD-DDD%c", 'B'+i)}, "action": {"deny"}}, nil)
+	}
+	forged := url.Values{"csrf": {c.csrf}, "user_code": {code}, "action": {"approve"}, "confirm": {strings.Repeat("A", 43)}}
+	if st, _ := c.post("/console/decide", forged, nil); st != http.StatusTooManyRequests {
+		t.Errorf("a made-up confirmation with the limits used up: status %d, want 429", st)
+	}
+	st, body := c.post("/console/decide", url.Values{"csrf": {c.csrf}, "user_code": {code}, "action": {"approve"}, "confirm": {m[1]}}, nil)
+	if st != 200 || !strings.Contains(body, "Approved") {
+		t.Errorf("the confirmed decision with the limits used up: %d", st)
+	}
+}

@@ -109,9 +109,10 @@ type Options struct {
 	// checks the Host of requests that reach a loopback listener (DNS
 	// rebinding protection), and take the client's address for the
 	// console's per-address limits from the last X-Forwarded-For entry
-	// (the one your proxy appended). Set it only when a reverse proxy you
+	// (the one your proxy appended) of requests whose peer is on a
+	// loopback or private network. Set it only when a reverse proxy you
 	// control sets these headers; otherwise any client could claim any
-	// host and any address.
+	// host, and any client on a private network any address.
 	TrustProxyHeaders bool
 	// Streamable configures go-sdk's streamable HTTP handler. Its
 	// DisableLocalhostProtection is always set: Wrap performs that check
@@ -502,8 +503,14 @@ func describeScopes(opts Options) map[string]string {
 }
 
 // forwardedFor is the client's address that a trusted reverse proxy
-// appended to X-Forwarded-For (its last entry), or "" without one.
+// appended to X-Forwarded-For (its last entry), or "" without one. It is
+// believed only from a peer on a loopback or private network, where a
+// proxy sits: a client that reaches the server directly from the internet
+// cannot choose its own address.
 func forwardedFor(r *http.Request) string {
+	if peer, err := netip.ParseAddrPort(r.RemoteAddr); err != nil || !(peer.Addr().IsLoopback() || peer.Addr().IsPrivate()) {
+		return ""
+	}
 	h := r.Header.Values("X-Forwarded-For")
 	if len(h) == 0 {
 		return ""
@@ -512,9 +519,15 @@ func forwardedFor(r *http.Request) string {
 	if i := strings.LastIndexByte(last, ','); i >= 0 {
 		last = last[i+1:]
 	}
-	addr, err := netip.ParseAddr(strings.TrimSpace(last))
+	last = strings.TrimSpace(last)
+	addr, err := netip.ParseAddr(last)
 	if err != nil {
-		return ""
+		// Some proxies write the client's port too: 192.0.2.1:5000, [2001:db8::1]:5000.
+		ap, err := netip.ParseAddrPort(last)
+		if err != nil {
+			return ""
+		}
+		addr = ap.Addr()
 	}
 	return addr.Unmap().String()
 }

@@ -84,10 +84,12 @@ func TestForwardedFor(t *testing.T) {
 		{"spaces", []string{" 192.0.2.1 ,  2001:db8::1 "}, "2001:db8::1"},
 		{"mapped IPv4", []string{"::ffff:192.0.2.1"}, "192.0.2.1"},
 		{"junk", []string{"192.0.2.1, unknown"}, ""},
-		{"a port is not an address", []string{"192.0.2.1:443"}, ""},
+		{"with a port", []string{"192.0.2.1:443"}, "192.0.2.1"},
+		{"IPv6 with a port", []string{"[2001:db8::1]:443"}, "2001:db8::1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", "/console", nil)
+			r.RemoteAddr = "10.1.2.3:40000" // a proxy on a private network
 			for _, v := range tc.values {
 				r.Header.Add("X-Forwarded-For", v)
 			}
@@ -95,5 +97,21 @@ func TestForwardedFor(t *testing.T) {
 				t.Errorf("forwardedFor = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestForwardedForOnlyFromProxies: a peer on the internet cannot pick its
+// address with X-Forwarded-For; loopback and private peers (proxies) can.
+func TestForwardedForOnlyFromProxies(t *testing.T) {
+	for peer, believed := range map[string]bool{
+		"127.0.0.1:1": true, "[::1]:1": true, "10.0.0.5:1": true, "192.168.1.2:1": true, "[fd00::1]:1": true,
+		"203.0.113.9:1": false, "[2001:db8::9]:1": false, "garbage": false,
+	} {
+		r := httptest.NewRequest("GET", "/console", nil)
+		r.RemoteAddr = peer
+		r.Header.Set("X-Forwarded-For", "198.51.100.1")
+		if got := forwardedFor(r) != ""; got != believed {
+			t.Errorf("peer %s: believed %v, want %v", peer, got, believed)
+		}
 	}
 }
