@@ -87,9 +87,9 @@ type IdentityFunc func(r *http.Request) (string, error)
 // ConsoleUser calls f(r).
 func (f IdentityFunc) ConsoleUser(r *http.Request) (string, error) { return f(r) }
 
-// Code-entry limits: failed user-code lookups are limited per session and
-// per client IP, and globally, so that guessing a live code is hopeless
-// (see the README's security section for the arithmetic).
+// Code-entry limits: wrong user codes are limited per console user, per
+// client network (see clientNet) and overall, so that guessing a live code
+// is hopeless (see the README's security section for the arithmetic).
 const (
 	codeTriesPerUser = 10
 	codeTriesPerIP   = 20
