@@ -68,6 +68,10 @@ func TestScreenshots(t *testing.T) {
 			t.Fatal(err)
 		}
 		shot("device-verification", `[data-user-code]`)
+		if err := chromedp.Do(ctx, chromedp.Navigate(f.base+PathDevice+"?request=gone&user_code=BBBB-BBBB")); err != nil {
+			t.Fatal(err)
+		}
+		shot("authorize-tab-expired", `[data-message]`)
 		if err := chromedp.Do(ctx, chromedp.Navigate(f.base+"/console")); err != nil {
 			t.Fatal(err)
 		}
@@ -81,6 +85,10 @@ func TestScreenshots(t *testing.T) {
 			t.Fatal(err)
 		}
 		shot("console-confirm", `[data-approve]`)
+		if err := chromedp.Do(ctx, chromedp.Navigate(f.base+"/console/approve?user_code=BBBB-BBBB")); err != nil {
+			t.Fatal(err)
+		}
+		shot("console-unknown-code", `[data-error]`)
 		if err := chromedp.Do(ctx, chromedp.Navigate(tabURL)); err != nil {
 			t.Fatal(err)
 		}
