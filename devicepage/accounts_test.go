@@ -449,3 +449,9 @@ func TestDeviceCookieLimits(t *testing.T) {
 		t.Errorf("an expired device cookie on a locked account: %v, want ErrThrottled", err)
 	}
 }
+
+func TestDummyHashHasTheDefaultCost(t *testing.T) {
+	if cost, err := bcrypt.Cost([]byte(dummyHash)); err != nil || cost != DefaultBcryptCost {
+		t.Errorf("dummyHash cost %d, %v; want %d", cost, err, DefaultBcryptCost)
+	}
+}
