@@ -59,8 +59,8 @@ const (
 
 // dummyHash is what an unknown name's password is compared against at the
 // default cost: a bcrypt hash (cost 12) of a random value nobody kept.
-// Made ahead, so that the first unknown name in a process does not take
-// twice as long (hashing, then comparing) and stand out.
+// Made ahead, so that no unknown name in a process takes twice as long
+// (hashing, then comparing) and stands out.
 const dummyHash = "$2a$12$FvqnAuvVX/yfBQVFmYjzL.gafmpJJEJJ4buktldw0YakS/Bf6Uu0q"
 
 // sessionPrefix marks console session cookies.
@@ -106,12 +106,11 @@ type Accounts struct {
 	store AccountStore
 	opts  AccountsOptions
 
-	mu        sync.Mutex
-	ips       *window                 // recent attempts per client network
-	devices   *window                 // recent failures per device cookie
-	unknown   map[string]unknownState // failures per name that is not a user
-	dummyOnce sync.Once
-	dummy     []byte // a hash compared against for unknown names, made on first need
+	mu      sync.Mutex
+	ips     *window                 // recent attempts per client network
+	devices *window                 // recent failures per device cookie
+	unknown map[string]unknownState // failures per name that is not a user
+	dummy   []byte                  // what an unknown name's password is compared against
 }
 
 // NewAccounts returns the built-in sign-in on store.
@@ -128,8 +127,14 @@ func NewAccounts(store AccountStore, opts AccountsOptions) *Accounts {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Accounts{store: store, opts: opts, ips: newWindow(ipWindow, ""), devices: newWindow(deviceWindow, ""),
-		unknown: map[string]unknownState{}}
+	a := &Accounts{store: store, opts: opts, ips: newWindow(ipWindow, ""), devices: newWindow(deviceWindow, ""),
+		unknown: map[string]unknownState{}, dummy: []byte(dummyHash)}
+	if opts.BcryptCost != DefaultBcryptCost {
+		// Made now, not on the first unknown name, which would then take
+		// twice as long (hashing, then comparing) and stand out.
+		a.dummy, _ = bcrypt.GenerateFromPassword([]byte(secret.New("")), opts.BcryptCost)
+	}
+	return a
 }
 
 // CheckUserName reports whether name is acceptable: 1 to 64 bytes of
@@ -267,13 +272,6 @@ func (a *Accounts) SignIn(ctx context.Context, at SignInAttempt) (*SignedIn, err
 		}
 	}
 	if u == nil {
-		a.dummyOnce.Do(func() {
-			if a.opts.BcryptCost == DefaultBcryptCost {
-				a.dummy = []byte(dummyHash)
-			} else {
-				a.dummy, _ = bcrypt.GenerateFromPassword([]byte(secret.New("")), a.opts.BcryptCost)
-			}
-		})
 		bcrypt.CompareHashAndPassword(a.dummy, []byte(at.Password))
 		return nil, ErrSignInFailed
 	}
