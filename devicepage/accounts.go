@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/mcp-oauth/oauth/internal/ratelimit"
 	"github.com/mcp-oauth/oauth/internal/secret"
 	"github.com/mcp-oauth/oauth/storage"
 )
@@ -54,7 +54,6 @@ const (
 	ipWindow         = time.Minute
 	deviceFailures   = 5
 	deviceWindow     = 15 * time.Minute
-	maxTracked       = 10000
 )
 
 // dummyHash is what an unknown name's password is compared against at the
@@ -107,8 +106,8 @@ type Accounts struct {
 	opts  AccountsOptions
 
 	mu      sync.Mutex
-	ips     *window                 // recent attempts per client network
-	devices *window                 // recent failures per device cookie
+	ips     *ratelimit.Window       // recent attempts per client network
+	devices *ratelimit.Window       // recent failures per device cookie
 	unknown map[string]unknownState // failures per name that is not a user
 	dummy   []byte                  // what an unknown name's password is compared against
 }
@@ -127,7 +126,7 @@ func NewAccounts(store AccountStore, opts AccountsOptions) *Accounts {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a := &Accounts{store: store, opts: opts, ips: newWindow(ipWindow, ""), devices: newWindow(deviceWindow, ""),
+	a := &Accounts{store: store, opts: opts, ips: ratelimit.New(ipWindow, ""), devices: ratelimit.New(deviceWindow, ""),
 		unknown: map[string]unknownState{}, dummy: []byte(dummyHash)}
 	if opts.BcryptCost != DefaultBcryptCost {
 		// Made now, not on the first unknown name, which would then take
@@ -240,7 +239,7 @@ func (a *Accounts) SignIn(ctx context.Context, at SignInAttempt) (*SignedIn, err
 	if at.Device == "" {
 		// No device cookie to look at: the address's limit comes first,
 		// before any database read.
-		if !a.ips.take(clientNet(at.ClientIP), now, ipAttempts) {
+		if !a.ips.Take(ratelimit.Network(at.ClientIP), now, ipAttempts) {
 			return nil, ErrThrottled
 		}
 		ipChecked = true
@@ -259,12 +258,12 @@ func (a *Accounts) SignIn(ctx context.Context, at SignInAttempt) (*SignedIn, err
 	// A device's failure is reserved before the password is checked (and
 	// given back on success), so that attempts sent at once cannot all
 	// pass; a device cookie that keeps failing is trusted no more.
-	if device != "" && !a.devices.reserve(now, map[string]int{device: deviceFailures}) {
+	if device != "" && !a.devices.Reserve(now, map[string]int{device: deviceFailures}) {
 		device = ""
 	}
 	counted := 0 // the account's count after this attempt, when counted there
 	if device == "" {
-		if !ipChecked && !a.ips.take(clientNet(at.ClientIP), now, ipAttempts) {
+		if !ipChecked && !a.ips.Take(ratelimit.Network(at.ClientIP), now, ipAttempts) {
 			return nil, ErrThrottled
 		}
 		if counted, err = a.countFailure(ctx, at.Name, u, now); err != nil {
@@ -279,7 +278,7 @@ func (a *Accounts) SignIn(ctx context.Context, at SignInAttempt) (*SignedIn, err
 		return nil, ErrSignInFailed
 	}
 	if device != "" {
-		a.devices.refund(device)
+		a.devices.Refund(device)
 	}
 	// The right password: clear the count even if the browser has gone
 	// meanwhile, or its counted failure would stay.
@@ -373,7 +372,7 @@ func (a *Accounts) countUnknown(name string, now time.Time) (int, error) {
 	if st.lockedUntil.After(now) {
 		return 0, ErrThrottled
 	}
-	if len(a.unknown) >= maxTracked {
+	if len(a.unknown) >= ratelimit.MaxTracked {
 		clear(a.unknown)
 	}
 	st.failures++
@@ -468,18 +467,4 @@ func deviceMAC(u *storage.UserRecord, body string) string {
 	m := hmac.New(sha256.New, key[:])
 	m.Write([]byte(u.Name + "\x00" + body))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-// clientNet is the unit of the per-address limit: an IPv4 address, or the
-// /64 an IPv6 address is in (one host usually has a whole /64).
-func clientNet(ip string) string {
-	addr, err := netip.ParseAddr(ip)
-	if err != nil || addr.Is4() || addr.Is4In6() {
-		return ip
-	}
-	p, err := addr.Prefix(64)
-	if err != nil {
-		return ip
-	}
-	return p.String()
 }

@@ -2,6 +2,7 @@ package devicepage
 
 import (
 	"fmt"
+	"github.com/mcp-oauth/oauth/internal/ratelimit"
 	"testing"
 
 	"github.com/mcp-oauth/oauth/storage/memory"
@@ -42,8 +43,8 @@ func BenchmarkSignIn(b *testing.B) {
 				// lock. The limiters are reset so that every iteration
 				// measures the same path.
 				a.SignIn(ctx, SignInAttempt{Name: bc.user, Password: bc.password, Device: in.Device})
-				a.devices = newWindow(deviceWindow, "")
-				a.ips = newWindow(ipWindow, "")
+				a.devices = ratelimit.New(deviceWindow, "")
+				a.ips = ratelimit.New(ipWindow, "")
 				a.unknown = map[string]unknownState{}
 			}
 		})

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/internal/ratelimit"
 	"github.com/mcp-oauth/oauth/internal/secret"
 	"github.com/mcp-oauth/oauth/provider"
 )
@@ -109,7 +110,7 @@ type Console struct {
 
 	confirmKey [32]byte // see confirmToken
 
-	tries *window // wrong codes by "u:"+user, "ip:"+client network and codeTriesAll
+	tries *ratelimit.Window // wrong codes by "u:"+user, "ip:"+client network and codeTriesAll
 }
 
 // NewConsole returns the console for b, served under prefix (such as
@@ -122,7 +123,7 @@ func NewConsole(b ConsoleBackend, prefix string, opts ConsoleOptions) *Console {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Console{b: b, opts: opts, log: log, prefix: strings.TrimSuffix(prefix, "/"), tries: newWindow(codeTriesWindow, codeTriesAll)}
+	c := &Console{b: b, opts: opts, log: log, prefix: strings.TrimSuffix(prefix, "/"), tries: ratelimit.New(codeTriesWindow, codeTriesAll)}
 	rand.Read(c.confirmKey[:]) // never fails (crypto/rand panics rather than return short)
 	return c
 }
@@ -519,7 +520,7 @@ func (c *Console) confirmToken(csrf, normCode string) string {
 
 // codeKeys are the limiter's keys of a code tried by user from r.
 func (c *Console) codeKeys(r *http.Request, user string) map[string]int {
-	return map[string]int{"u:" + user: codeTriesPerUser, "ip:" + clientNet(c.clientIP(r)): codeTriesPerIP, codeTriesAll: codeTriesGlobal}
+	return map[string]int{"u:" + user: codeTriesPerUser, "ip:" + ratelimit.Network(c.clientIP(r)): codeTriesPerIP, codeTriesAll: codeTriesGlobal}
 }
 
 // tryCode counts a code about to be looked up (by the confirmation page,
@@ -529,12 +530,12 @@ func (c *Console) codeKeys(r *http.Request, user string) map[string]int {
 // cannot all pass; codeFound takes it back when the code was a live one:
 // only wrong codes count.
 func (c *Console) tryCode(r *http.Request, user string) bool {
-	return c.tries.reserve(time.Now(), c.codeKeys(r, user))
+	return c.tries.Reserve(time.Now(), c.codeKeys(r, user))
 }
 
 func (c *Console) codeFound(r *http.Request, user string) {
 	keys := c.codeKeys(r, user)
-	c.tries.refund(slices.Collect(maps.Keys(keys))...)
+	c.tries.Refund(slices.Collect(maps.Keys(keys))...)
 }
 
 func (c *Console) render(w http.ResponseWriter, status int, v consoleView) {

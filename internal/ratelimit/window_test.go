@@ -1,4 +1,4 @@
-package devicepage
+package ratelimit
 
 import (
 	"fmt"
@@ -8,9 +8,9 @@ import (
 
 func TestWindow(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
-	w := newWindow(time.Minute, "*")
+	w := New(time.Minute, "*")
 	for range 3 {
-		w.add(t0, "a", "*")
+		w.Add(t0, "a", "*")
 	}
 	for _, tc := range []struct {
 		name   string
@@ -25,45 +25,57 @@ func TestWindow(t *testing.T) {
 		{"events age out after the span", t0.Add(time.Minute), map[string]int{"a": 1}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := w.under(tc.at, tc.limits); got != tc.want {
+			if got := w.Under(tc.at, tc.limits); got != tc.want {
 				t.Errorf("under(%v) = %v, want %v", tc.limits, got, tc.want)
 			}
 		})
 	}
 
 	t.Run("take", func(t *testing.T) {
-		w := newWindow(time.Minute, "")
-		if !w.take("ip", t0, 2) || !w.take("ip", t0, 2) || w.take("ip", t0, 2) {
+		w := New(time.Minute, "")
+		if !w.Take("ip", t0, 2) || !w.Take("ip", t0, 2) || w.Take("ip", t0, 2) {
 			t.Error("take allowed other than the first two")
 		}
-		if !w.take("ip", t0.Add(61*time.Second), 2) {
+		if !w.Take("ip", t0.Add(61*time.Second), 2) {
 			t.Error("take refused after the span")
 		}
 	})
 
 	t.Run("full: stale keys go first", func(t *testing.T) {
-		w := newWindow(time.Minute, "*")
-		w.add(t0, "recent")
-		for i := range maxTracked - 1 {
-			w.add(t0.Add(-2*time.Minute), fmt.Sprint("old", i))
+		w := New(time.Minute, "*")
+		w.Add(t0, "recent")
+		for i := range MaxTracked - 1 {
+			w.Add(t0.Add(-2*time.Minute), fmt.Sprint("old", i))
 		}
-		w.add(t0, "new")
-		if w.under(t0, map[string]int{"recent": 1}) {
+		w.Add(t0, "new")
+		if w.Under(t0, map[string]int{"recent": 1}) {
 			t.Error("a recent key was forgotten while stale ones could go")
 		}
 	})
 
 	t.Run("full of fresh keys: the overall count survives", func(t *testing.T) {
-		w := newWindow(time.Minute, "*")
-		for i := range maxTracked {
-			w.add(t0, fmt.Sprint("ip", i), "*")
+		w := New(time.Minute, "*")
+		for i := range MaxTracked {
+			w.Add(t0, fmt.Sprint("ip", i), "*")
 		}
-		w.add(t0, "one more", "*")
-		if w.under(t0, map[string]int{"*": maxTracked + 1}) {
+		w.Add(t0, "one more", "*")
+		if w.Under(t0, map[string]int{"*": MaxTracked + 1}) {
 			t.Error("the overall count was forgotten")
 		}
-		if !w.under(t0, map[string]int{"ip0": 1}) {
+		if !w.Under(t0, map[string]int{"ip0": 1}) {
 			t.Error("fresh keys were not forgotten when full")
 		}
 	})
+}
+
+func TestNetwork(t *testing.T) {
+	for ip, want := range map[string]string{
+		"192.0.2.1": "192.0.2.1", "::ffff:192.0.2.1": "::ffff:192.0.2.1",
+		"2001:db8::1": "2001:db8::/64", "2001:db8:0:0:ffff::1": "2001:db8::/64", "2001:db8:0:1::1": "2001:db8:0:1::/64",
+		"not an ip": "not an ip", "": "",
+	} {
+		if got := Network(ip); got != want {
+			t.Errorf("Network(%q) = %q, want %q", ip, got, want)
+		}
+	}
 }
