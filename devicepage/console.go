@@ -10,7 +10,6 @@ import (
 	"html/template"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -348,16 +347,7 @@ func (c *Console) clientIP(r *http.Request) string {
 			return ip
 		}
 	}
-	return remoteIP(r)
-}
-
-// remoteIP is the address of the connection's peer.
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+	return ratelimit.RemoteIP(r)
 }
 
 func (c *Console) home(w http.ResponseWriter, r *http.Request, v consoleView) {

@@ -132,6 +132,10 @@ func (s *AuthorizationServer) serveAuthorize(w http.ResponseWriter, r *http.Requ
 		fail(e)
 		return
 	}
+	if !s.allow(r, s.auths, s.authLimit) {
+		fail(tooMany("authorization requests"))
+		return
+	}
 	to, err := s.p.Authorize(r.Context(), client, &oauth.AuthorizationParams{
 		ClientID: client.ID, RedirectURI: redirectURI, RedirectURIExplicit: explicit, State: state,
 		Scopes: scopes, CodeChallenge: challenge, Resource: resource,

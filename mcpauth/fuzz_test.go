@@ -29,7 +29,10 @@ func fuzzServer(f *testing.F) (*AuthorizationServer, string) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	s, err := NewAuthorizationServer(p, ServerOptions{Issuer: fuzzIssuer, Resource: fuzzIssuer + "/mcp"})
+	// No rate limits: httptest requests come from 192.0.2.1, and the
+	// fuzzer is after the parsers, not the 31st registration's 429.
+	s, err := NewAuthorizationServer(p, ServerOptions{Issuer: fuzzIssuer, Resource: fuzzIssuer + "/mcp",
+		Limits: RateLimits{Registrations: -1, Authorizations: -1}})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -25,6 +25,11 @@ func (s *AuthorizationServer) serveRegister(w http.ResponseWriter, r *http.Reque
 			return
 		}
 	}
+	if s.opts.InitialAccessToken == "" && !s.allow(r, s.regs, s.regLimit) {
+		w.Header().Set("Retry-After", "60")
+		writeError(w, s.log, tooMany("registrations"))
+		return
+	}
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
 		writeError(w, s.log, oauth.ErrInvalidClientMetadata.WithDescription("Content-Type must be application/json"))
 		return

@@ -6,14 +6,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/devicepage"
+	"github.com/mcp-oauth/oauth/internal/ratelimit"
 	"github.com/mcp-oauth/oauth/internal/redirect"
 )
 
@@ -68,9 +71,44 @@ type ServerOptions struct {
 	ClientIDMetadataDocumentSupported bool
 	// DevicePage configures the approval page; its Logger defaults to Logger.
 	DevicePage devicepage.Options
+	// Limits bound how fast one client network may register clients and
+	// start authorization requests.
+	Limits RateLimits
+	// ClientIP, when set, returns the client's address of a request for
+	// Limits; nil, or "" from it, means the connection's peer. Wrap sets it
+	// from X-Forwarded-For when TrustProxyHeaders is set.
+	ClientIP func(r *http.Request) string
 	// Logger receives operational events; nil discards them. Tokens, codes
 	// and secrets are never logged.
 	Logger *slog.Logger
+}
+
+// Defaults of RateLimits.
+const (
+	DefaultRegistrationsPerMinute  = 30
+	DefaultAuthorizationsPerMinute = 60
+)
+
+// RateLimits bound how fast one client network (an IPv4 address, an IPv6
+// /64) can make the server store something new: without them open
+// registration and /authorize let anyone fill the store and the owner's
+// console. A request over a limit is answered temporarily_unavailable
+// with HTTP 429 and Retry-After (at /authorize, once the client and
+// redirect URI are valid, by redirecting that error to the client, OAuth
+// 2.1 §4.1.2.1). Requests from a loopback address are not limited: they
+// come from this machine, or from a reverse proxy on it whose clients'
+// addresses are unknown unless TrustProxyHeaders is set (without it, a
+// limit would be shared by every client). The zero value gives the
+// defaults.
+type RateLimits struct {
+	// Registrations per client network per minute at /register (RFC
+	// 7591); zero means 30, negative turns the limit off. Requests with
+	// the InitialAccessToken are not limited.
+	Registrations int
+	// Authorizations is how many authorization requests (/authorize and
+	// /device_authorization) one client network may start per minute;
+	// zero means 60, negative turns the limit off.
+	Authorizations int
 }
 
 // AuthorizationServer serves the OAuth 2.1 endpoints of DESIGN.md over a
@@ -83,6 +121,10 @@ type AuthorizationServer struct {
 	meta     *oauthex.AuthServerMeta
 	issuerU  *url.URL
 	resource string
+
+	regs, auths *ratelimit.Window // nil when off
+	regLimit    int
+	authLimit   int
 }
 
 // jwksProvider is the optional capability of serving a JWK Set.
@@ -118,9 +160,49 @@ func NewAuthorizationServer(p oauth.Provider, opts ServerOptions) (*Authorizatio
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &AuthorizationServer{p: p, opts: opts, log: log, mux: http.NewServeMux(), issuerU: iu, resource: opts.Resource}
+	s.regs, s.regLimit = newLimit(opts.Limits.Registrations, DefaultRegistrationsPerMinute)
+	s.auths, s.authLimit = newLimit(opts.Limits.Authorizations, DefaultAuthorizationsPerMinute)
 	s.meta = s.metadata()
 	s.routes()
 	return s, nil
+}
+
+// newLimit returns the window of a per-minute limit (nil when n is
+// negative) and the limit, n or def when n is zero.
+func newLimit(n, def int) (*ratelimit.Window, int) {
+	switch {
+	case n < 0:
+		return nil, 0
+	case n == 0:
+		n = def
+	}
+	return ratelimit.New(time.Minute, ""), n
+}
+
+// allow counts a request against a per-network limit and reports whether
+// it is within it (see RateLimits).
+func (s *AuthorizationServer) allow(r *http.Request, w *ratelimit.Window, limit int) bool {
+	if w == nil {
+		return true
+	}
+	ip := ""
+	if s.opts.ClientIP != nil {
+		ip = s.opts.ClientIP(r)
+	}
+	if ip == "" {
+		ip = ratelimit.RemoteIP(r)
+	}
+	if addr, err := netip.ParseAddr(ip); err == nil && addr.IsLoopback() {
+		return true
+	}
+	return w.Take(ratelimit.Network(ip), time.Now(), limit)
+}
+
+// tooMany is the error of a request over a limit; the caller sets
+// Retry-After.
+func tooMany(what string) *oauth.Error {
+	return oauth.ErrTemporarilyUnavailable.WithStatus(http.StatusTooManyRequests).
+		WithDescription("too many " + what + " from this network; try again in a minute")
 }
 
 // checkIssuer enforces RFC 8414 §2: an https URL with no query or fragment;

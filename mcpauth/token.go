@@ -231,6 +231,11 @@ func (s *AuthorizationServer) serveDeviceAuthorization(w http.ResponseWriter, r 
 			return
 		}
 	}
+	if !s.allow(r, s.auths, s.authLimit) {
+		w.Header().Set("Retry-After", "60")
+		fail(tooMany("authorization requests"))
+		return
+	}
 	da, err := dp.AuthorizeDevice(r.Context(), client, &oauth.AuthorizationParams{ClientID: client.ID, Scopes: scopes, Resource: resource})
 	if err != nil {
 		writeError(w, s.log, err)

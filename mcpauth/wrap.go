@@ -71,6 +71,11 @@ type Options struct {
 	// needs these scopes in addition to RequiredScopes (403
 	// insufficient_scope otherwise). Every scope named must be in Scopes.
 	ToolScopes map[string][]string
+	// Limits bound how fast one client network may register clients and
+	// start authorization requests; the zero value gives the defaults (30
+	// registrations and 60 authorization requests a minute). See
+	// RateLimits.
+	Limits RateLimits
 	// ScopeDescriptions say in plain words what each scope allows; the
 	// approval pages (the authorize tab and the console's confirmation)
 	// show them beside the scope names. Every key must be in Scopes. A
@@ -221,6 +226,10 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 		}
 	}
 	scopeText := describeScopes(opts)
+	var clientIP func(*http.Request) string // nil: the connection's peer
+	if opts.TrustProxyHeaders {
+		clientIP = forwardedFor
+	}
 	if opts.DevicePage.ScopeDescriptions == nil {
 		opts.DevicePage.ScopeDescriptions = scopeText
 	}
@@ -281,8 +290,8 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 		if co.LogoURL == "" {
 			co.LogoURL = opts.DevicePage.LogoURL
 		}
-		if co.ClientIP == nil && opts.TrustProxyHeaders {
-			co.ClientIP = forwardedFor
+		if co.ClientIP == nil {
+			co.ClientIP = clientIP
 		}
 		if co.ScopeDescriptions == nil {
 			co.ScopeDescriptions = scopeText
@@ -306,6 +315,7 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 		DisableRegistration: opts.DisableRegistration, InitialAccessToken: opts.InitialAccessToken,
 		ClientIDMetadataDocumentSupported: !opts.ClientIDMetadataDocuments.Disable && opts.Provider == nil,
 		DevicePage:                        opts.DevicePage, Logger: log,
+		Limits: opts.Limits, ClientIP: clientIP,
 	})
 	if err != nil {
 		return nil, err

@@ -5,6 +5,8 @@
 package ratelimit
 
 import (
+	"net"
+	"net/http"
 	"net/netip"
 	"sync"
 	"time"
@@ -145,4 +147,14 @@ func Network(ip string) string {
 		return ip
 	}
 	return p.String()
+}
+
+// RemoteIP is the address of the connection's peer (r.RemoteAddr without
+// its port).
+func RemoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
