@@ -35,7 +35,9 @@ func startExample(t *testing.T) (base, dbPath string, h *mcpauth.Handler) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *mcpauth.Handler, 1)
 	done := make(chan error, 1)
-	go func() { done <- serveHTTP(ctx, ln, base, dbPath, io.Discard, func(h *mcpauth.Handler) { ready <- h }) }()
+	go func() {
+		done <- serveHTTP(ctx, ln, base, dbPath, false, io.Discard, func(h *mcpauth.Handler) { ready <- h })
+	}()
 	select {
 	case h = <-ready:
 	case err := <-done:

@@ -39,7 +39,7 @@ import (
 const usage = `usage: stdio-and-http [command] [flags]
 
 commands:
-  serve (default)   serve MCP over HTTP behind OAuth: -addr, -issuer, -db
+  serve (default)   serve MCP over HTTP behind OAuth: -addr, -issuer, -db, -trust-proxy
                     (-db takes a SQLite file or a postgres:// URL; env MCPAUTH_DB)
   stdio             serve MCP over stdio (no auth: the local process is trusted)
   approve CODE      approve a pending connection: [-db F] [-as SUBJECT]
@@ -81,6 +81,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "serve":
 		addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 		issuer := fs.String("issuer", "", "public base URL (default http://ADDR)")
+		trustProxy := fs.Bool("trust-proxy", false, "behind a reverse proxy you control: believe its X-Forwarded-Host and X-Forwarded-For")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
@@ -92,7 +93,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if iss == "" {
 			iss = "http://" + ln.Addr().String()
 		}
-		return serveHTTP(ctx, ln, iss, *db, stdout, nil)
+		return serveHTTP(ctx, ln, iss, *db, *trustProxy, stdout, nil)
 	case "stdio":
 		if err := fs.Parse(args); err != nil {
 			return err
@@ -139,7 +140,7 @@ func (nopWriteCloser) Close() error { return nil }
 
 // serveHTTP serves the MCP server behind mcpauth on ln until ctx ends.
 // ready, if non-nil, receives the handler once it is serving.
-func serveHTTP(ctx context.Context, ln net.Listener, issuer, dbPath string, stdout io.Writer, ready func(*mcpauth.Handler)) error {
+func serveHTTP(ctx context.Context, ln net.Listener, issuer, dbPath string, trustProxy bool, stdout io.Writer, ready func(*mcpauth.Handler)) error {
 	store, err := openStore(ctx, dbPath)
 	if err != nil {
 		return err
@@ -162,6 +163,9 @@ func serveHTTP(ctx context.Context, ln net.Listener, issuer, dbPath string, stdo
 		Scopes:       []string{"mcp", "notes:read", "notes:write"},
 		ToolScopes:   map[string][]string{"list_notes": {"notes:read"}, "add_note": {"notes:write"}},
 		ResourceName: "Notes example",
+		// Behind a proxy, clients' addresses (for the per-network limits)
+		// and the public Host come from the proxy's headers.
+		TrustProxyHeaders: trustProxy,
 		DevicePage: devicepage.Options{
 			ProductName: "Notes example",
 			ApproveHint: func(code string) string {

@@ -64,7 +64,9 @@ func startReplica(t testing.TB, ln net.Listener, issuer, db string) *mcpauth.Han
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *mcpauth.Handler, 1)
 	done := make(chan error, 1)
-	go func() { done <- serveHTTP(ctx, ln, issuer, db, io.Discard, func(h *mcpauth.Handler) { ready <- h }) }()
+	go func() {
+		done <- serveHTTP(ctx, ln, issuer, db, false, io.Discard, func(h *mcpauth.Handler) { ready <- h })
+	}()
 	var h *mcpauth.Handler
 	select {
 	case h = <-ready:
