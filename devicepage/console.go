@@ -287,7 +287,7 @@ const staleForm = "This form was out of date or did not come from this console, 
 // showSignIn renders the sign-in form with a fresh pre-session cookie,
 // whose derived token the form must return (login CSRF).
 func (c *Console) showSignIn(w http.ResponseWriter, r *http.Request, status int, msg, userCode string) {
-	v := consoleView{Error: msg, SignInURL: c.opts.SignInURL, SignInCode: displayCode(userCode)}
+	v := consoleView{Error: msg, SignInURL: c.opts.SignInURL, SignInCode: secret.DisplayUserCode(userCode)}
 	if c.opts.Accounts != nil {
 		pre := secret.New("mcp_pre_")
 		c.setCookie(w, "mcpauth_pre", pre, 3600)
@@ -322,21 +322,12 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	c.setCookie(w, "mcpauth_console", in.Session, int(c.opts.Accounts.opts.SessionLifetime/time.Second))
 	c.setCookie(w, "mcpauth_device", in.Device, int(DeviceCookieLifetime/time.Second))
 	to := c.prefix + "/"
-	if code := displayCode(r.PostForm.Get("user_code")); code != "" {
+	// Only a code-shaped user_code: the sign-in page names the code it will
+	// confirm, and must not show a link's arbitrary text.
+	if code := secret.DisplayUserCode(r.PostForm.Get("user_code")); code != "" {
 		to = c.prefix + "/approve?" + url.Values{"user_code": {code}}.Encode()
 	}
 	http.Redirect(w, r, to, http.StatusSeeOther)
-}
-
-// displayCode returns a user code in display form (KXWT-BMRD), or "" for
-// anything that is not the shape of one: the sign-in page names the code
-// it will confirm, and must not show a link's arbitrary text.
-func displayCode(code string) string {
-	norm := secret.NormalizeUserCode(code)
-	if norm == "" {
-		return ""
-	}
-	return norm[:4] + "-" + norm[4:]
 }
 
 // clientIP is the client's address: ConsoleOptions.ClientIP's answer, or
@@ -411,10 +402,10 @@ func (c *Console) confirm(w http.ResponseWriter, r *http.Request, v consoleView,
 		c.render(w, http.StatusNotFound, v)
 		return
 	}
-	v.Title, v.Confirm = "Approve "+code, p
-	norm := secret.NormalizeUserCode(code)
-	v.ConfirmCode = norm[:4] + "-" + norm[4:]
-	v.ConfirmToken = c.confirmToken(v.CSRF, norm)
+	v.Confirm = p
+	v.ConfirmCode = secret.DisplayUserCode(code)
+	v.Title = "Approve " + v.ConfirmCode
+	v.ConfirmToken = c.confirmToken(v.CSRF, secret.NormalizeUserCode(code))
 	v.RedirectHost, v.DocumentHost, v.LoopbackOnly = describe(p)
 	v.Scopes = describeScopes(c.opts.ScopeDescriptions, p.Scopes)
 	c.render(w, http.StatusOK, v)

@@ -331,8 +331,7 @@ func (h *Handler) quickApprove(w http.ResponseWriter, r *http.Request) {
 // up, so it reveals nothing about the request.
 func (h *Handler) serveVerification(w http.ResponseWriter, code string) {
 	v := view{Title: "Approve a device", Heading: "Approve a device", Verify: true}
-	if norm := secret.NormalizeUserCode(code); norm != "" {
-		v.UserCode = norm[:4] + "-" + norm[4:]
+	if v.UserCode = secret.DisplayUserCode(code); v.UserCode != "" {
 		v.Title = "Approve " + v.UserCode
 	}
 	if h.opts.ApproveHint != nil {

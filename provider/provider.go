@@ -580,7 +580,7 @@ func (p *Provider) PendingByHandle(ctx context.Context, handle, userCode string)
 	if err != nil {
 		return nil, err
 	}
-	v.UserCode = norm[:4] + "-" + norm[4:]
+	v.UserCode = secret.DisplayUserCode(norm)
 	return v, nil
 }
 

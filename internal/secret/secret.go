@@ -87,6 +87,16 @@ func NewUserCode() string {
 	return string(buf)
 }
 
+// DisplayUserCode returns a typed user code in display form (KXWT-BMRD),
+// or "" when it is not one (see NormalizeUserCode).
+func DisplayUserCode(s string) string {
+	norm := NormalizeUserCode(s)
+	if norm == "" {
+		return ""
+	}
+	return norm[:UserCodeLen/2] + "-" + norm[UserCodeLen/2:]
+}
+
 // NormalizeUserCode returns the canonical form of a typed user code: upper
 // case, with hyphens and spaces removed. It returns "" when the result is
 // not UserCodeLen characters of UserCodeAlphabet.

@@ -64,6 +64,13 @@ func TestUserCodes(t *testing.T) {
 		if got := NormalizeUserCode(in); got != want {
 			t.Errorf("NormalizeUserCode(%q) = %q, want %q", in, got, want)
 		}
+		wantDisplay := ""
+		if want != "" {
+			wantDisplay = want[:4] + "-" + want[4:]
+		}
+		if got := DisplayUserCode(in); got != wantDisplay {
+			t.Errorf("DisplayUserCode(%q) = %q, want %q", in, got, wantDisplay)
+		}
 	}
 }
 
