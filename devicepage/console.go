@@ -9,10 +9,8 @@ import (
 	"errors"
 	"html/template"
 	"log/slog"
-	"maps"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -248,8 +246,9 @@ func sameOrigin(r *http.Request) bool {
 	return err == nil && u.Host == r.Host
 }
 
-// user returns the signed-in user and the session cookie ("" for a host
-// Identity).
+// user returns the signed-in user and the cookie its forms' CSRF tokens
+// derive from: the session cookie, or with a host Identity the browser's
+// mcpauth_pre cookie ("" until formSession sets it).
 func (c *Console) user(r *http.Request) (string, string, error) {
 	if c.opts.Identity != nil {
 		u, err := c.opts.Identity.ConsoleUser(r)
@@ -386,13 +385,14 @@ func newest[T any](list []T) (int, []T) {
 // confirm shows what approving a code grants, or an error for a code that
 // matches no live request (counted against the code-entry limits).
 func (c *Console) confirm(w http.ResponseWriter, r *http.Request, v consoleView, code string) {
-	if !c.tryCode(r, v.User) {
+	try, ok := c.tryCode(r, v.User)
+	if !ok {
 		c.tooManyCodes(w, v)
 		return
 	}
 	p, err := c.b.PendingByUserCode(r.Context(), code)
 	if err == nil {
-		c.codeFound(r, v.User) // a real code, even if decided already
+		c.found(try) // a real code, even if decided already
 	}
 	if err != nil || p.Status != "pending" {
 		if err != nil && !errors.Is(err, provider.ErrUnknownRequest) {
@@ -431,9 +431,13 @@ func (c *Console) post(w http.ResponseWriter, r *http.Request, path, user, sessi
 		// found (and counted); any other is a code tried here.
 		norm := secret.NormalizeUserCode(code)
 		confirmed := norm != "" && hmac.Equal([]byte(c.confirmToken(v.CSRF, norm)), []byte(f.Get("confirm")))
-		if !confirmed && !c.tryCode(r, user) {
-			c.tooManyCodes(w, v)
-			return
+		var try codeTry
+		if !confirmed {
+			var ok bool
+			if try, ok = c.tryCode(r, user); !ok {
+				c.tooManyCodes(w, v)
+				return
+			}
 		}
 		if f.Get("action") == "approve" {
 			_, err = c.b.Approve(ctx, code, user)
@@ -442,8 +446,8 @@ func (c *Console) post(w http.ResponseWriter, r *http.Request, path, user, sessi
 			_, err = c.b.Deny(ctx, code)
 			done = "denied"
 		}
-		if !confirmed && (err == nil || errors.Is(err, provider.ErrAlreadyDecided)) {
-			c.codeFound(r, user)
+		if try != nil && (err == nil || errors.Is(err, provider.ErrAlreadyDecided)) {
+			c.found(try)
 		}
 		if errors.Is(err, provider.ErrUnknownRequest) || errors.Is(err, provider.ErrAlreadyDecided) {
 			v.Title, v.Error = "Not decided", "This request expired or was decided already."
@@ -499,34 +503,26 @@ func (c *Console) confirmToken(csrf, normCode string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// codeKeys are the limiter's keys of a code tried by user from r.
-func (c *Console) codeKeys(r *http.Request, user string) map[string]int {
-	return map[string]int{"u:" + user: codeTriesPerUser, "ip:" + ratelimit.Network(c.clientIP(r)): codeTriesPerIP, codeTriesAll: codeTriesGlobal}
-}
+// codeTry is a code counted against the code-entry limits (see tryCode).
+type codeTry []string
 
 // tryCode counts a code about to be looked up (by the confirmation page,
 // or by Approve or Deny, which take a code too) against the user, the
 // client's network and everyone, and reports whether it is within the
 // limits. The count is taken before the lookup, so that concurrent guesses
-// cannot all pass; codeFound takes it back when the code was a live one:
-// only wrong codes count.
-func (c *Console) tryCode(r *http.Request, user string) bool {
-	return c.tries.Reserve(time.Now(), c.codeKeys(r, user))
+// cannot all pass; found takes it back when the code was a live one: only
+// wrong codes count.
+func (c *Console) tryCode(r *http.Request, user string) (codeTry, bool) {
+	user, ip := "u:"+user, "ip:"+ratelimit.Network(c.clientIP(r))
+	ok := c.tries.Reserve(time.Now(), map[string]int{user: codeTriesPerUser, ip: codeTriesPerIP, codeTriesAll: codeTriesGlobal})
+	return codeTry{user, ip, codeTriesAll}, ok
 }
 
-func (c *Console) codeFound(r *http.Request, user string) {
-	keys := c.codeKeys(r, user)
-	c.tries.Refund(slices.Collect(maps.Keys(keys))...)
-}
+// found takes back a counted code that matched a request.
+func (c *Console) found(t codeTry) { c.tries.Refund(t...) }
 
 func (c *Console) render(w http.ResponseWriter, status int, v consoleView) {
 	v.ProductName, v.Prefix = c.opts.ProductName, c.prefix
-	var src string
-	v.Logo, src = logo(c.opts.LogoURL)
-	withLogo(w, src)
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	if err := page.ExecuteTemplate(w, "console.html", v); err != nil {
-		c.log.Debug("devicepage: render console", "err", err)
-	}
+	v.Logo = withLogo(w, c.opts.LogoURL)
+	writePage(w, c.log, status, "console.html", v)
 }

@@ -386,10 +386,22 @@ func logo(raw string) (template.URL, string) {
 	return template.URL(raw), "https://" + u.Host
 }
 
-// withLogo adds the img-src that the logo needs to the response's CSP.
-func withLogo(w http.ResponseWriter, src string) {
+// withLogo returns the logo of raw (see logo) and adds the img-src that
+// it needs to the response's CSP.
+func withLogo(w http.ResponseWriter, raw string) template.URL {
+	u, src := logo(raw)
 	if src != "" {
 		w.Header().Set("Content-Security-Policy", w.Header().Get("Content-Security-Policy")+"; img-src "+src)
+	}
+	return u
+}
+
+// writePage writes a page of the embedded templates.
+func writePage(w http.ResponseWriter, log *slog.Logger, status int, name string, data any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := page.ExecuteTemplate(w, name, data); err != nil {
+		log.Debug("devicepage: render "+name, "err", err)
 	}
 }
 
@@ -404,14 +416,8 @@ func (h *Handler) render(w http.ResponseWriter, status int, v view) {
 		v.Nonce = secret.New("")[:22]
 		w.Header().Set("Content-Security-Policy", csp+"; script-src 'nonce-"+v.Nonce+"'; connect-src 'self'")
 	}
-	var src string
-	v.Logo, src = logo(h.opts.LogoURL)
-	withLogo(w, src)
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	if err := page.ExecuteTemplate(w, "device.html", v); err != nil {
-		h.log.Debug("devicepage: render", "err", err)
-	}
+	v.Logo = withLogo(w, h.opts.LogoURL)
+	writePage(w, h.log, status, "device.html", v)
 }
 
 // Scope is a requested scope as the approval pages show it: in plain
