@@ -120,25 +120,18 @@ func (s *AuthorizationServer) serveAuthorize(w http.ResponseWriter, r *http.Requ
 		fail(oauth.ErrInvalidRequest.WithDescription("code_challenge must be the base64url SHA-256 of the verifier (43 characters)"))
 		return
 	}
-	resource := s.resource
-	if rs := q.Get("resource"); rs != "" {
-		if !redirect.SameResource(s.resource, rs) {
-			fail(oauth.ErrInvalidTarget.WithDescription("unknown resource; this server protects " + s.resource))
-			return
-		}
-	}
-	scopes, e := s.grantedScopes(q.Get("scope"))
+	scopes, e := s.requestedAccess(q.Get("resource"), q.Get("scope"))
 	if e != nil {
 		fail(e)
 		return
 	}
-	if !s.allow(r, s.auths, s.authLimit) {
+	if !s.allow(w, r, s.auths, s.authLimit) {
 		fail(tooMany("authorization requests"))
 		return
 	}
 	to, err := s.p.Authorize(r.Context(), client, &oauth.AuthorizationParams{
 		ClientID: client.ID, RedirectURI: redirectURI, RedirectURIExplicit: explicit, State: state,
-		Scopes: scopes, CodeChallenge: challenge, Resource: resource,
+		Scopes: scopes, CodeChallenge: challenge, Resource: s.resource,
 	})
 	if err != nil {
 		e := oauth.AsError(err)
@@ -150,6 +143,16 @@ func (s *AuthorizationServer) serveAuthorize(w http.ResponseWriter, r *http.Requ
 		return
 	}
 	http.Redirect(w, r, to, http.StatusFound)
+}
+
+// requestedAccess checks the resource (RFC 8707 §2; given or not, it is
+// the one this server protects) and resolves the scope of an authorization
+// request, at /authorize and /device_authorization alike.
+func (s *AuthorizationServer) requestedAccess(resource, scope string) ([]string, *oauth.Error) {
+	if resource != "" && !redirect.SameResource(s.resource, resource) {
+		return nil, oauth.ErrInvalidTarget.WithDescription("unknown resource; this server protects " + s.resource)
+	}
+	return s.grantedScopes(scope)
 }
 
 // grantedScopes resolves a requested scope string (RFC 6749 §3.3): known

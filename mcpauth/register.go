@@ -25,8 +25,7 @@ func (s *AuthorizationServer) serveRegister(w http.ResponseWriter, r *http.Reque
 			return
 		}
 	}
-	if s.opts.InitialAccessToken == "" && !s.allow(r, s.regs, s.regLimit) {
-		w.Header().Set("Retry-After", "60")
+	if s.opts.InitialAccessToken == "" && !s.allow(w, r, s.regs, s.regLimit) {
 		writeError(w, s.log, tooMany("registrations"))
 		return
 	}

@@ -180,9 +180,9 @@ func newLimit(n, def int) (*ratelimit.Window, int) {
 }
 
 // allow counts a request against a per-network limit and reports whether
-// it is within it (see RateLimits).
-func (s *AuthorizationServer) allow(r *http.Request, w *ratelimit.Window, limit int) bool {
-	if w == nil {
+// it is within it (see RateLimits); when it is not, it sets Retry-After.
+func (s *AuthorizationServer) allow(w http.ResponseWriter, r *http.Request, win *ratelimit.Window, limit int) bool {
+	if win == nil {
 		return true
 	}
 	ip := ""
@@ -195,11 +195,14 @@ func (s *AuthorizationServer) allow(r *http.Request, w *ratelimit.Window, limit 
 	if addr, err := netip.ParseAddr(ip); err == nil && addr.IsLoopback() {
 		return true
 	}
-	return w.Take(ratelimit.Network(ip), time.Now(), limit)
+	if win.Take(ratelimit.Network(ip), time.Now(), limit) {
+		return true
+	}
+	w.Header().Set("Retry-After", "60")
+	return false
 }
 
-// tooMany is the error of a request over a limit; the caller sets
-// Retry-After.
+// tooMany is the error of a request over a limit (see allow).
 func tooMany(what string) *oauth.Error {
 	return oauth.ErrTemporarilyUnavailable.WithStatus(http.StatusTooManyRequests).
 		WithDescription("too many " + what + " from this network; try again in a minute")

@@ -219,24 +219,16 @@ func (s *AuthorizationServer) serveDeviceAuthorization(w http.ResponseWriter, r 
 		fail(oauth.ErrUnauthorizedClient.WithDescription("client is not registered for the device_code grant"))
 		return
 	}
-	scopes, e := s.grantedScopes(form.Get("scope"))
+	scopes, e := s.requestedAccess(form.Get("resource"), form.Get("scope"))
 	if e != nil {
 		fail(e)
 		return
 	}
-	resource := s.resource
-	if res := form.Get("resource"); res != "" {
-		if !redirect.SameResource(s.resource, res) {
-			fail(oauth.ErrInvalidTarget.WithDescription("resource must be " + s.resource))
-			return
-		}
-	}
-	if !s.allow(r, s.auths, s.authLimit) {
-		w.Header().Set("Retry-After", "60")
+	if !s.allow(w, r, s.auths, s.authLimit) {
 		fail(tooMany("authorization requests"))
 		return
 	}
-	da, err := dp.AuthorizeDevice(r.Context(), client, &oauth.AuthorizationParams{ClientID: client.ID, Scopes: scopes, Resource: resource})
+	da, err := dp.AuthorizeDevice(r.Context(), client, &oauth.AuthorizationParams{ClientID: client.ID, Scopes: scopes, Resource: s.resource})
 	if err != nil {
 		writeError(w, s.log, err)
 		return
