@@ -64,11 +64,7 @@ func (s *Store) SetPassword(ctx context.Context, name, passwordHash string) erro
 		return storage.ErrNotFound
 	}
 	r.PasswordHash, r.Failures, r.LockedUntil = passwordHash, 0, time.Time{}
-	for h, ss := range s.sessions {
-		if ss.User == name {
-			delete(s.sessions, h)
-		}
-	}
+	s.deleteSessionsLocked(name)
 	return nil
 }
 
@@ -95,11 +91,7 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 		return storage.ErrNotFound
 	}
 	delete(s.users, name)
-	for h, ss := range s.sessions {
-		if ss.User == name {
-			delete(s.sessions, h)
-		}
-	}
+	s.deleteSessionsLocked(name)
 	return nil
 }
 
@@ -162,4 +154,13 @@ func (s *Store) sweepSessionsLocked(now time.Time) int64 {
 		}
 	}
 	return n
+}
+
+// deleteSessionsLocked deletes the sessions of user name; s.mu is held.
+func (s *Store) deleteSessionsLocked(name string) {
+	for h, ss := range s.sessions {
+		if ss.User == name {
+			delete(s.sessions, h)
+		}
+	}
 }
