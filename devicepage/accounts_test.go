@@ -12,24 +12,17 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/mcp-oauth/oauth/internal/testclock"
 	"github.com/mcp-oauth/oauth/storage"
 	"github.com/mcp-oauth/oauth/storage/memory"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
 var ctx = context.Background()
 
-func newAccounts(t *testing.T) (*Accounts, *memory.Store, *clock) {
+func newAccounts(t *testing.T) (*Accounts, *memory.Store, *testclock.Clock) {
 	t.Helper()
 	store := memory.New()
-	clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	a := NewAccounts(store, AccountsOptions{BcryptCost: bcrypt.MinCost, Now: clk.Now})
 	if err := a.AddUser(ctx, "alice", "correct horse battery"); err != nil {
 		t.Fatal(err)

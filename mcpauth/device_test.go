@@ -6,30 +6,21 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/mcp-oauth/oauth/internal/testclock"
 	"github.com/mcp-oauth/oauth/provider"
 	"github.com/mcp-oauth/oauth/storage/memory"
 )
 
-// stepClock is a clock the test moves by hand.
-type stepClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *stepClock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *stepClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
 // deviceFixture serves Wrap around a provider with a hand-moved clock, so
 // that polls can be spaced by the RFC 8628 interval without sleeping.
-func deviceFixture(t *testing.T) (*fixture, *provider.Provider, *stepClock) {
+func deviceFixture(t *testing.T) (*fixture, *provider.Provider, *testclock.Clock) {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	base := "http://" + srv.Listener.Addr().String()
-	clk := &stepClock{t: time.Now()}
+	clk := testclock.New(time.Now())
 	store := memory.New()
 	p, err := provider.New(context.Background(), store, provider.Options{Issuer: base, Resource: base + "/mcp", Now: clk.Now,
 		ApprovalPath: PathDevice})

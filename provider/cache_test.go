@@ -13,6 +13,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/internal/testclock"
 	"github.com/mcp-oauth/oauth/provider"
 	"github.com/mcp-oauth/oauth/storage"
 	"github.com/mcp-oauth/oauth/storage/memory"
@@ -55,13 +56,13 @@ func (m *monotonic) advance(d time.Duration) { m.d.Add(int64(d)) }
 type replicas struct {
 	a, b  *provider.Provider
 	store *countingStore
-	clk   *clock
+	clk   *testclock.Clock
 	monoA *monotonic
 }
 
 func newReplicas(t *testing.T, cacheSize int) *replicas {
 	t.Helper()
-	r := &replicas{store: &countingStore{Store: memory.New()}, clk: &clock{t: time.Now()}, monoA: &monotonic{}}
+	r := &replicas{store: &countingStore{Store: memory.New()}, clk: testclock.New(time.Now()), monoA: &monotonic{}}
 	o := provider.Options{Issuer: "https://as.example", Resource: "https://as.example/mcp", Now: r.clk.Now,
 		VerifiedTokenCacheSize: cacheSize}
 	var err error

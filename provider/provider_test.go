@@ -9,37 +9,29 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/internal/testclock"
 	"github.com/mcp-oauth/oauth/provider"
 	"github.com/mcp-oauth/oauth/storage/memory"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 var ctx = context.Background()
 
 type env struct {
 	p     *provider.Provider
-	clk   *clock
+	clk   *testclock.Clock
 	store *memory.Store
 	logs  *bytes.Buffer
 }
 
 func newEnv(t *testing.T, mut func(*provider.Options)) *env {
 	t.Helper()
-	clk := &clock{t: time.Now()}
+	clk := testclock.New(time.Now())
 	logs := &bytes.Buffer{}
 	store := memory.New()
 	o := provider.Options{Issuer: "https://as.example", Resource: "https://as.example/mcp", Now: clk.Now,
