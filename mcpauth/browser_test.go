@@ -261,10 +261,7 @@ func TestBrowserForgedCrossSitePost(t *testing.T) {
 func signInSteps(base string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(
 		chromedp.Navigate(base+"/console"),
-		chromedp.WaitVisible(`form[data-signin]`),
-		chromedp.SendKeys(`#name`, "owner"),
-		chromedp.SendKeys(`#password`, "correct horse battery"),
-		chromedp.Submit(`form[data-signin]`),
+		browsertest.ConsoleSignIn("owner", "correct horse battery"),
 		chromedp.WaitVisible(`form[data-enter-code]`),
 	)
 }
@@ -300,10 +297,7 @@ func TestBrowserDeviceFlow(t *testing.T) {
 	uc := da.str("user_code")
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(da.str("verification_uri_complete")),
-		chromedp.WaitVisible(`form[data-signin]`),
-		chromedp.SendKeys(`#name`, "owner"),
-		chromedp.SendKeys(`#password`, "correct horse battery"),
-		chromedp.Submit(`form[data-signin]`),
+		browsertest.ConsoleSignIn("owner", "correct horse battery"),
 		chromedp.WaitVisible(`[data-approve]`),
 	); err != nil {
 		t.Fatalf("verification_uri_complete through sign-in: %v", err)

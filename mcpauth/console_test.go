@@ -35,7 +35,17 @@ func newConsoleClient(t *testing.T, f *fixture) *consoleClient {
 
 func (c *consoleClient) get(path string) (int, string, http.Header) {
 	c.t.Helper()
-	resp, err := c.hc.Get(c.f.base + path)
+	return c.getWith(path, nil)
+}
+
+// getWith is get with extra request headers.
+func (c *consoleClient) getWith(path string, hdr map[string]string) (int, string, http.Header) {
+	c.t.Helper()
+	req, _ := http.NewRequest("GET", c.f.base+path, nil)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -266,25 +276,18 @@ func TestConsoleHostIdentity(t *testing.T) {
 	loc, _ := url.Parse(r.header.Get("Location"))
 	code := loc.Query().Get("user_code")
 	asHost := map[string]string{"X-Test-User": "hostuser"}
-	req, _ := http.NewRequest("GET", f.base+"/console/approve?user_code="+code, nil)
-	req.Header.Set("X-Test-User", "hostuser")
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := csrfRE.FindSubmatch(b)
-	if resp.StatusCode != 200 || m == nil {
-		t.Fatalf("confirmation for the host's user: %d %s", resp.StatusCode, b)
+	st, page, _ := c.getWith("/console/approve?user_code="+code, asHost)
+	m := csrfRE.FindStringSubmatch(page)
+	if st != 200 || m == nil {
+		t.Fatalf("confirmation for the host's user: %d %s", st, page)
 	}
 	if st, _ := c.post("/console/decide", url.Values{"user_code": {code}, "action": {"approve"}}, asHost); st != http.StatusForbidden {
 		t.Errorf("decide without the CSRF token: %d, want 403", st)
 	}
-	if st, _ := c.post("/console/decide", url.Values{"csrf": {string(m[1])}, "user_code": {code}, "action": {"approve"}}, nil); st != http.StatusForbidden {
+	if st, _ := c.post("/console/decide", url.Values{"csrf": {m[1]}, "user_code": {code}, "action": {"approve"}}, nil); st != http.StatusForbidden {
 		t.Errorf("decide by nobody: %d, want 403", st)
 	}
-	if st, _ := c.post("/console/decide", url.Values{"csrf": {string(m[1])}, "user_code": {code}, "action": {"approve"}}, asHost); st != 200 {
+	if st, _ := c.post("/console/decide", url.Values{"csrf": {m[1]}, "user_code": {code}, "action": {"approve"}}, asHost); st != 200 {
 		t.Fatalf("decide as the host's user: %d", st)
 	}
 	if p, _ := f.h.Provider().PendingByUserCode(context.Background(), code); p == nil || p.Subject != "hostuser" {
@@ -519,20 +522,13 @@ func TestQuickAuthorizeWithHostIdentity(t *testing.T) {
 	cl := f.publicClient()
 	loc, _ := url.Parse(f.get("/authorize?" + authParams(cl).Encode()).header.Get("Location"))
 	c := newConsoleClient(t, f)
-	req, _ := http.NewRequest("GET", loc.String(), nil)
-	req.Header.Set("X-Test-User", "hostuser")
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := csrfRE.FindSubmatch(b)
-	if !strings.Contains(string(b), "data-quick-approve") || m == nil {
-		t.Fatalf("the tab offers no quick approval to the host's user: %s", b)
+	_, tab, _ := c.getWith(loc.RequestURI(), map[string]string{"X-Test-User": "hostuser"})
+	m := csrfRE.FindStringSubmatch(tab)
+	if !strings.Contains(tab, "data-quick-approve") || m == nil {
+		t.Fatalf("the tab offers no quick approval to the host's user: %s", tab)
 	}
 	q := loc.Query()
-	st, _ := c.post(loc.Path+"?"+loc.RawQuery, url.Values{"csrf": {string(m[1])}, "request": {q.Get("request")}, "user_code": {q.Get("user_code")}, "action": {"approve"}},
+	st, _ := c.post(loc.Path+"?"+loc.RawQuery, url.Values{"csrf": {m[1]}, "request": {q.Get("request")}, "user_code": {q.Get("user_code")}, "action": {"approve"}},
 		map[string]string{"X-Test-User": "hostuser"})
 	if p, _ := f.h.Provider().PendingByUserCode(context.Background(), q.Get("user_code")); st != 200 || p == nil || p.Subject != "hostuser" {
 		t.Errorf("quick approval as the host's user: %d, %+v", st, p)

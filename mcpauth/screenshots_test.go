@@ -76,8 +76,7 @@ func TestScreenshots(t *testing.T) {
 			t.Fatal(err)
 		}
 		shot("console-sign-in", `form[data-signin]`)
-		if err := chromedp.Do(ctx, chromedp.SendKeys(`#name`, "owner"), chromedp.SendKeys(`#password`, "correct horse battery"),
-			chromedp.Submit(`form[data-signin]`)); err != nil {
+		if err := chromedp.Do(ctx, browsertest.ConsoleSignIn("owner", "correct horse battery")); err != nil {
 			t.Fatal(err)
 		}
 		shot("console-home", `form[data-enter-code]`)

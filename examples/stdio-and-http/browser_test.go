@@ -153,10 +153,7 @@ func TestBrowserConsoleApproval(t *testing.T) {
 		defer ocancel()
 		if err := chromedp.Do(octx,
 			chromedp.Navigate(base+"/console"),
-			chromedp.WaitVisible(`form[data-signin]`),
-			chromedp.SendKeys(`#name`, "owner"),
-			chromedp.SendKeys(`#password`, "correct horse battery"),
-			chromedp.Submit(`form[data-signin]`),
+			browsertest.ConsoleSignIn("owner", "correct horse battery"),
 			chromedp.WaitVisible(`form[data-enter-code]`),
 			chromedp.SendKeys(`#user_code`, strings.ToLower(strings.ReplaceAll(attr.Value, "-", ""))),
 			chromedp.Submit(`form[data-enter-code]`),

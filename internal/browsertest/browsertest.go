@@ -69,3 +69,15 @@ func New(t testing.TB) context.Context {
 	}
 	return ctx
 }
+
+// ConsoleSignIn fills and submits the console's sign-in form (which the
+// browser must be on, or be about to show) with name and password. The
+// caller waits for what should follow.
+func ConsoleSignIn(name, password string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.WaitVisible(`form[data-signin]`),
+		chromedp.SendKeys(`#name`, name),
+		chromedp.SendKeys(`#password`, password),
+		chromedp.Submit(`form[data-signin]`),
+	)
+}
