@@ -13,7 +13,6 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/modelcontextprotocol/go-sdk/auth"
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"golang.org/x/crypto/bcrypt"
 
@@ -69,29 +68,10 @@ func TestBrowserAuthorizeTab(t *testing.T) {
 		if _, err := h.Approve(ctx, code, "alice"); err != nil {
 			return nil, err
 		}
-		select {
-		case q := <-landed:
-			return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+		return awaitCallback(ctx, landed)
 	}
-	oh, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
-		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
-			RedirectURIs:            []string{cb.URL + "/callback"},
-			ClientName:              hostile,
-			TokenEndpointAuthMethod: "none",
-		}},
-		AuthorizationCodeFetcher: fetcher,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "browser", Version: "1"}, nil).
-		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: base + "/mcp", OAuthHandler: oh}, nil)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
+	cs, _ := connect(t, ctx, base, &oauthex.ClientRegistrationMetadata{
+		RedirectURIs: []string{cb.URL + "/callback"}, ClientName: hostile, TokenEndpointAuthMethod: "none"}, fetcher)
 	defer cs.Close()
 	if who := callWhoami(t, ctx, cs); who.Subject != "alice" {
 		t.Errorf("whoami = %+v, want alice", who)
@@ -171,27 +151,10 @@ func TestBrowserConsoleApproval(t *testing.T) {
 		if err := chromedp.Do(octx, chromedp.Click(`[data-approve]`), chromedp.WaitVisible(`[data-notice]`)); err != nil {
 			return nil, fmt.Errorf("approve in the console: %w", err)
 		}
-		select {
-		case q := <-landed:
-			return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+		return awaitCallback(ctx, landed)
 	}
-	oh, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
-		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
-			RedirectURIs: []string{cb.URL + "/callback"}, ClientName: "Console test", TokenEndpointAuthMethod: "none",
-		}},
-		AuthorizationCodeFetcher: fetcher,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "console", Version: "1"}, nil).
-		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: base + "/mcp", OAuthHandler: oh}, nil)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
+	cs, oh := connect(t, ctx, base, &oauthex.ClientRegistrationMetadata{
+		RedirectURIs: []string{cb.URL + "/callback"}, ClientName: "Console test", TokenEndpointAuthMethod: "none"}, fetcher)
 	defer cs.Close()
 	if who := callWhoami(t, ctx, cs); who.Subject != "owner" {
 		t.Errorf("whoami = %+v, want the console user owner", who)
@@ -211,6 +174,17 @@ func TestBrowserConsoleApproval(t *testing.T) {
 	}
 	if st, _ := ping(t, base, tok.AccessToken); st != http.StatusUnauthorized {
 		t.Errorf("the access token after its grant was revoked in the console: status %d, want 401", st)
+	}
+}
+
+// awaitCallback returns the authorization response that reached the
+// client's callback.
+func awaitCallback(ctx context.Context, landed <-chan url.Values) (*auth.AuthorizationResult, error) {
+	select {
+	case q := <-landed:
+		return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 

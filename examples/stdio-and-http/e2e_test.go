@@ -211,14 +211,22 @@ func connectAs(t *testing.T, ctx context.Context, base string, h *mcpauth.Handle
 		q := loc.Query()
 		return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
 	}
+	return connect(t, ctx, base, &oauthex.ClientRegistrationMetadata{
+		RedirectURIs:            []string{testRedirect},
+		ClientName:              "e2e <script>client</script>",
+		TokenEndpointAuthMethod: "none",
+		GrantTypes:              []string{"authorization_code", "refresh_token"},
+	}, fetcher)
+}
+
+// connect connects a new go-sdk MCP client to base with its own OAuth
+// handler, which registers md and gets its authorization code from fetch.
+func connect(t *testing.T, ctx context.Context, base string, md *oauthex.ClientRegistrationMetadata,
+	fetch func(context.Context, *auth.AuthorizationArgs) (*auth.AuthorizationResult, error)) (*mcp.ClientSession, *auth.AuthorizationCodeHandler) {
+	t.Helper()
 	oh, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
-		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
-			RedirectURIs:            []string{testRedirect},
-			ClientName:              "e2e <script>client</script>",
-			TokenEndpointAuthMethod: "none",
-			GrantTypes:              []string{"authorization_code", "refresh_token"},
-		}},
-		AuthorizationCodeFetcher: fetcher,
+		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: md},
+		AuthorizationCodeFetcher:        fetch,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +234,7 @@ func connectAs(t *testing.T, ctx context.Context, base string, h *mcpauth.Handle
 	cs, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).
 		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: base + "/mcp", OAuthHandler: oh}, nil)
 	if err != nil {
-		t.Fatalf("connect as %s: %v", subject, err)
+		t.Fatalf("connect as %s: %v", md.ClientName, err)
 	}
 	return cs, oh
 }
