@@ -331,14 +331,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 
 // clientIP is the client's address: ConsoleOptions.ClientIP's answer, or
 // the connection's peer.
-func (c *Console) clientIP(r *http.Request) string {
-	if c.opts.ClientIP != nil {
-		if ip := c.opts.ClientIP(r); ip != "" {
-			return ip
-		}
-	}
-	return ratelimit.RemoteIP(r)
-}
+func (c *Console) clientIP(r *http.Request) string { return ratelimit.ClientIP(r, c.opts.ClientIP) }
 
 func (c *Console) home(w http.ResponseWriter, r *http.Request, v consoleView) {
 	ctx := r.Context()

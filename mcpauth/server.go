@@ -185,13 +185,7 @@ func (s *AuthorizationServer) allow(w http.ResponseWriter, r *http.Request, win 
 	if win == nil {
 		return true
 	}
-	ip := ""
-	if s.opts.ClientIP != nil {
-		ip = s.opts.ClientIP(r)
-	}
-	if ip == "" {
-		ip = ratelimit.RemoteIP(r)
-	}
+	ip := ratelimit.ClientIP(r, s.opts.ClientIP)
 	if addr, err := netip.ParseAddr(ip); err == nil && addr.IsLoopback() {
 		return true
 	}

@@ -113,7 +113,8 @@ type Options struct {
 	// TrustProxyHeaders makes the server believe X-Forwarded-Host when it
 	// checks the Host of requests that reach a loopback listener (DNS
 	// rebinding protection), and take the client's address for the
-	// console's per-address limits from the last X-Forwarded-For entry
+	// per-network limits (Limits, and the console's sign-in and
+	// code-entry limits) from the last X-Forwarded-For entry
 	// (the one your proxy appended) of requests whose peer is on a
 	// loopback or private network. Set it only when a reverse proxy you
 	// control sets these headers; otherwise any client could claim any

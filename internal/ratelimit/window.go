@@ -149,9 +149,20 @@ func Network(ip string) string {
 	return p.String()
 }
 
-// RemoteIP is the address of the connection's peer (r.RemoteAddr without
+// ClientIP is the client's address of r: what fromProxy says (a trusted
+// proxy's header), or when it is nil or says "", the connection's peer.
+func ClientIP(r *http.Request, fromProxy func(*http.Request) string) string {
+	if fromProxy != nil {
+		if ip := fromProxy(r); ip != "" {
+			return ip
+		}
+	}
+	return remoteIP(r)
+}
+
+// remoteIP is the address of the connection's peer (r.RemoteAddr without
 // its port).
-func RemoteIP(r *http.Request) string {
+func remoteIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
