@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
 	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/internal/secret"
 	"github.com/mcp-oauth/oauth/storage"
@@ -153,18 +151,8 @@ func (p *Provider) ExchangeDeviceCode(ctx context.Context, client *oauth.Client,
 	// Approved: create the grant and an authorization code that never
 	// leaves this function, then redeem it as the code flow does, so
 	// that grant replacement and the token response are the same.
-	code := secret.New(secret.PrefixCode)
-	grant := &oauth.Grant{
-		ID: uuid.NewString(), ClientID: rec.ClientID, Subject: rec.Subject,
-		Scopes: rec.Scopes, Resource: rec.Resource, CreatedAt: now, LastUsedAt: now,
-	}
-	ac := oauth.AuthorizationCode{
-		Code: code, GrantID: grant.ID, Subject: rec.Subject, ExpiresAt: now.Add(p.opts.CodeTTL),
-		AuthorizationParams: rec.AuthorizationParams,
-	}
-	stored := &storage.CodeRecord{Hash: secret.Hash(code), AuthorizationCode: ac}
-	stored.Code = ""
-	switch err := p.store.CompletePending(ctx, rec.ID, grant, stored, now); {
+	ac, grant, err := p.completePending(ctx, rec.ID, rec.Subject, rec.AuthorizationParams, now)
+	switch {
 	case errors.Is(err, storage.ErrConflict), errors.Is(err, storage.ErrNotFound):
 		return nil, oauth.ErrInvalidGrant.WithDescription("device code already used")
 	case err != nil:
@@ -172,5 +160,5 @@ func (p *Provider) ExchangeDeviceCode(ctx context.Context, client *oauth.Client,
 	}
 	p.devices.forget(rec.ID)
 	p.log.Info("mcpauth: device authorization granted", "request_id", rec.ID, "client_id", rec.ClientID, "grant_id", grant.ID)
-	return p.ExchangeAuthorizationCode(ctx, client, &ac)
+	return p.ExchangeAuthorizationCode(ctx, client, ac)
 }

@@ -684,20 +684,8 @@ func (p *Provider) Complete(ctx context.Context, handle, userCode string) (strin
 		resp.Set("error_description", "the owner denied the request")
 		return redirect.With(v.RedirectURI, resp)
 	}
-	now := p.now()
-	code := secret.New(secret.PrefixCode)
-	grant := &oauth.Grant{
-		ID: uuid.NewString(), ClientID: v.ClientID, Subject: v.Subject,
-		Scopes: v.Scopes, Resource: v.Resource, RedirectURI: v.RedirectURI, CreatedAt: now, LastUsedAt: now,
-	}
-	rec := &storage.CodeRecord{
-		Hash: secret.Hash(code),
-		AuthorizationCode: oauth.AuthorizationCode{
-			GrantID: grant.ID, Subject: v.Subject, ExpiresAt: now.Add(p.opts.CodeTTL),
-			AuthorizationParams: v.AuthorizationParams,
-		},
-	}
-	switch err := p.store.CompletePending(ctx, v.ID, grant, rec, now); {
+	ac, grant, err := p.completePending(ctx, v.ID, v.Subject, v.AuthorizationParams, p.now())
+	switch {
 	case errors.Is(err, storage.ErrConflict):
 		return "", ErrCompleted
 	case errors.Is(err, storage.ErrNotFound):
@@ -706,8 +694,32 @@ func (p *Provider) Complete(ctx context.Context, handle, userCode string) (strin
 		return "", fmt.Errorf("provider: complete: %w", err)
 	}
 	p.log.Info("mcpauth: authorization code issued", "request_id", v.ID, "client_id", v.ClientID, "grant_id", grant.ID)
-	resp.Set("code", code)
+	resp.Set("code", ac.Code)
 	return redirect.With(v.RedirectURI, resp)
+}
+
+// completePending turns an approved request into its grant and an
+// authorization code, stored (hashed) in one CompletePending, and returns
+// the code with its value and the grant. Errors are the store's.
+func (p *Provider) completePending(ctx context.Context, id, subject string, params oauth.AuthorizationParams, now time.Time) (*oauth.AuthorizationCode, *oauth.Grant, error) {
+	code := secret.New(secret.PrefixCode)
+	grant := &oauth.Grant{
+		ID: uuid.NewString(), ClientID: params.ClientID, Subject: subject,
+		Scopes: params.Scopes, Resource: params.Resource, RedirectURI: params.RedirectURI, CreatedAt: now, LastUsedAt: now,
+	}
+	rec := &storage.CodeRecord{
+		Hash: secret.Hash(code),
+		AuthorizationCode: oauth.AuthorizationCode{
+			GrantID: grant.ID, Subject: subject, ExpiresAt: now.Add(p.opts.CodeTTL),
+			AuthorizationParams: params,
+		},
+	}
+	if err := p.store.CompletePending(ctx, id, grant, rec, now); err != nil {
+		return nil, nil, err
+	}
+	ac := rec.AuthorizationCode
+	ac.Code = code
+	return &ac, grant, nil
 }
 
 // replaceOlderGrants revokes, once the new grant's code has been redeemed,
