@@ -25,18 +25,19 @@ import (
 //
 //   - grantStates remembers which grants were found active (and with which
 //     client) and which were found revoked or absent, and the registered
-//     clients read by GetClient (lookups by /token and /authorize). Revocation is
-//     final and grant IDs are never reused, so "revoked" needs no
-//     refreshing. "Active" does: it is trusted only while the Provider
-//     has confirmed, within the last revocationMaxStale, that no grant
-//     was revoked since it was read. That confirmation is one read of
-//     the store's RevocationCount, made in the background at most every
-//     revocationPollInterval while requests come in, and at once when a
-//     store that implements storage.RevocationWatcher (PostgreSQL)
+//     clients read by GetClient (lookups by /token and /authorize).
+//     Revocation is final and grant IDs are never reused, so "revoked"
+//     needs no refreshing. "Active" does: it is trusted only while the
+//     Provider has confirmed, within the last revocationMaxStale, that no
+//     grant was revoked since it was read. That confirmation is one read
+//     of the store's RevocationCount, made in the background at most
+//     every revocationPollInterval while requests come in, and at once
+//     when a store that implements storage.RevocationWatcher (PostgreSQL)
 //     signals a revocation. When the count moves, every "active" entry is
 //     dropped, and so is every remembered client (the count also moves
-//     when a client is deleted); a client whose remembered registration
-//     has lapsed is read again, since another replica may have renewed it; when confirmation is overdue (the store is slow or
+//     when a client is deleted). A client whose remembered registration
+//     has lapsed is read again, since another replica may have renewed
+//     it. When confirmation is overdue (the store is slow or
 //     unreachable), grants are read from the store again, request by
 //     request. A revocation by this Provider takes effect at once; one
 //     made by another process or replica sharing the store is honoured
