@@ -147,3 +147,13 @@ func AsError(err error) *Error {
 	}
 	return ErrServerError.WithCause(err)
 }
+
+// Errors of the approval contract ([Approver]). They are not OAuth error
+// responses: the approval page and the console turn them into pages.
+var (
+	// ErrUnknownRequest: no live request has this user code or handle
+	// (it never existed, expired, or its client was deleted).
+	ErrUnknownRequest = errors.New("oauth: no such pending request (unknown or expired)")
+	// ErrAlreadyDecided: the request was approved or denied already.
+	ErrAlreadyDecided = errors.New("oauth: request already decided")
+)

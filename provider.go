@@ -5,6 +5,15 @@
 // handlers; package mcpauth serves these types over HTTP, and package provider
 // implements Provider on a storage.Store.
 //
+// Beside Provider, the package names the contracts that the rest of the
+// library builds on, each optional for a Provider: [DeviceProvider] (the RFC
+// 8628 device grant), [Approver] (the approval page and the console: the
+// owner approves a request by its user code), [Administrator] (the console's
+// lists of grants and clients), [KeySetProvider] (a JWK Set at /jwks.json)
+// and [ClientAuthenticator] (how client secrets are checked). A Provider
+// that implements none of them still serves every OAuth endpoint; package
+// mcpauth says at construction which features it then lacks.
+//
 // The contract mirrors the authorization-server provider of the MCP SDKs
 // (TypeScript OAuthServerProvider, Python OAuthAuthorizationServerProvider),
 // in Go style: context first, errors last, and errors that are *Error values
@@ -13,7 +22,6 @@ package oauth
 
 import (
 	"context"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 )
@@ -76,38 +84,6 @@ type Provider interface {
 	RevokeToken(ctx context.Context, client *Client, token, tokenTypeHint string) error
 }
 
-// Token endpoint authentication methods (RFC 7591 §2).
-const (
-	AuthMethodNone              = "none"
-	AuthMethodClientSecretBasic = "client_secret_basic"
-	AuthMethodClientSecretPost  = "client_secret_post"
-)
-
-// Grant types (RFC 6749 §4, RFC 7591 §2).
-const (
-	GrantTypeAuthorizationCode = "authorization_code"
-	GrantTypeRefreshToken      = "refresh_token"
-	// GrantTypeDeviceCode is the RFC 8628 §3.4 device authorization grant.
-	GrantTypeDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
-)
-
-// DeviceAuthorization is the device authorization response of RFC 8628
-// §3.2.
-type DeviceAuthorization struct {
-	// DeviceCode is what the device presents at the token endpoint.
-	DeviceCode string `json:"device_code"`
-	// UserCode is what the owner enters (or confirms) where they approve.
-	UserCode string `json:"user_code"`
-	// VerificationURI is where the owner goes to approve.
-	VerificationURI string `json:"verification_uri"`
-	// VerificationURIComplete also carries the user code.
-	VerificationURIComplete string `json:"verification_uri_complete,omitempty"`
-	// ExpiresIn is the lifetime of both codes, in seconds.
-	ExpiresIn int64 `json:"expires_in"`
-	// Interval is the minimum number of seconds between polls.
-	Interval int64 `json:"interval,omitempty"`
-}
-
 // DeviceProvider is implemented by a Provider that supports the RFC 8628
 // device authorization grant, for clients without a browser (CLIs, TVs,
 // headless agents). The HTTP layer serves /device_authorization and the
@@ -123,120 +99,89 @@ type DeviceProvider interface {
 	ExchangeDeviceCode(ctx context.Context, client *Client, deviceCode string) (*TokenResponse, error)
 }
 
-// Client is a registered OAuth client (RFC 7591 §2). The registration
-// metadata is go-sdk's oauthex type, so the JSON shape is the RFC's.
-type Client struct {
-	oauthex.ClientRegistrationMetadata
-
-	// ID (client_id) identifies the client. Required.
-	ID string
-	// SecretHash is the hex SHA-256 of the client secret; empty for a public
-	// client (token_endpoint_auth_method "none").
-	SecretHash string
-	// IssuedAt (client_id_issued_at) is when the client was registered.
-	IssuedAt time.Time
-	// ExpiresAt is when an unused registration lapses; each use renews it.
-	// Zero means never.
-	ExpiresAt time.Time
+// Approver is implemented by a Provider whose Authorize sends the browser to
+// an approval page where it waits while the owner approves the request
+// elsewhere, by its short user code (the manner of RFC 8628 §3.3, applied to
+// the authorization code flow). Package approval serves that page and the
+// owner's console on any Approver; mcpauth.Handler.Approve approves from Go.
+//
+// Requests are identified to the owner by the user code, and to the browser
+// that made them by a secret handle and the same code (both in the approval
+// page's URL). Errors are ErrUnknownRequest for a code or handle that matches
+// no live request, ErrAlreadyDecided, or an error the caller logs.
+type Approver interface {
+	// PendingByUserCode returns the live request with the given user code
+	// (case-insensitive, hyphen optional), decided or not.
+	PendingByUserCode(ctx context.Context, userCode string) (*PendingRequest, error)
+	// ListPending returns the requests still waiting for a decision,
+	// oldest first.
+	ListPending(ctx context.Context) ([]*PendingRequest, error)
+	// Approve approves the waiting request with the given user code on
+	// behalf of subject, the resource owner (1 to 255 bytes), and returns
+	// it. ErrAlreadyDecided if it was approved or denied already.
+	Approve(ctx context.Context, userCode, subject string) (*PendingRequest, error)
+	// Deny denies the waiting request with the given user code; its
+	// browser is sent back to the client with error=access_denied (RFC
+	// 6749 §4.1.2.1).
+	Deny(ctx context.Context, userCode string) (*PendingRequest, error)
+	// Poll answers one load of the approval page: it returns the request
+	// that the browser holding req.Handle made (provided req.UserCode is
+	// its code) and, once the request is decided, where to send that
+	// browser: for an approved request the client's redirect URI with a
+	// new single-use authorization code, state and iss (RFC 6749 §4.1.2,
+	// RFC 9207), for a denied one the redirect URI with
+	// error=access_denied. redirectTo is empty while the request waits,
+	// when req.Hold is set, and once the request is completed (a reload
+	// of a finished page: its code was issued already). While the request
+	// waits, Poll reads it once.
+	Poll(ctx context.Context, req *PollRequest) (p *PendingRequest, redirectTo string, err error)
 }
 
-// Public reports whether the client authenticates with "none" (RFC 6749 §2.1).
-func (c *Client) Public() bool {
-	return c.TokenEndpointAuthMethod == AuthMethodNone
+// PollRequest is the argument of [Approver.Poll]: which request, and how to
+// answer once it is decided. It is a struct so that fields can be added.
+type PollRequest struct {
+	// Handle is the secret handle of the browser tab that made the
+	// request (the approval page URL's "request" parameter).
+	Handle string
+	// UserCode is the request's user code, as shown in that tab.
+	UserCode string
+	// Hold leaves an approved request approved instead of completing it,
+	// so that a setup step can run first: Poll then returns the request
+	// and no redirect.
+	Hold bool
 }
 
-// AuthorizationParams is a validated authorization request (OAuth 2.1 §4.1.1,
-// RFC 7636 §4.3, RFC 8707 §2).
-type AuthorizationParams struct {
-	// ClientID (client_id) of the requesting client.
-	ClientID string
-	// RedirectURI (redirect_uri) the response goes to: the one the client
-	// sent, or its only registered one when it sent none.
-	RedirectURI string
-	// RedirectURIExplicit records whether redirect_uri was in the request;
-	// if so, the token request must repeat it (RFC 6749 §4.1.3).
-	RedirectURIExplicit bool
-	// State (state) is returned unchanged to the client.
-	State string
-	// Scopes granted if the owner approves: the requested scopes the server
-	// knows, or the default scopes when none were requested.
-	Scopes []string
-	// CodeChallenge (code_challenge) for PKCE; the method is always S256.
-	CodeChallenge string
-	// Resource (resource) is the canonical resource the tokens are bound to.
-	Resource string
+// Administrator is implemented by a Provider that lets the owner see and
+// end what was granted: the console's lists and buttons, and the example's
+// terminal commands.
+type Administrator interface {
+	// ListGrants returns the active grants, oldest first.
+	ListGrants(ctx context.Context) ([]*Grant, error)
+	// RevokeGrant revokes a grant: its refresh tokens and codes stop
+	// working at once and its access tokens from the next request on.
+	RevokeGrant(ctx context.Context, grantID string) error
+	// ListClients returns the live registered clients, oldest first.
+	ListClients(ctx context.Context) ([]*Client, error)
+	// DeleteClient deletes a registered client (RFC 7592 §2.3 in effect)
+	// and revokes all of its grants.
+	DeleteClient(ctx context.Context, clientID string) error
 }
 
-// AuthorizationCode is an issued authorization code (OAuth 2.1 §4.1.2).
-type AuthorizationCode struct {
-	// Code is the value as presented; implementations store only its hash.
-	Code string
-	// GrantID identifies the grant the code belongs to.
-	GrantID string
-	// Subject is the resource owner who approved.
-	Subject string
-	// ExpiresAt bounds the code's lifetime (10 minutes by default).
-	ExpiresAt time.Time
-	AuthorizationParams
+// KeySetProvider is implemented by a Provider that signs its access tokens
+// with asymmetric keys and publishes them: the HTTP layer then serves the
+// set at /jwks.json and names it in the metadata's jwks_uri (RFC 8414 §2).
+type KeySetProvider interface {
+	// JWKS returns the JWK Set (RFC 7517 §5) of every key that may still
+	// verify a live token, as JSON.
+	JWKS(ctx context.Context) ([]byte, error)
 }
 
-// Grant is an owner's consent for one client: the scopes and resource it may
-// access. Codes, refresh tokens and access tokens all carry the grant's ID,
-// and revoking the grant stops every one of them.
-type Grant struct {
-	ID       string
-	ClientID string
-	Subject  string
-	Scopes   []string
-	Resource string
-	// RedirectURI is the redirect URI the grant was approved for. Clients
-	// identified by a metadata document are shared by many installations
-	// (one ChatGPT document for every user), which only their redirect
-	// URIs tell apart.
-	RedirectURI string
-	CreatedAt   time.Time
-	LastUsedAt  time.Time
-	// RevokedAt is zero while the grant is active.
-	RevokedAt time.Time
-}
-
-// RefreshToken is an issued refresh token (OAuth 2.1 §4.3).
-type RefreshToken struct {
-	// Token is the value as presented; implementations store only its hash.
-	Token     string
-	ClientID  string
-	GrantID   string
-	Subject   string
-	Scopes    []string
-	Resource  string
-	ExpiresAt time.Time
-	// Rotation is opaque provider state carried from LoadRefreshToken to
-	// ExchangeRefreshToken, so that of concurrent exchanges of one token
-	// exactly one rotates it (optimistic concurrency).
-	Rotation string
-}
-
-// AccessToken is what a verified access token grants (RFC 9068 claims).
-type AccessToken struct {
-	// Token is the value as presented.
-	Token string
-	// ID is the token's unique identifier (jti).
-	ID       string
-	ClientID string
-	GrantID  string
-	Subject  string
-	Scopes   []string
-	// Resource is the audience (aud) the token is bound to (RFC 8707).
-	Resource  string
-	IssuedAt  time.Time
-	ExpiresAt time.Time
-}
-
-// TokenResponse is a successful token response (RFC 6749 §5.1).
-type TokenResponse struct {
-	AccessToken  string `json:"access_token"`
-	TokenType    string `json:"token_type"`
-	ExpiresIn    int64  `json:"expires_in,omitempty"`
-	RefreshToken string `json:"refresh_token,omitempty"`
-	Scope        string `json:"scope,omitempty"`
+// ClientAuthenticator is implemented by a Provider that checks client
+// secrets itself (RFC 6749 §2.3.1), for instance because it stores them
+// with another hash. Without it the HTTP layer compares the SHA-256 of the
+// presented secret with Client.SecretHash in constant time.
+type ClientAuthenticator interface {
+	// AuthenticateClient reports whether secret is c's client secret. It
+	// must take the same time whatever the answer.
+	AuthenticateClient(c *Client, secret string) bool
 }

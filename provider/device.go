@@ -128,7 +128,7 @@ func (p *Provider) ExchangeDeviceCode(ctx context.Context, client *oauth.Client,
 		return nil, oauth.ErrInvalidGrant.WithDescription("device code was issued to another client")
 	}
 	now := p.now()
-	if rec.Status == storage.PendingCompleted {
+	if rec.Status == oauth.PendingCompleted {
 		p.devices.forget(rec.ID)
 		return nil, oauth.ErrInvalidGrant.WithDescription("device code already used")
 	}
@@ -140,11 +140,11 @@ func (p *Provider) ExchangeDeviceCode(ctx context.Context, client *oauth.Client,
 		return nil, oauth.ErrSlowDown.WithDescription("polling too often; wait 5 seconds longer between polls")
 	}
 	switch rec.Status {
-	case storage.PendingWaiting:
+	case oauth.PendingWaiting:
 		return nil, oauth.ErrAuthorizationPending.WithDescription("the owner has not approved the request yet")
-	case storage.PendingDenied:
+	case oauth.PendingDenied:
 		return nil, oauth.ErrAccessDenied.WithDescription("the owner denied the request").WithStatus(400)
-	case storage.PendingApproved:
+	case oauth.PendingApproved:
 	default:
 		return nil, fmt.Errorf("provider: device request in unknown state %q", rec.Status)
 	}

@@ -500,7 +500,7 @@ func (p *Provider) createPending(ctx context.Context, params *oauth.Authorizatio
 			UserCodeHash:        secret.Hash(secret.NormalizeUserCode(code)),
 			DeviceCodeHash:      deviceCodeHash,
 			AuthorizationParams: *params,
-			Status:              storage.PendingWaiting,
+			Status:              oauth.PendingWaiting,
 			CreatedAt:           now,
 			ExpiresAt:           now.Add(p.opts.PendingTTL),
 		}
@@ -525,7 +525,7 @@ type Pending struct {
 	UserCode string
 	Client   *oauth.Client
 	oauth.AuthorizationParams
-	// Status is storage.PendingWaiting, PendingApproved, PendingDenied or
+	// Status is oauth.PendingWaiting, PendingApproved, PendingDenied or
 	// PendingCompleted.
 	Status    string
 	Subject   string
@@ -628,13 +628,13 @@ func (p *Provider) Approve(ctx context.Context, userCode, subject string) (*Pend
 	if subject == "" || len(subject) > 255 {
 		return nil, errors.New("provider: approve: subject must be 1 to 255 bytes")
 	}
-	return p.decide(ctx, userCode, storage.PendingApproved, subject)
+	return p.decide(ctx, userCode, oauth.PendingApproved, subject)
 }
 
 // Deny denies the waiting request with the given user code; the browser
 // that made it is sent back to the client with error=access_denied.
 func (p *Provider) Deny(ctx context.Context, userCode string) (*Pending, error) {
-	return p.decide(ctx, userCode, storage.PendingDenied, "")
+	return p.decide(ctx, userCode, oauth.PendingDenied, "")
 }
 
 func (p *Provider) decide(ctx context.Context, userCode, status, subject string) (*Pending, error) {
@@ -675,11 +675,11 @@ func (p *Provider) Complete(ctx context.Context, handle, userCode string) (strin
 	}
 	resp := url.Values{"state": {v.State}, "iss": {p.opts.Issuer}}
 	switch v.Status {
-	case storage.PendingWaiting:
+	case oauth.PendingWaiting:
 		return "", ErrNotDecided
-	case storage.PendingCompleted:
+	case oauth.PendingCompleted:
 		return "", ErrCompleted
-	case storage.PendingDenied:
+	case oauth.PendingDenied:
 		resp.Set("error", oauth.ErrAccessDenied.Code)
 		resp.Set("error_description", "the owner denied the request")
 		return redirect.With(v.RedirectURI, resp)

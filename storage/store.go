@@ -1,8 +1,11 @@
 // Package storage defines the persistence contract of the default
 // authorization-server Provider (package provider) and the record types that
-// cross it. Backends live in subpackages: memory (tests, ephemeral), sqlite
-// (the embedded default) and, later, postgres. Every backend runs the
-// backend-independent conformance suite in package storetest.
+// cross it, and the [AccountStore] of the console's built-in sign-in (package
+// approval). Backends live in subpackages: memory (tests, ephemeral), sqlite
+// (the embedded default, one process) and postgres (replicas sharing one
+// database); each implements both contracts. Every backend runs the
+// backend-independent conformance suite in package storetest: storetest.Run
+// for a Store, storetest.RunAccounts for an AccountStore.
 //
 // Secrets never reach a Store in plaintext: codes, refresh tokens, client
 // secrets, user codes and browser handles are passed as the hex SHA-256 of
@@ -41,15 +44,14 @@ type Store interface {
 	RefreshTokenStore
 	PendingStore
 	KeyStore
-	UserStore
-	SessionStore
 
 	// Sweep deletes every row that can no longer be used at now: expired
 	// codes, pending requests, refresh tokens and client registrations
 	// (with their grants), revoked grants, and grants left with neither a
 	// code nor a refresh token (a code that expired unredeemed, or a last
-	// refresh token that expired), and expired console sessions. It
-	// returns the number of rows deleted.
+	// refresh token that expired); a backend that is also an AccountStore
+	// deletes expired console sessions too. It returns the number of rows
+	// deleted.
 	// It is safe to call concurrently with everything else.
 	Sweep(ctx context.Context, now time.Time) (int64, error)
 
@@ -85,8 +87,6 @@ type GrantStore interface {
 	// refresh tokens. Revoking a revoked grant is not an error; ErrNotFound
 	// if absent.
 	RevokeGrant(ctx context.Context, id string, now time.Time) error
-	// TouchGrant records that the grant was used at now.
-	TouchGrant(ctx context.Context, id string, now time.Time) error
 	// RevocationCount returns a counter of revocations: grants that
 	// stopped being active and client registrations that were deleted. It
 	// increases, atomically with the change, whenever an active grant is
@@ -175,14 +175,6 @@ type RefreshTokenStore interface {
 	RotateRefreshToken(ctx context.Context, oldHash, expectedSuccessor string, next *RefreshRecord, now time.Time) error
 }
 
-// Pending request states.
-const (
-	PendingWaiting   = "pending"
-	PendingApproved  = "approved"
-	PendingDenied    = "denied"
-	PendingCompleted = "completed"
-)
-
 // PendingRecord is an authorization request waiting for the owner's decision.
 type PendingRecord struct {
 	// ID is a public identifier, safe to show in consoles and logs.
@@ -197,8 +189,7 @@ type PendingRecord struct {
 	// device authorization request, by which the device polls; empty for
 	// requests made through a browser.
 	DeviceCodeHash string
-	// Status is one of the Pending* constants.
-	Status string
+	Status         oauth.PendingStatus
 	// Subject is the owner who approved; empty until then.
 	Subject   string
 	CreatedAt time.Time
@@ -221,7 +212,7 @@ type PendingStore interface {
 	// DecidePending moves a waiting, unexpired request to status (approved
 	// or denied) with subject. ErrConflict if it was already decided,
 	// ErrNotFound if absent or expired.
-	DecidePending(ctx context.Context, id, status, subject string, now time.Time) error
+	DecidePending(ctx context.Context, id string, status oauth.PendingStatus, subject string, now time.Time) error
 	// CompletePending atomically moves an approved, unexpired request to
 	// completed and stores grant and code. ErrConflict if the request is
 	// not in the approved state (so it yields at most one code).
@@ -254,8 +245,17 @@ type KeyStore interface {
 	DeleteKey(ctx context.Context, id string) error
 }
 
-// UserRecord is a console user of the built-in sign-in (package
-// devicepage): an owner who approves requests.
+// AccountStore persists the console's built-in sign-in (package approval):
+// its users and their sessions. It is apart from Store because a host with
+// its own sign-in (approval.Identity) needs none of it; the backends of this
+// module implement both.
+type AccountStore interface {
+	UserStore
+	SessionStore
+}
+
+// UserRecord is a console user of the built-in sign-in (package approval):
+// an owner who approves requests.
 type UserRecord struct {
 	// Name identifies the user; it is the subject of the grants they
 	// approve.

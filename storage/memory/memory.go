@@ -309,19 +309,6 @@ func (s *Store) revokeLocked(g *oauth.Grant, now time.Time) int64 {
 	return n
 }
 
-// TouchGrant sets the grant's LastUsedAt to now; storage.ErrNotFound if
-// absent.
-func (s *Store) TouchGrant(ctx context.Context, id string, now time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, ok := s.grants[id]
-	if !ok {
-		return storage.ErrNotFound
-	}
-	r.LastUsedAt = now
-	return nil
-}
-
 // grantActiveLocked reports whether the grant exists and is not revoked.
 func (s *Store) grantActiveLocked(id string) bool {
 	r, ok := s.grants[id]
@@ -505,11 +492,11 @@ func (s *Store) GetPendingByUserCode(ctx context.Context, userCodeHash string, n
 }
 
 // DecidePending moves a waiting, unexpired request to status
-// (storage.PendingApproved or storage.PendingDenied) with subject.
+// (oauth.PendingApproved or oauth.PendingDenied) with subject.
 // storage.ErrNotFound if absent or expired, storage.ErrConflict if it is no
 // longer waiting; any other status is an error.
-func (s *Store) DecidePending(ctx context.Context, id, status, subject string, now time.Time) error {
-	if status != storage.PendingApproved && status != storage.PendingDenied {
+func (s *Store) DecidePending(ctx context.Context, id string, status oauth.PendingStatus, subject string, now time.Time) error {
+	if status != oauth.PendingApproved && status != oauth.PendingDenied {
 		return fmt.Errorf("memory: decide pending request: invalid status %q", status)
 	}
 	s.mu.Lock()
@@ -518,7 +505,7 @@ func (s *Store) DecidePending(ctx context.Context, id, status, subject string, n
 	if !ok {
 		return storage.ErrNotFound
 	}
-	if r.Status != storage.PendingWaiting {
+	if r.Status != oauth.PendingWaiting {
 		return fmt.Errorf("memory: pending request is %s: %w", r.Status, storage.ErrConflict)
 	}
 	r.Status, r.Subject = status, subject
@@ -537,7 +524,7 @@ func (s *Store) CompletePending(ctx context.Context, id string, grant *oauth.Gra
 	if !ok {
 		return storage.ErrNotFound
 	}
-	if r.Status != storage.PendingApproved {
+	if r.Status != oauth.PendingApproved {
 		return fmt.Errorf("memory: pending request is %s: %w", r.Status, storage.ErrConflict)
 	}
 	if _, dup := s.grants[grant.ID]; dup {
@@ -546,7 +533,7 @@ func (s *Store) CompletePending(ctx context.Context, id string, grant *oauth.Gra
 	if _, dup := s.codes[code.Hash]; dup {
 		return fmt.Errorf("memory: code exists: %w", storage.ErrConflict)
 	}
-	r.Status = storage.PendingCompleted
+	r.Status = oauth.PendingCompleted
 	s.grants[grant.ID] = &grantRow{Grant: copyGrant(grant), seq: s.next()}
 	s.codes[code.Hash] = copyCode(code)
 	return nil
@@ -559,7 +546,7 @@ func (s *Store) ListPending(ctx context.Context, now time.Time) ([]*storage.Pend
 	defer s.mu.Unlock()
 	rows := make([]*pendingRow, 0, len(s.pending))
 	for _, r := range s.pending {
-		if r.Status == storage.PendingWaiting && !expired(r.ExpiresAt, now) {
+		if r.Status == oauth.PendingWaiting && !expired(r.ExpiresAt, now) {
 			rows = append(rows, r)
 		}
 	}

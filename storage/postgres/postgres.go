@@ -618,12 +618,6 @@ func (s *Store) RevocationCount(ctx context.Context) (int64, error) {
 	return n, wrap("revocation count", err)
 }
 
-// TouchGrant implements storage.GrantStore; storage.ErrNotFound if the
-// grant is absent.
-func (s *Store) TouchGrant(ctx context.Context, id string, now time.Time) error {
-	return wrap("touch grant", affected(s.pool.Exec(ctx, qTouchGrant, id, ts(now))))
-}
-
 // ---- codes ----
 
 const codeCols = `hash, grant_id, subject, ` + paramCols + `, expires_at, consumed_at`
@@ -885,14 +879,14 @@ func casPending(ctx context.Context, tx pgx.Tx, id string, now time.Time, query 
 }
 
 // DecidePending implements storage.PendingStore with a compare-and-set on
-// the request's status. A status other than storage.PendingApproved or
-// storage.PendingDenied is an error.
-func (s *Store) DecidePending(ctx context.Context, id, status, subject string, now time.Time) error {
-	if status != storage.PendingApproved && status != storage.PendingDenied {
+// the request's status. A status other than oauth.PendingApproved or
+// oauth.PendingDenied is an error.
+func (s *Store) DecidePending(ctx context.Context, id string, status oauth.PendingStatus, subject string, now time.Time) error {
+	if status != oauth.PendingApproved && status != oauth.PendingDenied {
 		return fmt.Errorf("postgres: decide pending: invalid status %q", status)
 	}
 	return wrap("decide pending", s.tx(ctx, func(tx pgx.Tx) error {
-		return casPending(ctx, tx, id, now, qDecide, id, status, subject, storage.PendingWaiting, now)
+		return casPending(ctx, tx, id, now, qDecide, id, status, subject, oauth.PendingWaiting, now)
 	}))
 }
 
@@ -904,7 +898,7 @@ func (s *Store) DecidePending(ctx context.Context, id, status, subject string, n
 func (s *Store) CompletePending(ctx context.Context, id string, grant *oauth.Grant, code *storage.CodeRecord, now time.Time) error {
 	gArgs, cArgs := grantArgs(grant), codeArgs(code)
 	return wrap("complete pending", s.tx(ctx, func(tx pgx.Tx) error {
-		err := casPending(ctx, tx, id, now, qComplete, id, storage.PendingCompleted, storage.PendingApproved, now)
+		err := casPending(ctx, tx, id, now, qComplete, id, oauth.PendingCompleted, oauth.PendingApproved, now)
 		if err != nil {
 			return err
 		}
@@ -919,7 +913,7 @@ func (s *Store) CompletePending(ctx context.Context, id string, grant *oauth.Gra
 // ListPending implements storage.PendingStore, ordering by CreatedAt, then
 // by insertion.
 func (s *Store) ListPending(ctx context.Context, now time.Time) ([]*storage.PendingRecord, error) {
-	out, err := list(ctx, s.pool, scanPending, qListPending, storage.PendingWaiting, now)
+	out, err := list(ctx, s.pool, scanPending, qListPending, oauth.PendingWaiting, now)
 	return out, wrap("list pending", err)
 }
 

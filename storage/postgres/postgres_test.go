@@ -130,6 +130,13 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestAccountsConformance(t *testing.T) {
+	testURL(t)
+	storetest.RunAccounts(t, func(t *testing.T) storage.AccountStore {
+		return newStore(t, newPool(t, newSchema(t)))
+	})
+}
+
 var now = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // TestShared runs the cross-instance suite: two Stores, each with its own
@@ -468,7 +475,7 @@ func TestErrorsNameNoSecret(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, newSchema(t))
 	g, code := storetest.Issue(t, s, "1", now)
-	p := &storage.PendingRecord{ID: "other", HandleHash: storetest.Hash(), UserCodeHash: storetest.Hash(), Status: storage.PendingWaiting, CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
+	p := &storage.PendingRecord{ID: "other", HandleHash: storetest.Hash(), UserCodeHash: storetest.Hash(), Status: oauth.PendingWaiting, CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
 	if err := s.CreatePending(ctx, p); err != nil {
 		t.Fatal(err)
 	}

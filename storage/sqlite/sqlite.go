@@ -717,12 +717,6 @@ func (s *Store) RevocationCount(ctx context.Context) (int64, error) {
 	return n, wrap("revocation count", err)
 }
 
-// TouchGrant implements storage.GrantStore; storage.ErrNotFound if the
-// grant is absent.
-func (s *Store) TouchGrant(ctx context.Context, id string, now time.Time) error {
-	return wrap("touch grant", affected(s.exec(ctx, qTouchGrant, ms(now), id)))
-}
-
 // ---- codes ----
 
 const codeCols = `hash, grant_id, subject, ` + paramCols + `, expires_at, consumed_at`
@@ -971,14 +965,14 @@ func casPending(t wtx, id string, now time.Time, query string, args ...any) erro
 }
 
 // DecidePending implements storage.PendingStore with a compare-and-set on
-// the request's status. A status other than storage.PendingApproved or
-// storage.PendingDenied is an error.
-func (s *Store) DecidePending(ctx context.Context, id, status, subject string, now time.Time) error {
-	if status != storage.PendingApproved && status != storage.PendingDenied {
+// the request's status. A status other than oauth.PendingApproved or
+// oauth.PendingDenied is an error.
+func (s *Store) DecidePending(ctx context.Context, id string, status oauth.PendingStatus, subject string, now time.Time) error {
+	if status != oauth.PendingApproved && status != oauth.PendingDenied {
 		return fmt.Errorf("sqlite: decide pending: invalid status %q", status)
 	}
 	return wrap("decide pending", s.update(ctx, func(t wtx) error {
-		return casPending(t, id, now, qDecide, status, subject, id, storage.PendingWaiting, ms(now))
+		return casPending(t, id, now, qDecide, status, subject, id, oauth.PendingWaiting, ms(now))
 	}))
 }
 
@@ -999,7 +993,7 @@ func (s *Store) CompletePending(ctx context.Context, id string, grant *oauth.Gra
 	codeArgs := append([]any{code.Hash, code.GrantID, code.Subject}, params...)
 	codeArgs = append(codeArgs, ms(code.ExpiresAt), ms(code.ConsumedAt))
 	return wrap("complete pending", s.update(ctx, func(t wtx) error {
-		err := casPending(t, id, now, qComplete, storage.PendingCompleted, id, storage.PendingApproved, ms(now))
+		err := casPending(t, id, now, qComplete, oauth.PendingCompleted, id, oauth.PendingApproved, ms(now))
 		if err != nil {
 			return err
 		}
@@ -1015,7 +1009,7 @@ func (s *Store) CompletePending(ctx context.Context, id string, grant *oauth.Gra
 // ListPending implements storage.PendingStore, ordering by CreatedAt, then
 // by insertion.
 func (s *Store) ListPending(ctx context.Context, now time.Time) ([]*storage.PendingRecord, error) {
-	out, err := list(s, ctx, scanPending, qListPending, storage.PendingWaiting, ms(now))
+	out, err := list(s, ctx, scanPending, qListPending, oauth.PendingWaiting, ms(now))
 	return out, wrap("list pending", err)
 }
 

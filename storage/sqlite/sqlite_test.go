@@ -38,6 +38,12 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestAccountsConformance(t *testing.T) {
+	storetest.RunAccounts(t, func(t *testing.T) storage.AccountStore {
+		return open(t, filepath.Join(t.TempDir(), "test.db"))
+	})
+}
+
 // raw opens the database file directly, bypassing the Store.
 func raw(t testing.TB, path string) *sql.DB {
 	t.Helper()
@@ -110,12 +116,12 @@ func TestPendingRace(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "test.db"))
 	p := &storage.PendingRecord{ID: "req", HandleHash: storetest.Hash(), UserCodeHash: storetest.Hash(),
-		Status: storage.PendingWaiting, CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
+		Status: oauth.PendingWaiting, CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
 	if err := s.CreatePending(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	wins := storetest.Race(t, 100, func(i int) error {
-		return s.DecidePending(ctx, p.ID, storage.PendingApproved, fmt.Sprint("user", i), now)
+		return s.DecidePending(ctx, p.ID, oauth.PendingApproved, fmt.Sprint("user", i), now)
 	})
 	if wins != 1 {
 		t.Fatalf("%d decisions succeeded, want 1", wins)
@@ -124,7 +130,7 @@ func TestPendingRace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != storage.PendingApproved || !strings.HasPrefix(got.Subject, "user") {
+	if got.Status != oauth.PendingApproved || !strings.HasPrefix(got.Subject, "user") {
 		t.Fatalf("after the race: status %q, subject %q", got.Status, got.Subject)
 	}
 	wins = storetest.Race(t, 100, func(i int) error {
@@ -266,7 +272,7 @@ func TestErrorsNameNoSecret(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "test.db"))
 	g, code := storetest.Issue(t, s, "1", now)
-	p := &storage.PendingRecord{ID: "other", HandleHash: storetest.Hash(), UserCodeHash: storetest.Hash(), Status: storage.PendingWaiting, CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
+	p := &storage.PendingRecord{ID: "other", HandleHash: storetest.Hash(), UserCodeHash: storetest.Hash(), Status: oauth.PendingWaiting, CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
 	if err := s.CreatePending(ctx, p); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/storage"
 )
 
@@ -29,7 +30,7 @@ var codeTests = []test{
 func testCodeRoundTrip(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	p := f.createPending(c.ID, base, base.Add(pendingTTL))
-	f.must(f.s.DecidePending(f.ctx, p.ID, storage.PendingApproved, "alice", base), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", base), "DecidePending")
 	g, code := f.newGrantAndCode(p, "alice", base, base.Add(10*time.Minute+fine))
 	checkAllSet(t, "code", code, "Code", "ConsumedAt")
 	want := clone(code)
@@ -46,7 +47,7 @@ func testCodeRoundTrip(t *testing.T, f *fixture) {
 func testCodePlaintextNotKept(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	p := f.createPending(c.ID, base, base.Add(pendingTTL))
-	f.must(f.s.DecidePending(f.ctx, p.ID, storage.PendingApproved, "alice", base), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", base), "DecidePending")
 	g, code := f.newGrantAndCode(p, "alice", base, base.Add(10*time.Minute))
 	code.Code = "mcp_code_plaintext-must-not-be-stored"
 	f.must(f.s.CompletePending(f.ctx, p.ID, g, code, base), "CompletePending")
@@ -60,7 +61,7 @@ func testCodePlaintextNotKept(t *testing.T, f *fixture) {
 func testCodeCopies(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	p := f.createPending(c.ID, base, base.Add(pendingTTL))
-	f.must(f.s.DecidePending(f.ctx, p.ID, storage.PendingApproved, "alice", base), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", base), "DecidePending")
 	g, code := f.newGrantAndCode(p, "alice", base, base.Add(10*time.Minute))
 	want := clone(code)
 	f.must(f.s.CompletePending(f.ctx, p.ID, g, code, base), "CompletePending")
@@ -196,7 +197,7 @@ func testCodeRedeemAbsent(t *testing.T, f *fixture) {
 func testCodeRedeemRevokedGrant(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	p := f.createPending(c.ID, base, base.Add(pendingTTL))
-	f.must(f.s.DecidePending(f.ctx, p.ID, storage.PendingApproved, "alice", base), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", base), "DecidePending")
 	g, code := f.newGrantAndCode(p, "alice", base, base.Add(10*time.Minute))
 	g.RevokedAt = base
 	f.must(f.s.CompletePending(f.ctx, p.ID, g, code, base), "CompletePending with a revoked grant")

@@ -18,8 +18,6 @@ var grantTests = []test{
 	{"Revoke", testGrantRevoke},
 	{"RevokeTwice", testGrantRevokeTwice},
 	{"RevokeAbsent", testGrantRevokeAbsent},
-	{"Touch", testGrantTouch},
-	{"TouchAbsent", testGrantTouchAbsent},
 }
 
 func grantID(g *oauth.Grant) string { return g.ID }
@@ -29,7 +27,7 @@ func grantID(g *oauth.Grant) string { return g.ID }
 func testGrantRoundTrip(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	p := f.createPending(c.ID, base, base.Add(pendingTTL))
-	f.must(f.s.DecidePending(f.ctx, p.ID, storage.PendingApproved, "alice", base), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", base), "DecidePending")
 	g, code := f.newGrantAndCode(p, "alice", base, base.Add(time.Minute))
 	g.CreatedAt = base.Add(fine)
 	g.LastUsedAt = base.Add(time.Second + fine)
@@ -44,7 +42,7 @@ func testGrantRoundTrip(t *testing.T, f *fixture) {
 func testGrantCopies(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	p := f.createPending(c.ID, base, base.Add(pendingTTL))
-	f.must(f.s.DecidePending(f.ctx, p.ID, storage.PendingApproved, "alice", base), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", base), "DecidePending")
 	g, code := f.newGrantAndCode(p, "alice", base, base.Add(time.Minute))
 	want := clone(g)
 	f.must(f.s.CompletePending(f.ctx, p.ID, g, code, base), "CompletePending")
@@ -163,27 +161,6 @@ func testGrantRevokeAbsent(t *testing.T, f *fixture) {
 	f.grantGone("no-such-grant")
 }
 
-// testGrantTouch: TouchGrant sets LastUsedAt to now and changes nothing
-// else.
-func testGrantTouch(t *testing.T, f *fixture) {
-	c := f.createClient(base, time.Time{})
-	g := f.issue(c.ID, base, base.Add(time.Hour)).grant
-	other := f.issue(c.ID, base, base.Add(time.Hour)).grant
-	at := base.Add(time.Hour + fine)
-	f.must(f.s.TouchGrant(f.ctx, g.ID, at), "TouchGrant")
-	want := clone(g)
-	want.LastUsedAt = at
-	checkEqual(t, "GetGrant after TouchGrant", f.grant(g.ID), want)
-	checkEqual(t, "GetGrant of an untouched grant", f.grant(other.ID), other)
-}
-
-// testGrantTouchAbsent: TouchGrant of an unknown grant is ErrNotFound
-// (ErrNotFound: "a row does not exist") and creates nothing.
-func testGrantTouchAbsent(t *testing.T, f *fixture) {
-	wantErr(t, f.s.TouchGrant(f.ctx, "no-such-grant", base), storage.ErrNotFound, "TouchGrant of an unknown grant")
-	f.grantGone("no-such-grant")
-}
-
 // testGrantListSubject: ListSubjectGrants returns exactly the subject's
 // active grants, oldest first.
 func testGrantListSubject(t *testing.T, f *fixture) {
@@ -192,7 +169,7 @@ func testGrantListSubject(t *testing.T, f *fixture) {
 	a1 := f.issue(c.ID, base, long)
 	f.issue(c.ID, base, long) // another subject
 	p := f.createPending(c.ID, base.Add(time.Minute), long)
-	f.must(f.s.DecidePending(f.ctx, p.ID, storage.PendingApproved, a1.grant.Subject, base.Add(time.Minute)), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, a1.grant.Subject, base.Add(time.Minute)), "DecidePending")
 	g2, code2 := f.newGrantAndCode(p, a1.grant.Subject, base.Add(time.Minute), long)
 	f.must(f.s.CompletePending(f.ctx, p.ID, g2, code2, base.Add(time.Minute)), "CompletePending")
 	a3 := f.issue(c.ID, base, long)

@@ -88,6 +88,9 @@ func TestMutant(t *testing.T) {
 		t.Fatalf("unknown mutant %q", name)
 	}
 	storetest.Run(t, func(t *testing.T) storage.Store { return mutants[i].wrap(memory.New()) })
+	storetest.RunAccounts(t, func(t *testing.T) storage.AccountStore {
+		return mutants[i].wrap(memory.New()).(storage.AccountStore)
+	})
 }
 
 func TestSuiteCatchesMutants(t *testing.T) {
@@ -149,7 +152,7 @@ func (s rotateIgnoresConflict) RotateRefreshToken(ctx context.Context, oldHash, 
 
 type decideIgnoresConflict struct{ *memory.Store }
 
-func (s decideIgnoresConflict) DecidePending(ctx context.Context, id, status, subject string, now time.Time) error {
+func (s decideIgnoresConflict) DecidePending(ctx context.Context, id string, status oauth.PendingStatus, subject string, now time.Time) error {
 	if err := s.Store.DecidePending(ctx, id, status, subject, now); !errors.Is(err, storage.ErrConflict) {
 		return err
 	}

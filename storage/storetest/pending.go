@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/storage"
 )
 
@@ -146,7 +147,7 @@ func testPendingExpiry(t *testing.T, f *fixture) {
 	exp := base.Add(pendingTTL)
 	waiting := f.createPending(c.ID, base, exp)
 	approved := f.createPending(c.ID, base, exp)
-	f.must(f.s.DecidePending(f.ctx, approved.ID, storage.PendingApproved, "alice", base), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, approved.ID, oauth.PendingApproved, "alice", base), "DecidePending")
 	for _, tc := range []struct {
 		name string
 		now  time.Time
@@ -187,11 +188,13 @@ func testPendingExpiry(t *testing.T, f *fixture) {
 func testPendingDecide(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	for _, tc := range []struct {
-		name, status, subject string
+		name    string
+		status  oauth.PendingStatus
+		subject string
 	}{
-		{"Approve", storage.PendingApproved, "alice"},
-		{"Deny", storage.PendingDenied, ""},
-		{"DenyWithSubject", storage.PendingDenied, "bob"},
+		{"Approve", oauth.PendingApproved, "alice"},
+		{"Deny", oauth.PendingDenied, ""},
+		{"DenyWithSubject", oauth.PendingDenied, "bob"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := f.sub(t)
@@ -224,17 +227,17 @@ func testPendingDecide(t *testing.T, f *fixture) {
 // decided again: ErrConflict, and the first decision stands.
 func testPendingDecideTwice(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
-	for _, first := range []string{storage.PendingApproved, storage.PendingDenied, storage.PendingCompleted} {
-		for _, second := range []string{storage.PendingApproved, storage.PendingDenied} {
-			t.Run(first+"Then"+second, func(t *testing.T) {
+	for _, first := range []oauth.PendingStatus{oauth.PendingApproved, oauth.PendingDenied, oauth.PendingCompleted} {
+		for _, second := range []oauth.PendingStatus{oauth.PendingApproved, oauth.PendingDenied} {
+			t.Run(string(first+"Then"+second), func(t *testing.T) {
 				f := f.sub(t)
 				p := f.createPending(c.ID, base, base.Add(pendingTTL))
 				status := first
-				if first == storage.PendingCompleted {
-					status = storage.PendingApproved
+				if first == oauth.PendingCompleted {
+					status = oauth.PendingApproved
 				}
 				f.must(f.s.DecidePending(f.ctx, p.ID, status, "alice", base), "first DecidePending")
-				if first == storage.PendingCompleted {
+				if first == oauth.PendingCompleted {
 					g, code := f.newGrantAndCode(p, "alice", base, base.Add(time.Minute))
 					f.must(f.s.CompletePending(f.ctx, p.ID, g, code, base), "CompletePending")
 				}
@@ -253,11 +256,11 @@ func testPendingDecideTwice(t *testing.T, f *fixture) {
 // ErrNotFound and changes nothing.
 func testPendingDecideAbsent(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
-	wantErr(t, f.s.DecidePending(f.ctx, "no-such-request", storage.PendingApproved, "alice", base), storage.ErrNotFound,
+	wantErr(t, f.s.DecidePending(f.ctx, "no-such-request", oauth.PendingApproved, "alice", base), storage.ErrNotFound,
 		"DecidePending of an unknown request")
 	p := f.createPending(c.ID, base, base.Add(pendingTTL))
 	for _, now := range []time.Time{p.ExpiresAt, p.ExpiresAt.Add(time.Second)} {
-		wantErr(t, f.s.DecidePending(f.ctx, p.ID, storage.PendingApproved, "alice", now), storage.ErrNotFound,
+		wantErr(t, f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", now), storage.ErrNotFound,
 			"DecidePending of a request expired at %s", fmtTime(now))
 	}
 	checkEqual(t, "expired request after failed decisions", f.pendingByHandle(p.HandleHash, base), p)
@@ -268,11 +271,11 @@ func testPendingDecideAbsent(t *testing.T, f *fixture) {
 func testPendingDecideConcurrent(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	p := f.createPending(c.ID, base, base.Add(pendingTTL))
-	status := func(i int) string {
+	status := func(i int) oauth.PendingStatus {
 		if i%2 == 0 {
-			return storage.PendingApproved
+			return oauth.PendingApproved
 		}
-		return storage.PendingDenied
+		return oauth.PendingDenied
 	}
 	subjects := make([]string, concurrency)
 	for i := range subjects {
@@ -296,14 +299,14 @@ func testPendingDecideConcurrent(t *testing.T, f *fixture) {
 func testPendingComplete(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	p := f.createPending(c.ID, base, base.Add(pendingTTL))
-	f.must(f.s.DecidePending(f.ctx, p.ID, storage.PendingApproved, "alice", base), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", base), "DecidePending")
 	now := base.Add(time.Minute)
 	g, code := f.newGrantAndCode(p, "alice", now, now.Add(10*time.Minute))
 	wantG, wantC := clone(g), clone(code)
 	f.must(f.s.CompletePending(f.ctx, p.ID, g, code, now), "CompletePending")
 
 	want := clone(p)
-	want.Status, want.Subject = storage.PendingCompleted, "alice"
+	want.Status, want.Subject = oauth.PendingCompleted, "alice"
 	checkEqual(t, "completed request", f.pendingByHandle(p.HandleHash, now), want)
 	checkEqual(t, "grant stored by CompletePending", f.grant(g.ID), wantG)
 	checkEqual(t, "code stored by CompletePending", f.code(code.Hash, now), wantC)
@@ -320,17 +323,17 @@ func testPendingCompleteStates(t *testing.T, f *fixture) {
 	for _, tc := range []struct {
 		name  string
 		setup func(f *fixture, p *storage.PendingRecord)
-		want  string // status afterwards
+		want  oauth.PendingStatus // status afterwards
 	}{
-		{"Waiting", func(*fixture, *storage.PendingRecord) {}, storage.PendingWaiting},
+		{"Waiting", func(*fixture, *storage.PendingRecord) {}, oauth.PendingWaiting},
 		{"Denied", func(f *fixture, p *storage.PendingRecord) {
-			f.must(f.s.DecidePending(f.ctx, p.ID, storage.PendingDenied, "", base), "DecidePending")
-		}, storage.PendingDenied},
+			f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingDenied, "", base), "DecidePending")
+		}, oauth.PendingDenied},
 		{"Completed", func(f *fixture, p *storage.PendingRecord) {
-			f.must(f.s.DecidePending(f.ctx, p.ID, storage.PendingApproved, "alice", base), "DecidePending")
+			f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", base), "DecidePending")
 			g, code := f.newGrantAndCode(p, "alice", base, base.Add(10*time.Minute))
 			f.must(f.s.CompletePending(f.ctx, p.ID, g, code, base), "first CompletePending")
-		}, storage.PendingCompleted},
+		}, oauth.PendingCompleted},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := f.sub(t)
@@ -353,7 +356,7 @@ func testPendingCompleteStates(t *testing.T, f *fixture) {
 func testPendingCompleteAbsent(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	p := f.createPending(c.ID, base, base.Add(pendingTTL))
-	f.must(f.s.DecidePending(f.ctx, p.ID, storage.PendingApproved, "alice", base), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", base), "DecidePending")
 	for _, tc := range []struct {
 		name, id string
 		now      time.Time
@@ -370,8 +373,8 @@ func testPendingCompleteAbsent(t *testing.T, f *fixture) {
 			f.codeGone(code.Hash, base)
 		})
 	}
-	if got := f.pendingByHandle(p.HandleHash, base); got.Status != storage.PendingApproved {
-		t.Errorf("status after failed completions = %q, want %q", got.Status, storage.PendingApproved)
+	if got := f.pendingByHandle(p.HandleHash, base); got.Status != oauth.PendingApproved {
+		t.Errorf("status after failed completions = %q, want %q", got.Status, oauth.PendingApproved)
 	}
 }
 
@@ -381,7 +384,7 @@ func testPendingCompleteAbsent(t *testing.T, f *fixture) {
 func testPendingCompleteConcurrent(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	p := f.createPending(c.ID, base, base.Add(pendingTTL))
-	f.must(f.s.DecidePending(f.ctx, p.ID, storage.PendingApproved, "alice", base), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", base), "DecidePending")
 	now := base.Add(time.Minute)
 	type pair struct {
 		g    string
@@ -416,8 +419,8 @@ func testPendingCompleteConcurrent(t *testing.T, f *fixture) {
 	if storedGrants != 1 || storedCodes != 1 {
 		t.Errorf("concurrent completions stored %d grants and %d codes, want 1 and 1", storedGrants, storedCodes)
 	}
-	if got := f.pendingByHandle(p.HandleHash, now); got.Status != storage.PendingCompleted {
-		t.Errorf("status = %q, want %q", got.Status, storage.PendingCompleted)
+	if got := f.pendingByHandle(p.HandleHash, now); got.Status != oauth.PendingCompleted {
+		t.Errorf("status = %q, want %q", got.Status, oauth.PendingCompleted)
 	}
 }
 
@@ -439,8 +442,8 @@ func testPendingList(t *testing.T, f *fixture) {
 	denied := f.createPending(c.ID, base.Add(5*time.Second), exp)
 	completed := f.issue(c.ID, base.Add(6*time.Second), exp).pending
 	w3 := f.createPending(c.ID, base.Add(7*time.Second), exp)
-	f.must(f.s.DecidePending(f.ctx, approved.ID, storage.PendingApproved, "alice", base.Add(time.Minute)), "DecidePending")
-	f.must(f.s.DecidePending(f.ctx, denied.ID, storage.PendingDenied, "", base.Add(time.Minute)), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, approved.ID, oauth.PendingApproved, "alice", base.Add(time.Minute)), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, denied.ID, oauth.PendingDenied, "", base.Add(time.Minute)), "DecidePending")
 	_, _ = expired, completed
 
 	list, err = f.s.ListPending(f.ctx, now)

@@ -50,7 +50,6 @@ func testRevocationsQuiet(t *testing.T, f *fixture) {
 	is := f.issue(c.ID, base, long)
 	r := f.redeem(is, base.Add(time.Minute), long)
 	f.rotate(is.grant, r, "", base.Add(2*time.Minute), long)
-	f.must(f.s.TouchGrant(f.ctx, is.grant.ID, base.Add(3*time.Minute)), "TouchGrant")
 	f.must(f.s.TouchClient(f.ctx, c.ID, long), "TouchClient")
 	_, err := f.s.Sweep(f.ctx, base.Add(5*time.Minute))
 	f.must(err, "Sweep")

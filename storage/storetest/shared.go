@@ -118,11 +118,11 @@ func Issue(t testing.TB, s storage.Store, id string, at time.Time) (*oauth.Grant
 	}
 	params := oauth.AuthorizationParams{ClientID: c.ID, RedirectURI: "https://app.example/cb", Scopes: []string{"a", "b"}}
 	p := &storage.PendingRecord{ID: "req-" + id, HandleHash: Hash(), UserCodeHash: Hash(), AuthorizationParams: params,
-		Status: storage.PendingWaiting, CreatedAt: at, ExpiresAt: at.Add(10 * time.Minute)}
+		Status: oauth.PendingWaiting, CreatedAt: at, ExpiresAt: at.Add(10 * time.Minute)}
 	if err := s.CreatePending(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DecidePending(ctx, p.ID, storage.PendingApproved, "alice", at); err != nil {
+	if err := s.DecidePending(ctx, p.ID, oauth.PendingApproved, "alice", at); err != nil {
 		t.Fatal(err)
 	}
 	g := &oauth.Grant{ID: "grant-" + id, ClientID: c.ID, Subject: "alice", Scopes: params.Scopes, CreatedAt: at}

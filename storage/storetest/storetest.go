@@ -91,8 +91,6 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Keys", keyTests},
 		{"Sweep", sweepTests},
 		{"RevocationCount", revocationTests},
-		{"Users", userTests},
-		{"Sessions", sessionTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -116,13 +114,14 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 type fixture struct {
 	t   *testing.T
 	s   storage.Store
+	a   storage.AccountStore // set by RunAccounts instead of s
 	ctx context.Context
 }
 
 // sub returns a fixture on the same store for the subtest t: a subtest
 // must not fail its parent with FailNow.
 func (f *fixture) sub(t *testing.T) *fixture {
-	return &fixture{t: t, s: f.s, ctx: t.Context()}
+	return &fixture{t: t, s: f.s, a: f.a, ctx: t.Context()}
 }
 
 // seq numbers the identifiers of a test binary.
@@ -221,7 +220,7 @@ func (f *fixture) newPending(clientID string, createdAt, expiresAt time.Time) *s
 		UserCodeHash:        newHash(),
 		DeviceCodeHash:      newHash(),
 		AuthorizationParams: params(clientID),
-		Status:              storage.PendingWaiting,
+		Status:              oauth.PendingWaiting,
 		CreatedAt:           createdAt,
 		ExpiresAt:           expiresAt,
 	}
@@ -278,11 +277,11 @@ func (f *fixture) issue(clientID string, at, codeExpiresAt time.Time) issued {
 	f.t.Helper()
 	p := f.createPending(clientID, at, at.Add(pendingTTL))
 	subject := f.id("user")
-	f.must(f.s.DecidePending(f.ctx, p.ID, storage.PendingApproved, subject, at), "DecidePending(%s)", p.ID)
-	p.Status, p.Subject = storage.PendingApproved, subject
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, subject, at), "DecidePending(%s)", p.ID)
+	p.Status, p.Subject = oauth.PendingApproved, subject
 	g, c := f.newGrantAndCode(p, subject, at, codeExpiresAt)
 	f.must(f.s.CompletePending(f.ctx, p.ID, g, c, at), "CompletePending(%s)", p.ID)
-	p.Status = storage.PendingCompleted
+	p.Status = oauth.PendingCompleted
 	return issued{pending: p, grant: g, code: c}
 }
 

@@ -94,7 +94,7 @@ func testSweepDeletesDead(t *testing.T, f *fixture) {
 	pAtNow := f.createPending(k.ID, base, now)
 	pLive := f.createPending(k.ID, base, long)
 	pApproved := f.createPending(m.ID, base, long)
-	f.must(f.s.DecidePending(f.ctx, pApproved.ID, storage.PendingApproved, "alice", base), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, pApproved.ID, oauth.PendingApproved, "alice", base), "DecidePending")
 	key := newKey("ES256", base)
 	f.must(f.s.AddKey(f.ctx, key), "AddKey")
 
@@ -142,8 +142,8 @@ func testSweepDeletesDead(t *testing.T, f *fixture) {
 	checkEqual(t, "live code", f.code(g3.code.Hash, now), g3.code)
 	checkEqual(t, "live token", f.refresh(r2.Hash, now), r2)
 	checkEqual(t, "live waiting request", f.pendingByHandle(pLive.HandleHash, now), pLive)
-	if got := f.pendingByHandle(pApproved.HandleHash, now); got.Status != storage.PendingApproved {
-		t.Errorf("live approved request: Status %q, want %q", got.Status, storage.PendingApproved)
+	if got := f.pendingByHandle(pApproved.HandleHash, now); got.Status != oauth.PendingApproved {
+		t.Errorf("live approved request: Status %q, want %q", got.Status, oauth.PendingApproved)
 	}
 	checkIDs(t, "ListKeys after Sweep", ids(f.keys(), keyID), []string{key.ID})
 
@@ -190,7 +190,7 @@ func testSweepConcurrent(t *testing.T, f *fixture) {
 		if err := f.s.CreatePending(f.ctx, p); err != nil {
 			return fmt.Errorf("CreatePending: %w", err)
 		}
-		if err := f.s.DecidePending(f.ctx, p.ID, storage.PendingApproved, "alice", at); err != nil {
+		if err := f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", at); err != nil {
 			return fmt.Errorf("DecidePending: %w", err)
 		}
 		g, code := f.newGrantAndCode(p, "alice", at, live)
@@ -204,9 +204,6 @@ func testSweepConcurrent(t *testing.T, f *fixture) {
 		r1 := newRefresh(g, r0.Hash, at, live)
 		if err := f.s.RotateRefreshToken(f.ctx, r0.Hash, "", r1, at); err != nil {
 			return fmt.Errorf("RotateRefreshToken: %w", err)
-		}
-		if err := f.s.TouchGrant(f.ctx, g.ID, at); err != nil {
-			return fmt.Errorf("TouchGrant: %w", err)
 		}
 		results[i] = result{g, code, r0, r1}
 		return nil

@@ -1,0 +1,196 @@
+package oauth
+
+import (
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+)
+
+// Token endpoint authentication methods (RFC 7591 §2).
+const (
+	AuthMethodNone              = "none"
+	AuthMethodClientSecretBasic = "client_secret_basic"
+	AuthMethodClientSecretPost  = "client_secret_post"
+)
+
+// Grant types (RFC 6749 §4, RFC 7591 §2).
+const (
+	GrantTypeAuthorizationCode = "authorization_code"
+	GrantTypeRefreshToken      = "refresh_token"
+	// GrantTypeDeviceCode is the RFC 8628 §3.4 device authorization grant.
+	GrantTypeDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
+)
+
+// DeviceAuthorization is the device authorization response of RFC 8628
+// §3.2.
+type DeviceAuthorization struct {
+	// DeviceCode is what the device presents at the token endpoint.
+	DeviceCode string `json:"device_code"`
+	// UserCode is what the owner enters (or confirms) where they approve.
+	UserCode string `json:"user_code"`
+	// VerificationURI is where the owner goes to approve.
+	VerificationURI string `json:"verification_uri"`
+	// VerificationURIComplete also carries the user code.
+	VerificationURIComplete string `json:"verification_uri_complete,omitempty"`
+	// ExpiresIn is the lifetime of both codes, in seconds.
+	ExpiresIn int64 `json:"expires_in"`
+	// Interval is the minimum number of seconds between polls.
+	Interval int64 `json:"interval,omitempty"`
+}
+
+// Client is a registered OAuth client (RFC 7591 §2). The registration
+// metadata is go-sdk's oauthex type, so the JSON shape is the RFC's.
+type Client struct {
+	oauthex.ClientRegistrationMetadata
+
+	// ID (client_id) identifies the client. Required.
+	ID string
+	// SecretHash is the hex SHA-256 of the client secret; empty for a public
+	// client (token_endpoint_auth_method "none").
+	SecretHash string
+	// IssuedAt (client_id_issued_at) is when the client was registered.
+	IssuedAt time.Time
+	// ExpiresAt is when an unused registration lapses; each use renews it.
+	// Zero means never.
+	ExpiresAt time.Time
+}
+
+// Public reports whether the client authenticates with "none" (RFC 6749 §2.1).
+func (c *Client) Public() bool {
+	return c.TokenEndpointAuthMethod == AuthMethodNone
+}
+
+// AuthorizationParams is a validated authorization request (OAuth 2.1 §4.1.1,
+// RFC 7636 §4.3, RFC 8707 §2).
+type AuthorizationParams struct {
+	// ClientID (client_id) of the requesting client.
+	ClientID string
+	// RedirectURI (redirect_uri) the response goes to: the one the client
+	// sent, or its only registered one when it sent none.
+	RedirectURI string
+	// RedirectURIExplicit records whether redirect_uri was in the request;
+	// if so, the token request must repeat it (RFC 6749 §4.1.3).
+	RedirectURIExplicit bool
+	// State (state) is returned unchanged to the client.
+	State string
+	// Scopes granted if the owner approves: the requested scopes the server
+	// knows, or the default scopes when none were requested.
+	Scopes []string
+	// CodeChallenge (code_challenge) for PKCE; the method is always S256.
+	CodeChallenge string
+	// Resource (resource) is the canonical resource the tokens are bound to.
+	Resource string
+}
+
+// AuthorizationCode is an issued authorization code (OAuth 2.1 §4.1.2).
+type AuthorizationCode struct {
+	// Code is the value as presented; implementations store only its hash.
+	Code string
+	// GrantID identifies the grant the code belongs to.
+	GrantID string
+	// Subject is the resource owner who approved.
+	Subject string
+	// ExpiresAt bounds the code's lifetime (10 minutes by default).
+	ExpiresAt time.Time
+	AuthorizationParams
+}
+
+// Grant is an owner's consent for one client: the scopes and resource it may
+// access. Codes, refresh tokens and access tokens all carry the grant's ID,
+// and revoking the grant stops every one of them.
+type Grant struct {
+	ID       string
+	ClientID string
+	Subject  string
+	Scopes   []string
+	Resource string
+	// RedirectURI is the redirect URI the grant was approved for. Clients
+	// identified by a metadata document are shared by many installations
+	// (one ChatGPT document for every user), which only their redirect
+	// URIs tell apart.
+	RedirectURI string
+	CreatedAt   time.Time
+	LastUsedAt  time.Time
+	// RevokedAt is zero while the grant is active.
+	RevokedAt time.Time
+}
+
+// RefreshToken is an issued refresh token (OAuth 2.1 §4.3).
+type RefreshToken struct {
+	// Token is the value as presented; implementations store only its hash.
+	Token     string
+	ClientID  string
+	GrantID   string
+	Subject   string
+	Scopes    []string
+	Resource  string
+	ExpiresAt time.Time
+	// Rotation is opaque provider state carried from LoadRefreshToken to
+	// ExchangeRefreshToken, so that of concurrent exchanges of one token
+	// exactly one rotates it (optimistic concurrency).
+	Rotation string
+}
+
+// AccessToken is what a verified access token grants (RFC 9068 claims).
+type AccessToken struct {
+	// Token is the value as presented.
+	Token string
+	// ID is the token's unique identifier (jti).
+	ID       string
+	ClientID string
+	GrantID  string
+	Subject  string
+	Scopes   []string
+	// Resource is the audience (aud) the token is bound to (RFC 8707).
+	Resource  string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// TokenResponse is a successful token response (RFC 6749 §5.1).
+type TokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+}
+
+// PendingStatus is the state of an authorization request waiting for, or
+// given, the owner's decision (see [Approver]).
+type PendingStatus string
+
+// The states of a pending request. A request moves from PendingWaiting to
+// PendingApproved or PendingDenied once, and from PendingApproved to
+// PendingCompleted when its authorization code (or, for a device, its
+// tokens) is issued.
+const (
+	PendingWaiting   PendingStatus = "pending"
+	PendingApproved  PendingStatus = "approved"
+	PendingDenied    PendingStatus = "denied"
+	PendingCompleted PendingStatus = "completed"
+)
+
+// PendingRequest is an authorization request as the approval page and the
+// console show it (see [Approver]).
+type PendingRequest struct {
+	// ID is the request's public identifier, safe to show and log.
+	ID string
+	// UserCode is the code in display form (four letters, a hyphen, four
+	// letters, e.g. KXWT-BMRD); set only when the request was looked up by
+	// its handle and code ([Approver.Poll]).
+	UserCode string
+	// Client is the requesting client. For a client identified by a
+	// metadata document that could not be fetched just now it has only
+	// its ID.
+	Client *Client
+	AuthorizationParams
+	// Device reports an RFC 8628 device authorization request, which has
+	// no browser tab and no redirect URI.
+	Device bool
+	Status PendingStatus
+	// Subject is the owner who approved; empty until then.
+	Subject   string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
