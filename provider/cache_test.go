@@ -88,7 +88,7 @@ func issueFor(t *testing.T, p *provider.Provider, subject string) *oauth.TokenRe
 	if _, err := p.Approve(ctx, code, subject); err != nil {
 		t.Fatal(err)
 	}
-	to, err := p.Complete(ctx, h, code)
+	to, err := complete(p, h, code)
 	must(t, err)
 	u, _ := url.Parse(to)
 	ac, err := p.LoadAuthorizationCode(ctx, u.Query().Get("code"))

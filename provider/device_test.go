@@ -96,7 +96,7 @@ func TestDeviceExpired(t *testing.T) {
 	e.clk.Advance(provider.DefaultPendingTTL)
 	_, err := e.p.ExchangeDeviceCode(ctx, c, da.DeviceCode)
 	wantOAuthError(t, err, oauth.ErrExpiredToken, "poll after expiry")
-	if _, err := e.p.Approve(ctx, da.UserCode, "alice"); !errors.Is(err, provider.ErrUnknownRequest) {
+	if _, err := e.p.Approve(ctx, da.UserCode, "alice"); !errors.Is(err, oauth.ErrUnknownRequest) {
 		t.Errorf("approving an expired device request: %v", err)
 	}
 }

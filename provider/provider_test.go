@@ -15,6 +15,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/internal/secret"
 	"github.com/mcp-oauth/oauth/internal/testclock"
 	"github.com/mcp-oauth/oauth/provider"
 	"github.com/mcp-oauth/oauth/storage/memory"
@@ -128,6 +129,16 @@ func TestKeysPersistAndRotate(t *testing.T) {
 	}
 }
 
+// complete polls as the approval page does once the request is decided,
+// and returns where the browser is sent.
+func complete(p *provider.Provider, handle, code string) (string, error) {
+	_, to, err := p.Poll(ctx, &oauth.PollRequest{Handle: handle, UserCode: code})
+	if err == nil && to == "" {
+		err = errors.New("poll sent the browser nowhere")
+	}
+	return to, err
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -142,7 +153,7 @@ func (e *env) issue(t *testing.T, c *oauth.Client) *oauth.TokenResponse {
 	if _, err := e.p.Approve(ctx, code, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	to, err := e.p.Complete(ctx, h, code)
+	to, err := complete(e.p, h, code)
 	must(t, err)
 	u, _ := url.Parse(to)
 	ac, err := e.p.LoadAuthorizationCode(ctx, u.Query().Get("code"))
@@ -156,15 +167,15 @@ func TestApprovalErrors(t *testing.T) {
 	e := newEnv(t, nil)
 	c, _ := e.client(t, "none")
 	h, code := e.pending(t, c)
-	if _, err := e.p.Complete(ctx, h, code); !errors.Is(err, provider.ErrNotDecided) {
-		t.Fatalf("complete undecided: %v", err)
+	if p, to, err := e.p.Poll(ctx, &oauth.PollRequest{Handle: h, UserCode: code}); err != nil || to != "" || p.Status != oauth.PendingWaiting || p.UserCode != code {
+		t.Fatalf("poll of an undecided request: %+v, %q, %v", p, to, err)
 	}
 	for name, tc := range map[string]struct {
 		code, subject string
 		want          error
 	}{
-		"unknown code":  {"BCDF-GHJK", "alice", provider.ErrUnknownRequest},
-		"garbage code":  {"<script>", "alice", provider.ErrUnknownRequest},
+		"unknown code":  {"BCDF-GHJK", "alice", oauth.ErrUnknownRequest},
+		"garbage code":  {"<script>", "alice", oauth.ErrUnknownRequest},
 		"empty subject": {code, "", nil},
 		"long subject":  {code, strings.Repeat("a", 256), nil},
 	} {
@@ -173,29 +184,39 @@ func TestApprovalErrors(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if _, err := e.p.PendingByHandle(ctx, h, "BCDF-GHJK"); !errors.Is(err, provider.ErrUnknownRequest) {
-		t.Error("handle with the wrong user code was accepted")
-	}
-	if _, err := e.p.PendingByHandle(ctx, "mcp_req_x", code); !errors.Is(err, provider.ErrUnknownRequest) {
-		t.Error("malformed handle accepted")
+	for _, hold := range []bool{false, true} {
+		if _, _, err := e.p.Poll(ctx, &oauth.PollRequest{Handle: h, UserCode: "BCDF-GHJK", Hold: hold}); !errors.Is(err, oauth.ErrUnknownRequest) {
+			t.Error("handle with the wrong user code was accepted")
+		}
+		if _, _, err := e.p.Poll(ctx, &oauth.PollRequest{Handle: "mcp_req_x", UserCode: code, Hold: hold}); !errors.Is(err, oauth.ErrUnknownRequest) {
+			t.Error("malformed handle accepted")
+		}
 	}
 	// Lower case, no hyphen.
 	if _, err := e.p.Approve(ctx, strings.ToLower(strings.ReplaceAll(code, "-", "")), "alice"); err != nil {
 		t.Fatalf("approve normalized code: %v", err)
 	}
-	if _, err := e.p.Approve(ctx, code, "bob"); !errors.Is(err, provider.ErrAlreadyDecided) {
+	if _, err := e.p.Approve(ctx, code, "bob"); !errors.Is(err, oauth.ErrAlreadyDecided) {
 		t.Fatalf("second approval: %v", err)
 	}
-	if _, err := e.p.Deny(ctx, code); !errors.Is(err, provider.ErrAlreadyDecided) {
+	if _, err := e.p.Deny(ctx, code); !errors.Is(err, oauth.ErrAlreadyDecided) {
 		t.Fatalf("deny after approval: %v", err)
 	}
-	to, err := e.p.Complete(ctx, h, code)
-	must(t, err)
-	if u, _ := url.Parse(to); u.Query().Get("code") == "" || u.Query().Get("iss") != "https://as.example" || u.Query().Get("state") != "s" {
-		t.Fatalf("redirect %s", to)
+	// Hold (a setup step runs first) leaves the approved request as it is.
+	for range 2 {
+		if p, to, err := e.p.Poll(ctx, &oauth.PollRequest{Handle: h, UserCode: code, Hold: true}); err != nil || to != "" || p.Status != oauth.PendingApproved || p.Subject != "alice" {
+			t.Fatalf("held poll of an approved request: %+v, %q, %v", p, to, err)
+		}
 	}
-	if _, err := e.p.Complete(ctx, h, code); !errors.Is(err, provider.ErrCompleted) {
-		t.Fatalf("second completion: %v", err)
+	p, to, err := e.p.Poll(ctx, &oauth.PollRequest{Handle: h, UserCode: code})
+	must(t, err)
+	if u, _ := url.Parse(to); u.Query().Get("code") == "" || u.Query().Get("iss") != "https://as.example" || u.Query().Get("state") != "s" || p.Status != oauth.PendingCompleted {
+		t.Fatalf("redirect %s, status %q", to, p.Status)
+	}
+	for _, hold := range []bool{false, true} {
+		if p, to, err := e.p.Poll(ctx, &oauth.PollRequest{Handle: h, UserCode: code, Hold: hold}); err != nil || to != "" || p.Status != oauth.PendingCompleted {
+			t.Fatalf("poll after completion (hold %v): %+v, %q, %v", hold, p, to, err)
+		}
 	}
 }
 
@@ -208,7 +229,7 @@ func TestPendingExpires(t *testing.T) {
 		t.Fatalf("ListPending = %v", list)
 	}
 	e.clk.Advance(10 * time.Minute)
-	if _, err := e.p.Approve(ctx, code, "alice"); !errors.Is(err, provider.ErrUnknownRequest) {
+	if _, err := e.p.Approve(ctx, code, "alice"); !errors.Is(err, oauth.ErrUnknownRequest) {
 		t.Fatalf("approve after 10 minutes: %v", err)
 	}
 }
@@ -218,7 +239,7 @@ func TestCodeAndTokenExpiry(t *testing.T) {
 	c, _ := e.client(t, "none")
 	h, code := e.pending(t, c)
 	e.p.Approve(ctx, code, "alice")
-	to, _ := e.p.Complete(ctx, h, code)
+	to, _ := complete(e.p, h, code)
 	u, _ := url.Parse(to)
 	e.clk.Advance(10 * time.Minute)
 	if _, err := e.p.LoadAuthorizationCode(ctx, u.Query().Get("code")); !errors.Is(err, oauth.ErrInvalidGrant) {
@@ -269,11 +290,11 @@ func TestConfidentialSecret(t *testing.T) {
 	if !strings.HasPrefix(sec, "mcp_cs_") || c.SecretHash == "" || strings.Contains(c.SecretHash, sec) {
 		t.Fatalf("secret %q, hash %q", sec, c.SecretHash)
 	}
-	if !provider.AuthenticateClient(c, sec) || provider.AuthenticateClient(c, sec+"x") || provider.AuthenticateClient(c, "") {
-		t.Fatal("AuthenticateClient")
+	if c.SecretHash != secret.Hash(sec) {
+		t.Fatal("SecretHash is not the secret's SHA-256")
 	}
 	pub, sec2 := e.client(t, "none")
-	if sec2 != "" || pub.SecretHash != "" || provider.AuthenticateClient(pub, "") {
+	if sec2 != "" || pub.SecretHash != "" {
 		t.Fatal("public client has a secret")
 	}
 }

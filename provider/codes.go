@@ -1,0 +1,161 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/internal/jwtkeys"
+	"github.com/mcp-oauth/oauth/internal/redirect"
+	"github.com/mcp-oauth/oauth/internal/secret"
+	"github.com/mcp-oauth/oauth/storage"
+)
+
+// replaceOlderGrants revokes, once the new grant's code has been redeemed,
+// the subject's other active grants for the
+// same application, so that clients that register again and re-authorize
+// (Claude does, on invalid_client) do not pile up grants. The same
+// application is: the same client_id, or a registered client with the same
+// client_name and redirect URIs (a re-registration). For a client identified
+// by a metadata document, which many installations share, only grants for
+// the same redirect URI are replaced. Grants whose codes are not redeemed
+// yet count too: of two authorizations in flight, the later redemption
+// wins. Failures are logged: the new grant stands either way.
+func (p *Provider) replaceOlderGrants(ctx context.Context, g *oauth.Grant, c *oauth.Client) {
+	grants, err := p.store.ListSubjectGrants(ctx, g.Subject)
+	if err != nil {
+		p.log.Error("mcpauth: list grants to replace", "err", err)
+		return
+	}
+	cimd := strings.HasPrefix(g.ClientID, "https://")
+	for _, o := range grants {
+		if o.ID == g.ID || o.Subject != g.Subject {
+			continue
+		}
+		same := o.ClientID == g.ClientID
+		if cimd {
+			same = same && sameInstallation(o.RedirectURI, g.RedirectURI)
+		} else if !same && !strings.HasPrefix(o.ClientID, "https://") {
+			oc, err := p.store.GetClient(ctx, o.ClientID, p.now())
+			same = err == nil && oc.ClientName == c.ClientName && slices.Equal(oc.RedirectURIs, c.RedirectURIs)
+		}
+		if !same {
+			continue
+		}
+		if err := p.revokeGrant(ctx, o.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			p.log.Error("mcpauth: revoke replaced grant", "grant_id", o.ID, "err", err)
+			continue
+		}
+		p.log.Info("mcpauth: grant replaced by a new authorization", "grant_id", o.ID, "new_grant_id", g.ID, "client_id", g.ClientID)
+	}
+}
+
+// sameInstallation compares the redirect URIs of two grants of one
+// metadata-document client; loopback URIs match whatever their ports, since
+// native apps pick a new port each time (RFC 8252 §7.3).
+func sameInstallation(a, b string) bool {
+	if a == b {
+		return true
+	}
+	return redirect.Match([]string{a}, b)
+}
+
+// LoadAuthorizationCode implements oauth.Provider. A code that was already
+// redeemed revokes its grant (OAuth 2.1 §4.1.3).
+func (p *Provider) LoadAuthorizationCode(ctx context.Context, code string) (*oauth.AuthorizationCode, error) {
+	if !secret.WellFormed(secret.PrefixCode, code) {
+		return nil, oauth.ErrInvalidGrant.WithDescription("invalid authorization code")
+	}
+	rec, err := p.store.GetCode(ctx, secret.Hash(code), p.now())
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, oauth.ErrInvalidGrant.WithDescription("invalid or expired authorization code")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("provider: get code: %w", err)
+	}
+	if !rec.ConsumedAt.IsZero() {
+		p.revokeForReplay(ctx, rec.GrantID, "authorization code replayed")
+		return nil, oauth.ErrInvalidGrant.WithDescription("authorization code already used")
+	}
+	ac := rec.AuthorizationCode
+	ac.Code = code
+	return &ac, nil
+}
+
+func (p *Provider) revokeForReplay(ctx context.Context, grantID, why string) {
+	if err := p.revokeGrant(ctx, grantID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		p.log.Error("mcpauth: revoking grant after replay failed", "grant_id", grantID, "err", err)
+		return
+	}
+	p.log.Warn("mcpauth: grant revoked: "+why, "grant_id", grantID)
+}
+
+// ExchangeAuthorizationCode implements oauth.Provider.
+func (p *Provider) ExchangeAuthorizationCode(ctx context.Context, client *oauth.Client, code *oauth.AuthorizationCode) (*oauth.TokenResponse, error) {
+	now := p.now()
+	rt := secret.New(secret.PrefixRefreshToken)
+	rec := &storage.RefreshRecord{
+		Hash: secret.Hash(rt), ClientID: client.ID, GrantID: code.GrantID, Subject: code.Subject,
+		Scopes: code.Scopes, Resource: code.Resource, CreatedAt: now, ExpiresAt: now.Add(p.opts.RefreshTokenTTL),
+	}
+	switch err := p.store.RedeemCode(ctx, secret.Hash(code.Code), now, rec); {
+	case errors.Is(err, storage.ErrConflict):
+		p.revokeForReplay(ctx, code.GrantID, "authorization code redeemed twice")
+		return nil, oauth.ErrInvalidGrant.WithDescription("authorization code already used")
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, oauth.ErrInvalidGrant.WithDescription("invalid or expired authorization code")
+	case err != nil:
+		return nil, fmt.Errorf("provider: redeem code: %w", err)
+	}
+	p.touch(ctx, client)
+	// Only a redeemed code replaces older grants: a look-alike registration
+	// whose code is never redeemed must not revoke the real client's grant.
+	p.replaceOlderGrants(ctx, &oauth.Grant{ID: code.GrantID, ClientID: client.ID, Subject: code.Subject, RedirectURI: code.RedirectURI}, client)
+	return p.tokenResponse(ctx, client.ID, code.GrantID, code.Subject, code.Scopes, code.Resource, rt)
+}
+
+// touch renews the client registration (about once a day per client); a
+// failure is logged, not returned, since the exchange has succeeded. The
+// grant's last use is recorded by the redemption or rotation itself, in
+// the same transaction.
+func (p *Provider) touch(ctx context.Context, client *oauth.Client) {
+	now := p.now()
+	// Only stored registrations lapse; metadata-document clients and
+	// registrations that never expire have no ExpiresAt to renew.
+	if p.opts.ClientTTL > 0 && !client.ExpiresAt.IsZero() && client.ExpiresAt.Sub(now) < p.opts.ClientTTL-24*time.Hour {
+		exp := now.Add(p.opts.ClientTTL)
+		if err := p.store.TouchClient(ctx, client.ID, exp); err != nil {
+			p.log.Error("mcpauth: renew client", "client_id", client.ID, "err", err)
+		} else if p.grants != nil {
+			p.grants.renewClient(client.ID, exp)
+		}
+	}
+}
+
+func (p *Provider) tokenResponse(ctx context.Context, clientID, grantID, subject string, scopes []string, resource, refresh string) (*oauth.TokenResponse, error) {
+	now := p.now()
+	k := p.freshKeys(ctx).active
+	scope := strings.Join(scopes, " ")
+	at, err := k.Sign(&jwtkeys.Claims{
+		RegisteredClaims: registeredClaims(p.opts.Issuer, subject, resource, now, p.opts.AccessTokenTTL),
+		ClientID:         clientID,
+		Scope:            scope,
+		GrantID:          grantID,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provider: %w", err)
+	}
+	return &oauth.TokenResponse{
+		AccessToken:  at,
+		TokenType:    "Bearer",
+		ExpiresIn:    int64(p.opts.AccessTokenTTL / time.Second),
+		RefreshToken: refresh,
+		Scope:        scope,
+	}, nil
+}
+
+// LoadRefreshToken implements oauth.Provider. Presenting a spent token
