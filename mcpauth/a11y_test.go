@@ -32,7 +32,7 @@ type focusInfo struct {
 // order, each with a visible focus ring.
 func TestBrowserAccessibility(t *testing.T) {
 	audit, focus := a11yScript(t, "a11y-audit.js"), a11yScript(t, "a11y-focus.js")
-	f := newFixture(t, func(o *Options) { o.DevicePage.ProductName = "Notes" })
+	f := newFixture(t, func(o *Options) { o.ApprovalPage.ProductName = "Notes" })
 	addOwner(t, f)
 	// Lists with long entries, as a phone must show them.
 	f.register(`{"redirect_uris":["http://127.0.0.1:33418/a/rather/long/callback/path/that/a/phone/must/wrap/somewhere"],"token_endpoint_auth_method":"none","client_name":"A client with a rather long name that must wrap too"}`)

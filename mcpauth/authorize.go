@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	oauth "github.com/mcp-oauth/oauth"
-	"github.com/mcp-oauth/oauth/devicepage"
+	"github.com/mcp-oauth/oauth/internal/page"
 	"github.com/mcp-oauth/oauth/internal/redirect"
 )
 
@@ -194,7 +194,7 @@ func isB64URL(s string) bool {
 }
 
 // pageHeaders protects HTML pages against framing and sniffing.
-func pageHeaders(w http.ResponseWriter) { devicepage.SetPageHeaders(w.Header()) }
+func pageHeaders(w http.ResponseWriter) { page.SetHeaders(w.Header()) }
 
 func (s *AuthorizationServer) showError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")

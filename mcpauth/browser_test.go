@@ -15,9 +15,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/mcp-oauth/oauth/devicepage"
+	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/approval"
 	"github.com/mcp-oauth/oauth/internal/browsertest"
-	"github.com/mcp-oauth/oauth/provider"
 )
 
 // callbackServer is a client's redirect URI on loopback; it records the
@@ -105,7 +105,7 @@ func TestBrowserDeniedTab(t *testing.T) {
 // TestBrowserExpiredTab: when the request expires the page says so and
 // stays (no redirect).
 func TestBrowserExpiredTab(t *testing.T) {
-	f := newFixture(t, func(o *Options) { o.PendingTTL = 3 * time.Second })
+	f := newFixture(t, func(o *Options) { o.ProviderOptions.PendingTTL = 3 * time.Second })
 	tab, _, landed := openAuthorizeTab(t, f)
 	ctx, cancel := context.WithTimeout(tab, 15*time.Second)
 	defer cancel()
@@ -392,7 +392,7 @@ func TestBrowserSetupStep(t *testing.T) {
 	var mu sync.Mutex
 	got := map[string]string{} // request ID → what its step collected
 	f := newFixture(t, func(o *Options) {
-		o.DevicePage.Step = func(w http.ResponseWriter, r *http.Request, p *provider.Pending) bool {
+		o.ApprovalPage.Step = func(w http.ResponseWriter, r *http.Request, p *oauth.PendingRequest) bool {
 			mu.Lock()
 			defer mu.Unlock()
 			if got[p.ID] != "" {
@@ -404,7 +404,7 @@ func TestBrowserSetupStep(t *testing.T) {
 			}
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			io.WriteString(w, `<!doctype html><title>Setup</title><form method="post" data-step><input type="hidden" name="`+
-				devicepage.StepField+`" value="1"><label for="k">API key</label><input id="k" name="api_key"><button type="submit">Save</button></form>`)
+				approval.StepField+`" value="1"><label for="k">API key</label><input id="k" name="api_key"><button type="submit">Save</button></form>`)
 			return false
 		}
 	})

@@ -14,8 +14,9 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/mcp-oauth/oauth/devicepage"
-	"github.com/mcp-oauth/oauth/provider"
+	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/approval"
+	"github.com/mcp-oauth/oauth/internal/page"
 )
 
 // consoleClient is a browser-like HTTP client with a cookie jar.
@@ -135,7 +136,7 @@ func TestConsoleRefusesForgedPosts(t *testing.T) {
 		hdr  map[string]string
 	}{
 		"no token":          {url.Values{"client_id": {cl.id}}, nil},
-		"wrong token":       {url.Values{"client_id": {cl.id}, "csrf": {devicepage.CSRFToken("mcp_sess_other")}}, nil},
+		"wrong token":       {url.Values{"client_id": {cl.id}, "csrf": {page.CSRFToken("mcp_sess_other")}}, nil},
 		"cross-site fetch":  {url.Values{"client_id": {cl.id}, "csrf": {c.csrf}}, map[string]string{"Sec-Fetch-Site": "cross-site"}},
 		"cross-site origin": {url.Values{"client_id": {cl.id}, "csrf": {c.csrf}}, map[string]string{"Origin": "https://evil.example"}},
 	} {
@@ -211,7 +212,7 @@ func TestQuickAuthorizeRefusals(t *testing.T) {
 	}{
 		"no token":    {url.Values{"request": {q.Get("request")}, "user_code": {q.Get("user_code")}}, nil},
 		"cross-site":  {url.Values{"request": {q.Get("request")}, "user_code": {q.Get("user_code")}, "csrf": {c.csrf}}, map[string]string{"Sec-Fetch-Site": "cross-site"}},
-		"wrong token": {url.Values{"request": {q.Get("request")}, "user_code": {q.Get("user_code")}, "csrf": {devicepage.CSRFToken("mcp_sess_x")}}, nil},
+		"wrong token": {url.Values{"request": {q.Get("request")}, "user_code": {q.Get("user_code")}, "csrf": {page.CSRFToken("mcp_sess_x")}}, nil},
 	} {
 		if st, _ := c.post(path, tc.form, tc.hdr); st != http.StatusForbidden {
 			t.Errorf("%s: status %d, want 403", name, st)
@@ -264,7 +265,7 @@ func TestDeviceCodeThroughConsole(t *testing.T) {
 func TestConsoleHostIdentity(t *testing.T) {
 	f := newFixture(t, func(o *Options) {
 		o.Console.SignInURL = "https://sso.example/login"
-		o.Console.Identity = devicepage.IdentityFunc(func(r *http.Request) (string, error) { return r.Header.Get("X-Test-User"), nil })
+		o.Console.Identity = approval.IdentityFunc(func(r *http.Request) (string, error) { return r.Header.Get("X-Test-User"), nil })
 	})
 	c := newConsoleClient(t, f)
 	st, body, _ := c.get("/console")
@@ -298,7 +299,7 @@ func TestConsoleHostIdentity(t *testing.T) {
 // TestLogoOnPages: a configured logo appears on the tab and the console,
 // and the CSP allows images from its origin and no other.
 func TestLogoOnPages(t *testing.T) {
-	f := newFixture(t, func(o *Options) { o.DevicePage.LogoURL = "https://cdn.example/logo.png" })
+	f := newFixture(t, func(o *Options) { o.ApprovalPage.LogoURL = "https://cdn.example/logo.png" })
 	cl := f.publicClient()
 	r := f.get("/authorize?" + authParams(cl).Encode())
 	loc, _ := url.Parse(r.header.Get("Location"))
@@ -319,7 +320,7 @@ func TestSetupStep(t *testing.T) {
 	var gotKey, gotClient string
 	doneFor := map[string]bool{} // the host remembers, per request, that its step is done
 	f := newFixture(t, func(o *Options) {
-		o.DevicePage.Step = func(w http.ResponseWriter, r *http.Request, p *provider.Pending) bool {
+		o.ApprovalPage.Step = func(w http.ResponseWriter, r *http.Request, p *oauth.PendingRequest) bool {
 			mu.Lock()
 			defer mu.Unlock()
 			if doneFor[p.ID] {
@@ -329,7 +330,7 @@ func TestSetupStep(t *testing.T) {
 				gotKey, gotClient, doneFor[p.ID] = r.PostFormValue("api_key"), p.ClientID, true
 				return true
 			}
-			io.WriteString(w, `<form method="post" data-step><input type="hidden" name="`+devicepage.StepField+`" value="1"><input name="api_key"></form>`)
+			io.WriteString(w, `<form method="post" data-step><input type="hidden" name="`+approval.StepField+`" value="1"><input name="api_key"></form>`)
 			return false
 		}
 	})
@@ -353,13 +354,13 @@ func TestSetupStep(t *testing.T) {
 		}
 		return f.do(req)
 	}
-	if r := post(url.Values{devicepage.StepField: {"1"}, "api_key": {"k"}}, map[string]string{"Sec-Fetch-Site": "cross-site"}); r.status != http.StatusForbidden {
+	if r := post(url.Values{approval.StepField: {"1"}, "api_key": {"k"}}, map[string]string{"Sec-Fetch-Site": "cross-site"}); r.status != http.StatusForbidden {
 		t.Errorf("cross-site step post: %d, want 403", r.status)
 	}
-	if r := post(url.Values{devicepage.StepField: {"1"}}, nil); !strings.Contains(string(r.body), "data-step") {
+	if r := post(url.Values{approval.StepField: {"1"}}, nil); !strings.Contains(string(r.body), "data-step") {
 		t.Errorf("an incomplete step did not show its form again: %s", r.body)
 	}
-	done := post(url.Values{devicepage.StepField: {"1"}, "api_key": {"secret-key"}}, nil)
+	done := post(url.Values{approval.StepField: {"1"}, "api_key": {"secret-key"}}, nil)
 	mu.Lock()
 	key, client := gotKey, gotClient
 	mu.Unlock()
@@ -377,7 +378,7 @@ func TestSetupStep(t *testing.T) {
 // battery") in f's store, with the cheapest bcrypt cost.
 func addOwner(t *testing.T, f *fixture) {
 	t.Helper()
-	accounts := devicepage.NewAccounts(f.store, devicepage.AccountsOptions{BcryptCost: bcrypt.MinCost})
+	accounts := approval.NewAccounts(f.store, approval.AccountsOptions{BcryptCost: bcrypt.MinCost})
 	if err := accounts.AddUser(context.Background(), "owner", "correct horse battery"); err != nil {
 		t.Fatal(err)
 	}
@@ -517,7 +518,7 @@ func TestConsoleSignInBehindProxy(t *testing.T) {
 // it never opened the console, and the button works.
 func TestQuickAuthorizeWithHostIdentity(t *testing.T) {
 	f := newFixture(t, func(o *Options) {
-		o.Console.Identity = devicepage.IdentityFunc(func(r *http.Request) (string, error) { return r.Header.Get("X-Test-User"), nil })
+		o.Console.Identity = approval.IdentityFunc(func(r *http.Request) (string, error) { return r.Header.Get("X-Test-User"), nil })
 	})
 	cl := f.publicClient()
 	loc, _ := url.Parse(f.get("/authorize?" + authParams(cl).Encode()).header.Get("Location"))

@@ -27,7 +27,7 @@ func deviceFixture(t *testing.T) (*fixture, *provider.Provider, *testclock.Clock
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(newMCPServer(), Options{Issuer: base, Provider: p})
+	h, err := Wrap(newMCPServer(), Options{Issuer: base, Provider: p})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/mcp-oauth/oauth/storage"
 	"github.com/mcp-oauth/oauth/storage/memory"
 )
 
@@ -25,7 +24,7 @@ type fixture struct {
 	srv   *httptest.Server
 	h     *Handler
 	base  string
-	store storage.Store
+	store *memory.Store
 }
 
 func newMCPServer() *mcp.Server {
@@ -45,7 +44,7 @@ func newFixture(t *testing.T, mutate func(*Options)) *fixture {
 	if mutate != nil {
 		mutate(&opts)
 	}
-	h, err := New(newMCPServer(), opts)
+	h, err := Wrap(newMCPServer(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

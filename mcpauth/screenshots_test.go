@@ -24,7 +24,7 @@ import (
 // schemes.
 func TestScreenshots(t *testing.T) {
 	dir := os.Getenv("MCPAUTH_SCREENSHOTS")
-	f := newFixture(t, func(o *Options) { o.DevicePage.ProductName = "Notes" })
+	f := newFixture(t, func(o *Options) { o.ApprovalPage.ProductName = "Notes" })
 	addOwner(t, f)
 	cl := f.register(`{"redirect_uris":["http://127.0.0.1:33418/callback"],"token_endpoint_auth_method":"none","client_name":"Claude Code"}`)
 	// One grant, so that the console's lists have something to show.

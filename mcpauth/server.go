@@ -1,7 +1,6 @@
 package mcpauth
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,7 +14,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	oauth "github.com/mcp-oauth/oauth"
-	"github.com/mcp-oauth/oauth/devicepage"
+	"github.com/mcp-oauth/oauth/approval"
 	"github.com/mcp-oauth/oauth/internal/ratelimit"
 	"github.com/mcp-oauth/oauth/internal/redirect"
 )
@@ -38,12 +37,16 @@ const (
 	wellKnownAS             = "/.well-known/oauth-authorization-server"
 	wellKnownOIDC           = "/.well-known/openid-configuration"
 	wellKnownPRM            = "/.well-known/oauth-protected-resource"
-	DefaultMCPPath          = "/mcp"
-	defaultScopeMCP         = "mcp"
+	// DefaultMCPPath is the MCP endpoint's path when Options.MCPPath is
+	// empty.
+	DefaultMCPPath = "/mcp"
+	// DefaultScope is the one scope a server knows when Options.Scopes
+	// (ServerOptions.Scopes) is empty.
+	DefaultScope = "mcp"
+	// pathStatus is appended to PathDevice for the approval page's status
+	// endpoint (see approval.NewPage).
+	pathStatus = "/status"
 )
-
-// DefaultScopes is the scope set used when Options.Scopes is empty.
-var DefaultScopes = []string{defaultScopeMCP}
 
 // ServerOptions configure an [AuthorizationServer].
 type ServerOptions struct {
@@ -56,7 +59,7 @@ type ServerOptions struct {
 	Resource string
 	// Scopes are the scopes this server knows (scopes_supported). A request
 	// without scope is granted all of them; unknown requested scopes are
-	// ignored (RFC 6749 §3.3). Empty means DefaultScopes.
+	// ignored (RFC 6749 §3.3). Empty means []string{DefaultScope}.
 	Scopes []string
 	// DisableRegistration turns off dynamic client registration (RFC 7591):
 	// /register answers 404 and the metadata omits registration_endpoint.
@@ -69,8 +72,9 @@ type ServerOptions struct {
 	// resolves https client IDs (the default provider with a ClientMetadata
 	// resolver does).
 	ClientIDMetadataDocumentSupported bool
-	// DevicePage configures the approval page; its Logger defaults to Logger.
-	DevicePage devicepage.Options
+	// ApprovalPage configures the approval page, served at PathDevice when
+	// the Provider is an oauth.Approver; its Logger defaults to Logger.
+	ApprovalPage approval.PageOptions
 	// Limits bound how fast one client network may register clients and
 	// start authorization requests.
 	Limits RateLimits
@@ -127,14 +131,10 @@ type AuthorizationServer struct {
 	authLimit   int
 }
 
-// jwksProvider is the optional capability of serving a JWK Set.
-type jwksProvider interface {
-	JWKS(ctx context.Context) ([]byte, error)
-}
-
-// NewAuthorizationServer returns the authorization server for p. When p also
-// implements the approval pages' backend (as *provider.Provider does), the
-// device page is served at /device.
+// NewAuthorizationServer returns the authorization server for p. Optional
+// capabilities of p add endpoints: an oauth.Approver gets the approval page
+// at PathDevice, an oauth.DeviceProvider the RFC 8628 endpoint and grant,
+// an oauth.KeySetProvider the JWK Set at PathJWKS.
 func NewAuthorizationServer(p oauth.Provider, opts ServerOptions) (*AuthorizationServer, error) {
 	if p == nil {
 		return nil, errors.New("mcpauth: nil Provider")
@@ -147,7 +147,7 @@ func NewAuthorizationServer(p oauth.Provider, opts ServerOptions) (*Authorizatio
 		return nil, fmt.Errorf("mcpauth: Resource: %w", err)
 	}
 	if len(opts.Scopes) == 0 {
-		opts.Scopes = DefaultScopes
+		opts.Scopes = []string{DefaultScope}
 	}
 	opts.Scopes = slices.Clone(opts.Scopes) // never alias the caller's slice
 	for _, s := range opts.Scopes {
@@ -256,7 +256,7 @@ func (s *AuthorizationServer) metadata() *oauthex.AuthServerMeta {
 	if !s.opts.DisableRegistration {
 		m.RegistrationEndpoint = s.url(PathRegister)
 	}
-	if _, ok := s.p.(jwksProvider); ok {
+	if _, ok := s.p.(oauth.KeySetProvider); ok {
 		m.JWKSURI = s.url(PathJWKS)
 	}
 	if _, ok := s.p.(oauth.DeviceProvider); ok {
@@ -307,19 +307,19 @@ func (s *AuthorizationServer) routes() {
 		s.mux.Handle("POST "+base+PathDeviceAuthorization, c)
 		s.mux.Handle("OPTIONS "+base+PathDeviceAuthorization, c)
 	}
-	if jp, ok := s.p.(jwksProvider); ok {
+	if jp, ok := s.p.(oauth.KeySetProvider); ok {
 		c := cors("GET", jwksHandler(jp, s.log))
 		s.mux.Handle("GET "+base+PathJWKS, c)
 		s.mux.Handle("OPTIONS "+base+PathJWKS, c)
 	}
-	if b, ok := s.p.(devicepage.Backend); ok {
-		dp := s.opts.DevicePage
-		if dp.Logger == nil {
-			dp.Logger = s.log
+	if a, ok := s.p.(oauth.Approver); ok {
+		po := s.opts.ApprovalPage
+		if po.Logger == nil {
+			po.Logger = s.log
 		}
-		page := devicepage.New(b, dp)
+		page := approval.NewPage(a, po)
 		s.mux.Handle(base+PathDevice, page)
-		s.mux.Handle(base+PathDevice+devicepage.StatusSuffix, page)
+		s.mux.Handle(base+PathDevice+pathStatus, page)
 	}
 }
 
@@ -337,7 +337,7 @@ func (s *AuthorizationServer) serveMetadata(w http.ResponseWriter, r *http.Reque
 	writeJSON(w, http.StatusOK, m)
 }
 
-func jwksHandler(p jwksProvider, log *slog.Logger) http.Handler {
+func jwksHandler(p oauth.KeySetProvider, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, err := p.JWKS(r.Context())
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mcp-oauth/oauth/internal/jwtkeys"
 	"github.com/mcp-oauth/oauth/internal/redirect"
+	"github.com/mcp-oauth/oauth/provider"
 )
 
 func TestMetadata(t *testing.T) {
@@ -81,7 +82,7 @@ func sameList(v any, want ...string) bool {
 
 func TestZeroOptionsAreSecure(t *testing.T) {
 	srvURL := "http://127.0.0.1:1"
-	h, err := New(newMCPServer(), Options{Issuer: srvURL})
+	h, err := Wrap(newMCPServer(), Options{Issuer: srvURL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"ftp":                  {Issuer: "ftp://notes.example.com"},
 		"bad mcp path":         {Issuer: "https://notes.example.com", MCPPath: "mcp"},
 		"tool scope unknown":   {Issuer: "https://notes.example.com", ToolScopes: map[string][]string{"t": {"nope"}}},
-		"bad alg":              {Issuer: "https://notes.example.com", SigningAlgorithm: "HS256"},
+		"bad alg":              {Issuer: "https://notes.example.com", ProviderOptions: provider.Options{SigningAlgorithm: "HS256"}},
 		"bad scope token":      {Issuer: "https://notes.example.com", Scopes: []string{"a b"}},
 		"mcp path slash":       {Issuer: "https://notes.example.com", MCPPath: "/"},
 		"mcp path trailing":    {Issuer: "https://notes.example.com/app", MCPPath: "/mcp/"},
@@ -160,7 +161,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"issuer path wildcard": {Issuer: "https://notes.example.com/{x}"},
 		"issuer double slash":  {Issuer: "https://notes.example.com//app"},
 	} {
-		if _, err := New(newMCPServer(), o); err == nil {
+		if _, err := Wrap(newMCPServer(), o); err == nil {
 			t.Errorf("%s: New succeeded", name)
 		}
 	}

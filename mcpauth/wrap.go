@@ -11,6 +11,10 @@
 // (RFC 7009), introspection (RFC 7662), the JWK Set, and the approval page on
 // which the user reads a short code that the owner approves.
 //
+// Wrap builds the default Provider (package provider) on a storage.Store, or
+// takes any oauth.Provider; the approval page and the console (package
+// approval) are served for any Provider that is also an oauth.Approver.
+//
 // The parts are usable alone: [NewAuthorizationServer] over any
 // oauth.Provider, [RequireBearer] in front of any handler, and
 // [RemoteVerifier] for a resource server that runs apart from the
@@ -23,11 +27,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
-	"path"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -36,33 +38,50 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	oauth "github.com/mcp-oauth/oauth"
-	"github.com/mcp-oauth/oauth/devicepage"
+	"github.com/mcp-oauth/oauth/approval"
 	"github.com/mcp-oauth/oauth/internal/cimd"
-	"github.com/mcp-oauth/oauth/internal/redirect"
 	"github.com/mcp-oauth/oauth/provider"
 	"github.com/mcp-oauth/oauth/storage"
 	"github.com/mcp-oauth/oauth/storage/memory"
 )
 
-// Options configure [Wrap] and [New]. Only Issuer is required; every other
-// zero value selects the documented default.
+// Options configure [Wrap]. Only Issuer is required; every other zero
+// value selects the documented default.
 type Options struct {
 	// Issuer is the public base URL clients reach the server at, such as
 	// "https://notes.example.com" (RFC 8414 §2). It must be https, except
 	// on a loopback host. Behind a reverse proxy it is the proxy's URL.
 	// Required.
 	Issuer string
-	// Store persists clients, grants, codes, tokens and signing keys. Nil
-	// means an in-memory store: everything is lost on restart (tests only).
+	// Store persists the default Provider's clients, grants, codes,
+	// tokens and signing keys. Nil means an in-memory store: everything
+	// is lost on restart (tests only). When it is also a
+	// storage.AccountStore, as every backend of this module is, the
+	// console's built-in sign-in keeps its users and sessions in it.
+	// Must be nil when Provider is set.
 	Store storage.Store
-	// Provider replaces the default provider built on Store. When set,
-	// Store and the token lifetimes below are ignored.
+	// Provider replaces the default Provider built on Store. Only
+	// oauth.Provider is required; its optional contracts add features:
+	// oauth.Approver the approval page at PathDevice, the console and
+	// Handler.Approve; oauth.Administrator the console's lists of grants
+	// and clients; oauth.DeviceProvider the RFC 8628 device grant;
+	// oauth.KeySetProvider the JWK Set. Wrap logs which of them a
+	// Provider lacks. With Provider set, Wrap refuses a non-zero Store,
+	// ProviderOptions or ClientIDMetadataDocuments, and, unless the
+	// Provider is an oauth.Approver, a non-zero ApprovalPage or Console.
 	Provider oauth.Provider
+	// ProviderOptions configure the default Provider: token lifetimes,
+	// signing algorithm, key-encryption keys, the verified-token cache,
+	// the clock (see provider.Options). Issuer, Resource and ApprovalPath
+	// are Wrap's and must be left empty; ClientMetadata defaults to the
+	// fetcher that ClientIDMetadataDocuments configures, DeviceVerification
+	// to the console, and Logger to Logger.
+	ProviderOptions provider.Options
 	// MCPPath is the path of the MCP endpoint; empty means "/mcp". The
 	// resource (RFC 8707) is Issuer + MCPPath.
 	MCPPath string
 	// Scopes are the scopes the server knows (scopes_supported). Empty
-	// means DefaultScopes, ["mcp"].
+	// means []string{DefaultScope}.
 	Scopes []string
 	// RequiredScopes must be granted for every MCP request. Empty means a
 	// valid token suffices.
@@ -90,22 +109,6 @@ type Options struct {
 	DisableRegistration bool
 	// InitialAccessToken, when set, gates /register (RFC 7591 §3).
 	InitialAccessToken string
-	// Token lifetimes; zero selects the provider package defaults
-	// (access 1 h, refresh 30 days, code 10 min, pending 10 min, unused
-	// client registrations 90 days).
-	AccessTokenTTL, RefreshTokenTTL, CodeTTL, PendingTTL, ClientTTL time.Duration
-	// SigningAlgorithm is "ES256" (default) or "EdDSA".
-	SigningAlgorithm string
-	// KeyEncryptionKeys encrypt private signing keys at rest (AES-256-GCM,
-	// 32 bytes each; the first encrypts, all decrypt). See
-	// provider.Options.KeyEncryptionKeys for rotation.
-	KeyEncryptionKeys [][]byte
-	// VerifiedTokenCacheSize bounds the access tokens remembered as
-	// verified, so that a token presented again costs no signature check
-	// and no database read; zero means 10,000 and a negative value turns
-	// the cache off. See provider.Options.VerifiedTokenCacheSize for how
-	// revocations stay honoured.
-	VerifiedTokenCacheSize int
 	// AllowedHosts are extra Host header values accepted on a loopback
 	// listener, besides loopback names and the Issuer's host. See
 	// TrustProxyHeaders.
@@ -130,17 +133,19 @@ type Options struct {
 	// newest MCP clients (ChatGPT, VS Code, Claude Code) use instead of
 	// registration. On by default, fetched with SSRF protections.
 	ClientIDMetadataDocuments CIMDOptions
-	// DevicePage configures the approval page (product name, where to
-	// approve). Its Logger defaults to Logger.
-	DevicePage devicepage.Options
-	// Console configures the console at /console, where signed-in owners
-	// approve codes and manage grants and clients. With neither Accounts
-	// nor Identity set, the built-in sign-in (console users in Store,
-	// created with devicepage.Accounts.AddUser or the example's "users
-	// add") is used; Secure defaults to the Issuer being https. The
-	// console is served only with the default Provider (Options.Provider
-	// unset).
-	Console devicepage.ConsoleOptions
+	// ApprovalPage configures the approval page (product name, logo,
+	// where to approve, a setup step). Its Logger defaults to Logger.
+	ApprovalPage approval.PageOptions
+	// Console configures the console at PathConsole, where signed-in
+	// owners approve codes and manage grants and clients. Sign-in is
+	// Console.Accounts, else Console.Identity, else the built-in
+	// sign-in on Store (console users created with
+	// approval.Accounts.AddUser or the example's "users add"); with none
+	// of these the console is not served (Wrap logs it) and codes are
+	// approved with Handler.Approve. Console.Admin defaults to the
+	// Provider when it is an oauth.Administrator; Secure defaults to the
+	// Issuer being https.
+	Console approval.ConsoleOptions
 	// Logger receives operational events; nil discards them. Tokens,
 	// codes and secrets are never logged.
 	Logger *slog.Logger
@@ -166,31 +171,25 @@ type CIMDOptions struct {
 	RootCAs *x509.CertPool
 }
 
-// Handler is the http.Handler returned by Wrap and New.
+// Handler is what Wrap returns: the MCP endpoint behind bearer tokens and
+// the authorization server, as one http.Handler.
 type Handler struct {
 	mux      *http.ServeMux
 	as       *AuthorizationServer
 	provider oauth.Provider
-	def      *provider.Provider
+	def      *provider.Provider // nil with Options.Provider
+	approver oauth.Approver     // nil when the Provider is not one
 	handler  http.Handler
 	resource string
 	prmURL   string
-	console  *devicepage.Console
+	console  *approval.Console
 }
 
 // Wrap serves server over streamable HTTP at Options.MCPPath behind OAuth
-// 2.1 bearer tokens, together with the authorization server. The returned
-// handler is a *Handler, whose Approve method approves user codes from Go.
-func Wrap(server *mcp.Server, opts Options) (http.Handler, error) {
-	h, err := New(server, opts)
-	if err != nil {
-		return nil, err
-	}
-	return h, nil
-}
-
-// New is Wrap returning the concrete *Handler.
-func New(server *mcp.Server, opts Options) (*Handler, error) {
+// 2.1 bearer tokens, together with the authorization server, the approval
+// page and the console. It refuses a configuration it cannot serve as
+// asked, with an error naming the option.
+func Wrap(server *mcp.Server, opts Options) (*Handler, error) {
 	if server == nil {
 		return nil, errors.New("mcpauth: nil server")
 	}
@@ -201,133 +200,228 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 	if opts.MCPPath == "" {
 		opts.MCPPath = DefaultMCPPath
 	}
-	if !plainPath(opts.MCPPath) || opts.MCPPath == "" {
+	if !plainPath(opts.MCPPath) {
 		return nil, fmt.Errorf("mcpauth: MCPPath %q must be a plain absolute path such as /mcp: segments of letters, digits, '-', '.', '_', '~', no trailing slash", opts.MCPPath)
 	}
-	if len(opts.Scopes) == 0 {
-		opts.Scopes = DefaultScopes
-	}
-	opts.Scopes = slices.Clone(opts.Scopes)
-	opts.RequiredScopes = slices.Clone(opts.RequiredScopes)
-	toolScopes := make(map[string][]string, len(opts.ToolScopes))
-	for tool, scopes := range opts.ToolScopes {
-		toolScopes[tool] = slices.Clone(scopes)
-	}
-	opts.ToolScopes = toolScopes
-	for tool, scopes := range opts.ToolScopes {
-		for _, s := range scopes {
-			if !slices.Contains(opts.Scopes, s) {
-				return nil, fmt.Errorf("mcpauth: ToolScopes[%q] names %q, which is not in Scopes", tool, s)
-			}
-		}
-	}
-	for sc := range opts.ScopeDescriptions {
-		if !slices.Contains(opts.Scopes, sc) {
-			return nil, fmt.Errorf("mcpauth: ScopeDescriptions names %q, which is not in Scopes", sc)
-		}
-	}
-	scopeText := describeScopes(opts)
-	var clientIP func(*http.Request) string // nil: the connection's peer
-	if opts.TrustProxyHeaders {
-		clientIP = forwardedFor
-	}
-	if opts.DevicePage.ScopeDescriptions == nil {
-		opts.DevicePage.ScopeDescriptions = scopeText
+	if err := normalizeScopes(&opts); err != nil {
+		return nil, err
 	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	base := strings.TrimSuffix(opts.Issuer, "/")
-	resource := base + opts.MCPPath
+	var clientIP func(*http.Request) string // nil: the connection's peer
+	if opts.TrustProxyHeaders {
+		clientIP = forwardedFor
+	}
 	// With an issuer that has a path (https://host/app), everything lives
 	// under that path, and the resource's metadata sits at the RFC 9728 §3.1
 	// path-inserted location: https://host/.well-known/oauth-protected-resource/app/mcp.
 	issuerPath := strings.TrimSuffix(iu.Path, "/")
 	mcpPath := issuerPath + opts.MCPPath
-	origin := iu.Scheme + "://" + iu.Host
-	h := &Handler{mux: http.NewServeMux(), resource: resource, prmURL: origin + wellKnownPRM + mcpPath}
+	resource := strings.TrimSuffix(opts.Issuer, "/") + opts.MCPPath
+	consoleURL := strings.TrimSuffix(opts.Issuer, "/") + PathConsole
+	h := &Handler{mux: http.NewServeMux(), resource: resource, prmURL: iu.Scheme + "://" + iu.Host + wellKnownPRM + mcpPath}
 
-	h.provider = opts.Provider
-	if h.provider == nil {
-		store := opts.Store
+	store := opts.Store
+	if opts.Provider != nil {
+		if err := checkCustomProvider(&opts, log); err != nil {
+			return nil, err
+		}
+		h.provider = opts.Provider
+	} else {
 		if store == nil {
 			log.Warn("mcpauth: no Store configured; using an in-memory store, all registrations and grants are lost on restart")
 			store = memory.New()
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		var resolve func(context.Context, string) (*oauth.Client, error)
-		if c := opts.ClientIDMetadataDocuments; !c.Disable {
-			resolve = cimd.New(cimd.Options{AllowHosts: c.AllowHosts, DenyHosts: c.DenyHosts,
-				AllowPrivateAddresses: c.AllowPrivateAddresses, RootCAs: c.RootCAs}).Client
+		if h.def, err = newDefaultProvider(store, &opts, resource, consoleURL, log); err != nil {
+			return nil, err
 		}
-		consoleURL := strings.TrimSuffix(opts.Issuer, "/") + PathConsole
-		p, err := provider.New(ctx, store, provider.Options{
-			DeviceVerification: func(code string) (string, string) {
-				return consoleURL, consoleURL + "/approve?" + url.Values{"user_code": {code}}.Encode()
-			},
-			ClientMetadata: resolve,
-			Issuer:         opts.Issuer, Resource: resource,
-			AccessTokenTTL: opts.AccessTokenTTL, RefreshTokenTTL: opts.RefreshTokenTTL, CodeTTL: opts.CodeTTL,
-			PendingTTL: opts.PendingTTL, ClientTTL: opts.ClientTTL, SigningAlgorithm: opts.SigningAlgorithm,
-			KeyEncryptionKeys: opts.KeyEncryptionKeys, VerifiedTokenCacheSize: opts.VerifiedTokenCacheSize,
-			ApprovalPath: PathDevice, Logger: log,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("mcpauth: %w", err)
-		}
-		h.provider, h.def = p, p
-		co := opts.Console
-		if co.Accounts == nil && co.Identity == nil {
-			co.Accounts = devicepage.NewAccounts(store, devicepage.AccountsOptions{})
-		}
-		if co.Logger == nil {
-			co.Logger = log
-		}
-		if co.ProductName == "" {
-			co.ProductName = opts.DevicePage.ProductName
-		}
-		if co.LogoURL == "" {
-			co.LogoURL = opts.DevicePage.LogoURL
-		}
-		if co.ClientIP == nil {
-			co.ClientIP = clientIP
-		}
-		if co.ScopeDescriptions == nil {
-			co.ScopeDescriptions = scopeText
-		}
-		co.Secure = co.Secure || iu.Scheme == "https"
-		h.console = devicepage.NewConsole(p, issuerPath+PathConsole, co)
-		if opts.DevicePage.Console == nil {
-			opts.DevicePage.Console = h.console
-		}
-		if opts.DevicePage.ApproveHint == nil {
-			opts.DevicePage.ApproveHint = func(code string) string {
-				if code == "" {
-					return "The owner of this server approves the code in the console: " + consoleURL
-				}
-				return "The owner of this server approves the code " + code + " in the console: " + consoleURL
-			}
-		}
+		h.provider = h.def
+	}
+	h.approver, _ = h.provider.(oauth.Approver)
+	scopeText := describeScopes(opts)
+	if opts.ApprovalPage.ScopeDescriptions == nil {
+		opts.ApprovalPage.ScopeDescriptions = scopeText
+	}
+	if h.approver != nil {
+		h.console = newConsole(h, &opts, store, issuerPath, consoleURL, iu.Scheme == "https", clientIP, scopeText, log)
 	}
 	h.as, err = NewAuthorizationServer(h.provider, ServerOptions{
 		Issuer: opts.Issuer, Resource: resource, Scopes: opts.Scopes,
 		DisableRegistration: opts.DisableRegistration, InitialAccessToken: opts.InitialAccessToken,
 		ClientIDMetadataDocumentSupported: !opts.ClientIDMetadataDocuments.Disable && opts.Provider == nil,
-		DevicePage:                        opts.DevicePage, Logger: log,
+		ApprovalPage:                      opts.ApprovalPage, Logger: log,
 		Limits: opts.Limits, ClientIP: clientIP,
 	})
 	if err != nil {
 		return nil, err
 	}
+	h.routes(server, &opts, issuerPath, mcpPath, log)
+	allowed := map[string]bool{strings.ToLower(iu.Host): true}
+	for _, a := range opts.AllowedHosts {
+		allowed[strings.ToLower(a)] = true
+	}
+	h.handler = hostGuard(allowed, opts.TrustProxyHeaders, h.mux)
+	return h, nil
+}
 
+// normalizeScopes fills in the default scope, copies the caller's slices
+// and maps, and checks that every scope named elsewhere is in Scopes.
+func normalizeScopes(opts *Options) error {
+	if len(opts.Scopes) == 0 {
+		opts.Scopes = []string{DefaultScope}
+	}
+	opts.Scopes = slices.Clone(opts.Scopes)
+	opts.RequiredScopes = slices.Clone(opts.RequiredScopes)
+	toolScopes := make(map[string][]string, len(opts.ToolScopes))
+	for tool, scopes := range opts.ToolScopes {
+		for _, s := range scopes {
+			if !slices.Contains(opts.Scopes, s) {
+				return fmt.Errorf("mcpauth: ToolScopes[%q] names %q, which is not in Scopes", tool, s)
+			}
+		}
+		toolScopes[tool] = slices.Clone(scopes)
+	}
+	opts.ToolScopes = toolScopes
+	for sc := range opts.ScopeDescriptions {
+		if !slices.Contains(opts.Scopes, sc) {
+			return fmt.Errorf("mcpauth: ScopeDescriptions names %q, which is not in Scopes", sc)
+		}
+	}
+	return nil
+}
+
+// checkCustomProvider refuses the options that a custom Provider makes
+// meaningless, and logs which features it lacks.
+func checkCustomProvider(opts *Options, log *slog.Logger) error {
+	_, approver := opts.Provider.(oauth.Approver)
+	for _, o := range []struct {
+		name  string
+		set   bool
+		allow bool
+	}{
+		{"Store", opts.Store != nil, false},
+		{"ProviderOptions", !reflect.ValueOf(opts.ProviderOptions).IsZero(), false},
+		{"ClientIDMetadataDocuments", !reflect.ValueOf(opts.ClientIDMetadataDocuments).IsZero(), false},
+		{"ApprovalPage", !reflect.ValueOf(opts.ApprovalPage).IsZero(), approver},
+		{"Console", !reflect.ValueOf(opts.Console).IsZero(), approver},
+	} {
+		if o.set && !o.allow {
+			why := "they configure the default Provider, which Options.Provider replaces"
+			if o.name == "ApprovalPage" || o.name == "Console" {
+				why = "the Provider is not an oauth.Approver, so there is no approval page and no console"
+			}
+			return fmt.Errorf("mcpauth: Options.%s is set together with Options.Provider, but %s", o.name, why)
+		}
+	}
+	var lacks []string
+	if !approver {
+		lacks = append(lacks, "oauth.Approver (no approval page, no console, Handler.Approve fails)")
+	} else if _, ok := opts.Provider.(oauth.Administrator); !ok {
+		lacks = append(lacks, "oauth.Administrator (the console lists no grants or clients)")
+	}
+	if _, ok := opts.Provider.(oauth.DeviceProvider); !ok {
+		lacks = append(lacks, "oauth.DeviceProvider (no RFC 8628 device grant)")
+	}
+	if _, ok := opts.Provider.(oauth.KeySetProvider); !ok {
+		lacks = append(lacks, "oauth.KeySetProvider (no JWK Set, no jwks_uri)")
+	}
+	if len(lacks) > 0 {
+		log.Info("mcpauth: the Provider does not implement "+strings.Join(lacks, "; "), "provider", fmt.Sprintf("%T", opts.Provider))
+	}
+	return nil
+}
+
+// newDefaultProvider builds the default Provider on store from
+// opts.ProviderOptions, with what Wrap owns filled in.
+func newDefaultProvider(store storage.Store, opts *Options, resource, consoleURL string, log *slog.Logger) (*provider.Provider, error) {
+	po := opts.ProviderOptions
+	for name, v := range map[string]string{"Issuer": po.Issuer, "Resource": po.Resource, "ApprovalPath": po.ApprovalPath} {
+		if v != "" {
+			return nil, fmt.Errorf("mcpauth: ProviderOptions.%s is set by Wrap (from Options.Issuer and Options.MCPPath); leave it empty", name)
+		}
+	}
+	po.Issuer, po.Resource, po.ApprovalPath = opts.Issuer, resource, PathDevice
+	if po.ClientMetadata == nil && !opts.ClientIDMetadataDocuments.Disable {
+		c := opts.ClientIDMetadataDocuments
+		po.ClientMetadata = cimd.New(cimd.Options{AllowHosts: c.AllowHosts, DenyHosts: c.DenyHosts,
+			AllowPrivateAddresses: c.AllowPrivateAddresses, RootCAs: c.RootCAs}).Client
+	}
+	if po.DeviceVerification == nil {
+		po.DeviceVerification = func(code string) (string, string) {
+			return consoleURL, consoleURL + "/approve?" + url.Values{"user_code": {code}}.Encode()
+		}
+	}
+	if po.Logger == nil {
+		po.Logger = log
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := provider.New(ctx, store, po)
+	if err != nil {
+		return nil, fmt.Errorf("mcpauth: %w", err)
+	}
+	return p, nil
+}
+
+// newConsole builds the console for h's Approver, or returns nil (logged)
+// when there is no way to sign in to it; it points the approval page's
+// quick authorize and hint at it.
+func newConsole(h *Handler, opts *Options, store storage.Store, issuerPath, consoleURL string, https bool,
+	clientIP func(*http.Request) string, scopeText map[string]string, log *slog.Logger) *approval.Console {
+	co := opts.Console
+	if co.Accounts == nil && co.Identity == nil {
+		as, ok := store.(storage.AccountStore)
+		if !ok {
+			log.Warn("mcpauth: no console: set Console.Accounts or Console.Identity (the Store, if any, is not a storage.AccountStore); approve codes with Handler.Approve")
+			return nil
+		}
+		co.Accounts = approval.NewAccounts(as, approval.AccountsOptions{})
+	}
+	if co.Admin == nil {
+		co.Admin, _ = h.provider.(oauth.Administrator)
+	}
+	if co.Logger == nil {
+		co.Logger = log
+	}
+	if co.ProductName == "" {
+		co.ProductName = opts.ApprovalPage.ProductName
+	}
+	if co.LogoURL == "" {
+		co.LogoURL = opts.ApprovalPage.LogoURL
+	}
+	if co.ClientIP == nil {
+		co.ClientIP = clientIP
+	}
+	if co.ScopeDescriptions == nil {
+		co.ScopeDescriptions = scopeText
+	}
+	co.Secure = co.Secure || https
+	c := approval.NewConsole(h.approver, issuerPath+PathConsole, co)
+	if opts.ApprovalPage.Console == nil {
+		opts.ApprovalPage.Console = c
+	}
+	if opts.ApprovalPage.ApproveHint == nil {
+		opts.ApprovalPage.ApproveHint = func(code string) string {
+			if code == "" {
+				return "The owner of this server approves the code in the console: " + consoleURL
+			}
+			return "The owner of this server approves the code " + code + " in the console: " + consoleURL
+		}
+	}
+	return c
+}
+
+// routes mounts the protected resource metadata, the MCP endpoint, the
+// console and the authorization server on h.mux.
+func (h *Handler) routes(server *mcp.Server, opts *Options, issuerPath, mcpPath string, log *slog.Logger) {
 	// RFC 9728 §3.1: metadata at the path-inserted well-known URI of the
 	// resource, and (when the issuer has no path) at the root for clients of
 	// earlier MCP revisions. Both name the MCP endpoint itself as the
 	// resource, byte for byte.
 	prm := &oauthex.ProtectedResourceMetadata{
-		Resource:               resource,
+		Resource:               h.resource,
 		AuthorizationServers:   []string{opts.Issuer},
 		ScopesSupported:        opts.Scopes,
 		BearerMethodsSupported: []string{"header"},
@@ -354,25 +448,16 @@ func New(server *mcp.Server, opts Options) (*Handler, error) {
 	}
 	sopts.DisableLocalhostProtection = true
 	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &sopts)
-	maxBody := sopts.MaxRequestBodyBytes
 	bearer := RequireBearer(h.provider.LoadAccessToken, BearerOptions{
 		ResourceMetadataURL: h.prmURL, Scopes: opts.Scopes, RequiredScopes: opts.RequiredScopes,
-		ToolScopes: opts.ToolScopes, MaxBodyBytes: maxBody, Logger: log,
+		ToolScopes: opts.ToolScopes, MaxBodyBytes: sopts.MaxRequestBodyBytes, Logger: log,
 	})
-	protected := cors("GET, POST, DELETE", bearer(mcpHandler))
-	h.mux.Handle(mcpPath, protected)
+	h.mux.Handle(mcpPath, cors("GET, POST, DELETE", bearer(mcpHandler)))
 	if h.console != nil {
 		h.mux.Handle(issuerPath+PathConsole, h.console)
 		h.mux.Handle(issuerPath+PathConsole+"/", h.console)
 	}
 	h.mux.Handle("/", h.as)
-
-	allowed := map[string]bool{strings.ToLower(iu.Host): true}
-	for _, a := range opts.AllowedHosts {
-		allowed[strings.ToLower(a)] = true
-	}
-	h.handler = hostGuard(allowed, opts.TrustProxyHeaders, h.mux)
-	return h, nil
 }
 
 // ServeHTTP implements http.Handler.
@@ -391,8 +476,8 @@ func (h *Handler) Close() error {
 // AuthorizationServer returns the authorization server part.
 func (h *Handler) AuthorizationServer() *AuthorizationServer { return h.as }
 
-// Provider returns the default provider, or nil when Options.Provider
-// replaced it.
+// Provider returns the default Provider, for what only it offers
+// (RotateKeys, Sweep), or nil when Options.Provider replaced it.
 func (h *Handler) Provider() *provider.Provider { return h.def }
 
 // Resource returns the canonical resource URL of the MCP endpoint.
@@ -400,145 +485,11 @@ func (h *Handler) Resource() string { return h.resource }
 
 // Approve approves the pending authorization request with the given user
 // code on behalf of subject (the owner's account name); the waiting browser
-// then continues to the client with an authorization code.
-func (h *Handler) Approve(ctx context.Context, userCode, subject string) (*provider.Pending, error) {
-	if h.def == nil {
-		return nil, errors.New("mcpauth: Approve needs the default provider")
+// then continues to the client with an authorization code. It fails when
+// the Provider is not an oauth.Approver.
+func (h *Handler) Approve(ctx context.Context, userCode, subject string) (*oauth.PendingRequest, error) {
+	if h.approver == nil {
+		return nil, errors.New("mcpauth: Approve needs a Provider that implements oauth.Approver")
 	}
-	return h.def.Approve(ctx, userCode, subject)
-}
-
-// hostGuard is the DNS-rebinding protection that go-sdk applies to
-// loopback listeners, made proxy-aware: a request that reached a loopback
-// address must name a loopback host, the Issuer's host, or an allowed host.
-func hostGuard(allowed map[string]bool, trustProxy bool, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && isLoopbackAddr(la) {
-			host := r.Host
-			if trustProxy {
-				if fh := r.Header.Get("X-Forwarded-Host"); fh != "" {
-					host, _, _ = strings.Cut(fh, ",")
-					host = strings.TrimSpace(host)
-				}
-			}
-			if !hostAllowed(host, allowed) {
-				http.Error(w, "mcpauth: requests for host "+quoteSafe(host)+" are not served here (DNS rebinding protection); set Options.Issuer to the public URL or add the host to Options.AllowedHosts", http.StatusForbidden)
-				return
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func isLoopbackAddr(a net.Addr) bool {
-	if t, ok := a.(*net.TCPAddr); ok { // the usual case, without formatting and parsing
-		return t.IP.IsLoopback()
-	}
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		host = a.String()
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-func hostAllowed(hostport string, allowed map[string]bool) bool {
-	hp := strings.ToLower(hostport)
-	if allowed[hp] {
-		return true
-	}
-	host := hp
-	if h, _, err := net.SplitHostPort(hp); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	return redirect.IsLoopbackHost(host) || allowed[host]
-}
-
-// plainPath reports whether p is empty or a clean absolute path whose
-// segments use only RFC 3986 unreserved characters, so that it can be used
-// both in URLs and as an http.ServeMux pattern without surprises (no
-// wildcards, escapes, dot segments or trailing slash).
-func plainPath(p string) bool {
-	if p == "" {
-		return true
-	}
-	if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || path.Clean(p) != p {
-		return false
-	}
-	for _, seg := range strings.Split(p[1:], "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return false
-		}
-		for i := 0; i < len(seg); i++ {
-			c := seg[i]
-			if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// describeScopes returns the plain-words description of every scope in
-// opts.Scopes that has one: the host's own, or one derived from what the
-// scope unlocks (see Options.ScopeDescriptions).
-func describeScopes(opts Options) map[string]string {
-	out := make(map[string]string, len(opts.Scopes))
-	for _, sc := range opts.Scopes {
-		if d := opts.ScopeDescriptions[sc]; d != "" {
-			out[sc] = d
-			continue
-		}
-		var tools []string
-		for tool, scopes := range opts.ToolScopes {
-			if slices.Contains(scopes, sc) {
-				tools = append(tools, tool)
-			}
-		}
-		slices.Sort(tools)
-		switch {
-		case len(tools) == 1:
-			out[sc] = "Use the tool " + tools[0]
-		case len(tools) > 1:
-			out[sc] = "Use the tools " + strings.Join(tools[:len(tools)-1], ", ") + " and " + tools[len(tools)-1]
-		case slices.Contains(opts.RequiredScopes, sc) || (len(opts.RequiredScopes) == 0 && sc == defaultScopeMCP):
-			if len(opts.ToolScopes) > 0 {
-				out[sc] = "Connect, and use the resources, prompts and tools that need no further access"
-			} else {
-				out[sc] = "Connect, and use the tools, resources and prompts"
-			}
-		}
-	}
-	return out
-}
-
-// forwardedFor is the client's address that a trusted reverse proxy
-// appended to X-Forwarded-For (its last entry), or "" without one. It is
-// believed only from a peer on a loopback or private network, where a
-// proxy sits: a client that reaches the server directly from the internet
-// cannot choose its own address.
-func forwardedFor(r *http.Request) string {
-	if peer, err := netip.ParseAddrPort(r.RemoteAddr); err != nil || !(peer.Addr().IsLoopback() || peer.Addr().IsPrivate()) {
-		return ""
-	}
-	h := r.Header.Values("X-Forwarded-For")
-	if len(h) == 0 {
-		return ""
-	}
-	last := h[len(h)-1]
-	if i := strings.LastIndexByte(last, ','); i >= 0 {
-		last = last[i+1:]
-	}
-	last = strings.TrimSpace(last)
-	addr, err := netip.ParseAddr(last)
-	if err != nil {
-		// Some proxies write the client's port too: 192.0.2.1:5000, [2001:db8::1]:5000.
-		ap, err := netip.ParseAddrPort(last)
-		if err != nil {
-			return ""
-		}
-		addr = ap.Addr()
-	}
-	return addr.Unmap().String()
+	return h.approver.Approve(ctx, userCode, subject)
 }

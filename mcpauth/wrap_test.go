@@ -47,7 +47,7 @@ func TestDescribeScopes(t *testing.T) {
 // confirmation say what each requested scope allows, with its name; a
 // description of an unknown scope is refused at start.
 func TestScopeDescriptionsOnPages(t *testing.T) {
-	if _, err := New(newMCPServer(), Options{Issuer: "http://127.0.0.1:1", Scopes: []string{"mcp"},
+	if _, err := Wrap(newMCPServer(), Options{Issuer: "http://127.0.0.1:1", Scopes: []string{"mcp"},
 		ScopeDescriptions: map[string]string{"nope": "x"}}); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("a description of a scope not in Scopes: %v", err)
 	}

@@ -170,8 +170,8 @@ func run(ctx context.Context, cfg config) (results, error) {
 	if cfg.noCache {
 		cacheSize = -1
 	}
-	h, err := mcpauth.New(newMCPServer(), mcpauth.Options{Issuer: authBase, Store: store, Streamable: stateless,
-		VerifiedTokenCacheSize: cacheSize})
+	h, err := mcpauth.Wrap(newMCPServer(), mcpauth.Options{Issuer: authBase, Store: store, Streamable: stateless,
+		ProviderOptions: provider.Options{VerifiedTokenCacheSize: cacheSize}})
 	if err != nil {
 		return res, err
 	}
@@ -448,7 +448,7 @@ func codes(ctx context.Context, p *provider.Provider, base string, n int) (*oaut
 		if _, err := p.Approve(ctx, u.Query().Get("user_code"), fmt.Sprintf("user%d", i)); err != nil {
 			return nil, nil, err
 		}
-		back, err := p.Complete(ctx, u.Query().Get("request"), u.Query().Get("user_code"))
+		_, back, err := p.Poll(ctx, &oauth.PollRequest{Handle: u.Query().Get("request"), UserCode: u.Query().Get("user_code")})
 		if err != nil {
 			return nil, nil, err
 		}

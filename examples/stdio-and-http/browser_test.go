@@ -16,7 +16,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/mcp-oauth/oauth/devicepage"
+	"github.com/mcp-oauth/oauth/approval"
 	"github.com/mcp-oauth/oauth/internal/browsertest"
 )
 
@@ -113,7 +113,7 @@ func TestBrowserConsoleApproval(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	accounts := devicepage.NewAccounts(store, devicepage.AccountsOptions{BcryptCost: bcrypt.MinCost})
+	accounts := approval.NewAccounts(store, approval.AccountsOptions{BcryptCost: bcrypt.MinCost})
 	if err := accounts.AddUser(ctx, "owner", "correct horse battery"); err != nil {
 		t.Fatal(err)
 	}

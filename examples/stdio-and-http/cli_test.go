@@ -14,7 +14,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/mcp-oauth/oauth/devicepage"
+	"github.com/mcp-oauth/oauth/approval"
 )
 
 // cli runs one terminal command of the example and returns its output.
@@ -192,14 +192,14 @@ func TestUsersCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	accounts := devicepage.NewAccounts(store, devicepage.AccountsOptions{})
-	if _, err := accounts.SignIn(context.Background(), devicepage.SignInAttempt{Name: "alice", Password: "correct horse battery", ClientIP: "127.0.0.1"}); err != nil {
+	accounts := approval.NewAccounts(store, approval.AccountsOptions{})
+	if _, err := accounts.SignIn(context.Background(), approval.SignInAttempt{Name: "alice", Password: "correct horse battery", ClientIP: "127.0.0.1"}); err != nil {
 		t.Errorf("sign in with the password given to users add: %v", err)
 	}
 	if _, err := cliIn(t, "a brand new password\r\n", "users", "passwd", "-db", db, "alice", "--password-stdin"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := accounts.SignIn(context.Background(), devicepage.SignInAttempt{Name: "alice", Password: "a brand new password", ClientIP: "127.0.0.2"}); err != nil {
+	if _, err := accounts.SignIn(context.Background(), approval.SignInAttempt{Name: "alice", Password: "a brand new password", ClientIP: "127.0.0.2"}); err != nil {
 		t.Errorf("sign in with the new password: %v", err)
 	}
 	if out, err := cli(t, "users", "remove", "-db", db, "alice"); err != nil || !strings.Contains(out, "Removed") {

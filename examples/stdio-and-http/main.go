@@ -28,7 +28,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/mcp-oauth/oauth/devicepage"
+	"github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/approval"
 	"github.com/mcp-oauth/oauth/mcpauth"
 	"github.com/mcp-oauth/oauth/provider"
 	"github.com/mcp-oauth/oauth/storage"
@@ -157,7 +158,7 @@ func serveHTTP(ctx context.Context, ln net.Listener, issuer, dbPath string, trus
 	if isPostgres(dbPath) {
 		approveCmd = func(code string) string { return "MCPAUTH_DB=<the server's database URL> " + self + " approve " + code }
 	}
-	h, err := mcpauth.New(newMCPServer(newNotes()), mcpauth.Options{
+	h, err := mcpauth.Wrap(newMCPServer(newNotes()), mcpauth.Options{
 		Issuer:       issuer,
 		Store:        store,
 		Scopes:       []string{"mcp", "notes:read", "notes:write"},
@@ -166,7 +167,7 @@ func serveHTTP(ctx context.Context, ln net.Listener, issuer, dbPath string, trus
 		// Behind a proxy, clients' addresses (for the per-network limits)
 		// and the public Host come from the proxy's headers.
 		TrustProxyHeaders: trustProxy,
-		DevicePage: devicepage.Options{
+		ApprovalPage: approval.PageOptions{
 			ProductName: "Notes example",
 			ApproveHint: func(code string) string {
 				return "The owner approves it in the console at " + strings.TrimSuffix(issuer, "/") + mcpauth.PathConsole +
@@ -237,7 +238,7 @@ func admin(ctx context.Context, cmd, dbPath, subject string, args []string, stdo
 		if err := need(1); err != nil {
 			return err
 		}
-		var pr *provider.Pending
+		var pr *oauth.PendingRequest
 		if cmd == "approve" {
 			pr, err = p.Approve(ctx, args[0], subject)
 		} else {
@@ -294,7 +295,7 @@ func admin(ctx context.Context, cmd, dbPath, subject string, args []string, stdo
 
 // openExisting opens the store of a server that has run: the terminal
 // commands never create a SQLite file of their own.
-func openExisting(ctx context.Context, db string) (storage.Store, error) {
+func openExisting(ctx context.Context, db string) (exampleStore, error) {
 	if !isPostgres(db) {
 		if _, err := os.Stat(db); err != nil {
 			return nil, fmt.Errorf("no database at %s (start the server first, or pass -db): %w", db, err)
@@ -315,9 +316,16 @@ func isPostgres(db string) bool {
 	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
 }
 
+// exampleStore is what both backends are: the provider's Store and the console's
+// AccountStore, in one database.
+type exampleStore interface {
+	storage.Store
+	storage.AccountStore
+}
+
 // openStore opens PostgreSQL for a postgres:// URL (several replicas can
 // share it) and SQLite for anything else (a file path).
-func openStore(ctx context.Context, db string) (storage.Store, error) {
+func openStore(ctx context.Context, db string) (exampleStore, error) {
 	if isPostgres(db) {
 		return postgres.Open(ctx, db)
 	}
@@ -342,7 +350,7 @@ func users(ctx context.Context, dbPath string, args []string, pwStdin bool, stdi
 		return err
 	}
 	defer store.Close()
-	accounts := devicepage.NewAccounts(store, devicepage.AccountsOptions{})
+	accounts := approval.NewAccounts(store, approval.AccountsOptions{})
 	sub, args := args[0], args[1:]
 	need := func(n int) error {
 		if len(args) != n {

@@ -1,18 +1,18 @@
-package devicepage_test
+package approval_test
 
 import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 
-	"github.com/mcp-oauth/oauth/devicepage"
+	"github.com/mcp-oauth/oauth/approval"
 )
 
 // A host application's sign-in for the console: here a header that a
 // proxy in front of the console sets (and strips from what clients send).
 func ExampleIdentityFunc() {
-	opts := devicepage.ConsoleOptions{
-		Identity: devicepage.IdentityFunc(func(r *http.Request) (string, error) {
+	opts := approval.ConsoleOptions{
+		Identity: approval.IdentityFunc(func(r *http.Request) (string, error) {
 			return r.Header.Get("X-Forwarded-User"), nil
 		}),
 		SignInURL: "/oauth2/sign_in",

@@ -1,17 +1,24 @@
-// Package devicepage serves the approval page that the MCP client's browser
-// tab lands on after /authorize: it shows the user code, the client's name,
-// the host of the redirect URI and the requested scopes, and waits for the
-// owner to approve that code elsewhere (a console, the server's terminal, or
-// Go code). Once the request is decided, loading the page again answers 303
-// to the client's redirect URI, so the flow finishes with JavaScript off.
+// Package approval is the owner's side of an authorization: the approval
+// page that the MCP client's browser tab lands on after /authorize ([Page]),
+// the console where a signed-in owner approves the code that page shows and
+// manages grants and clients ([Console]), and the console's built-in sign-in
+// ([Accounts]). It works on any [oauth.Approver] (and, for the console's
+// lists, an [oauth.Administrator]); package mcpauth mounts it.
+//
+// The page shows the user code, the client's name, the host of the redirect
+// URI and the requested scopes, and waits for the owner to approve that code
+// elsewhere (the console, the server's terminal, or Go code). Once the
+// request is decided, loading the page again answers 303 to the client's
+// redirect URI, so the flow finishes with JavaScript off.
 //
 // Templates are html/template files embedded with embed.FS: everything a
-// client registered is escaped. The page sends no script and loads nothing
-// from elsewhere.
-package devicepage
+// client registered is escaped. The pages send no script but the waiting
+// page's one inline poll, load nothing from elsewhere, refuse framing and
+// cross-origin form posts (http.CrossOriginProtection), and carry CSRF
+// tokens in every form.
+package approval
 
 import (
-	"context"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -22,23 +29,14 @@ import (
 	"strings"
 	"time"
 
+	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/internal/page"
 	"github.com/mcp-oauth/oauth/internal/redirect"
 	"github.com/mcp-oauth/oauth/internal/secret"
-	"github.com/mcp-oauth/oauth/provider"
 )
 
-// Backend is what the page needs from the authorization server; the default
-// *provider.Provider implements it.
-type Backend interface {
-	// PendingByHandle returns the request made by the browser holding handle.
-	PendingByHandle(ctx context.Context, handle, userCode string) (*provider.Pending, error)
-	// Complete returns the client redirect for a decided request, or
-	// provider.ErrNotDecided / provider.ErrCompleted.
-	Complete(ctx context.Context, handle, userCode string) (string, error)
-}
-
-// Options configure the page. The zero value is usable.
-type Options struct {
+// PageOptions configure the approval page. The zero value is usable.
+type PageOptions struct {
 	// ProductName is shown in the page title; empty means "MCP server".
 	ProductName string
 	// LogoURL, when set, is shown before the product name: an https URL
@@ -65,7 +63,7 @@ type Options struct {
 	// so it must remember (by p.ID) that it is done. The tab's handle and
 	// code are in r's query, so a form with no action attribute posts back
 	// to the right place.
-	Step func(w http.ResponseWriter, r *http.Request, p *provider.Pending) (done bool)
+	Step func(w http.ResponseWriter, r *http.Request, p *oauth.PendingRequest) (done bool)
 	// ScopeDescriptions says in plain words what each scope allows; the
 	// approval pages show it with the scope's name. A scope without one is
 	// shown by its name alone. mcpauth.Wrap fills it (see its Options).
@@ -80,17 +78,21 @@ type Options struct {
 //go:embed templates/*.html
 var files embed.FS
 
-var page = template.Must(template.ParseFS(files, "templates/*.html"))
+var templates = template.Must(template.ParseFS(files, "templates/*.html"))
 
-// Handler serves the approval page. Create it with New.
-type Handler struct {
-	b    Backend
-	opts Options
-	log  *slog.Logger
+// Page serves the approval page. Create it with NewPage.
+type Page struct {
+	a      oauth.Approver
+	opts   PageOptions
+	log    *slog.Logger
+	origin *http.CrossOriginProtection
 }
 
-// New returns the page handler for b.
-func New(b Backend, opts Options) *Handler {
+// NewPage returns the approval page of the requests of a. It serves GET
+// (and HEAD) of the page at any path it is mounted at, the waiting page's
+// status endpoint at that path + "/status", and the POSTs of quick
+// authorize and of a setup step.
+func NewPage(a oauth.Approver, opts PageOptions) *Page {
 	if opts.ProductName == "" {
 		opts.ProductName = "MCP server"
 	}
@@ -101,7 +103,7 @@ func New(b Backend, opts Options) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{b: b, opts: opts, log: log}
+	return &Page{a: a, opts: opts, log: log, origin: http.NewCrossOriginProtection()}
 }
 
 type view struct {
@@ -110,7 +112,7 @@ type view struct {
 	Logo                    template.URL
 	ClientName, ClientID    string
 	RedirectHost, Resource  string
-	Scopes                  []Scope
+	Scopes                  []scope
 	// DocumentHost is the host serving the client's metadata document,
 	// for clients identified by a URL.
 	DocumentHost string
@@ -136,21 +138,11 @@ type view struct {
 var expiredView = view{Title: "Expired", Heading: "This request has expired or does not exist",
 	Message: "Start the connection again from your application."}
 
-// SetPageHeaders sets the headers every page of the authorization server
-// sends: no framing (X-Frame-Options, CSP frame-ancestors), a strict
-// Content-Security-Policy that allows no script, nosniff and no referrer.
-// A page with a script or a logo extends the policy.
-func SetPageHeaders(h http.Header) {
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", csp)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-}
-
-// readPost admits a form POST only from this site (sameOrigin) and reads
-// its body, of at most limit bytes; on failure it has answered.
-func readPost(w http.ResponseWriter, r *http.Request, limit int64) bool {
-	if !sameOrigin(r) {
+// readPost admits a form POST only from this site (origin, the stdlib's
+// check of Sec-Fetch-Site, else Origin against Host) and reads its body, of
+// at most limit bytes; on failure it has answered.
+func readPost(w http.ResponseWriter, r *http.Request, origin *http.CrossOriginProtection, limit int64) bool {
+	if origin.Check(r) != nil {
 		http.Error(w, "cross-site request refused", http.StatusForbidden)
 		return false
 	}
@@ -162,26 +154,22 @@ func readPost(w http.ResponseWriter, r *http.Request, limit int64) bool {
 	return true
 }
 
-// csp is the Content-Security-Policy of every page; a page with a script
-// adds its nonce (script-src) and lets the script call back (connect-src).
-const csp = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-
-// StatusSuffix is appended to the page's path for the status endpoint that
+// statusSuffix is appended to the page's path for the status endpoint that
 // the waiting page's script polls.
-const StatusSuffix = "/status"
+const statusSuffix = "/status"
 
 // ServeHTTP implements http.Handler for GET (and HEAD) of the page, and of
-// its status endpoint (the page's path + StatusSuffix).
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// its status endpoint (the page's path + "/status").
+func (h *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
-	SetPageHeaders(hdr)
-	if r.Method == http.MethodPost && !strings.HasSuffix(r.URL.Path, StatusSuffix) && (h.opts.Step != nil || h.opts.Console != nil) {
+	page.SetHeaders(hdr)
+	if r.Method == http.MethodPost && !strings.HasSuffix(r.URL.Path, statusSuffix) && (h.opts.Step != nil || h.opts.Console != nil) {
 		limit := int64(16 << 10) // quick authorize's small form
 		if h.opts.Step != nil {
 			limit = 64 << 10 // a host's setup form may carry more
 		}
-		if !readPost(w, r, limit) {
+		if !readPost(w, r, h.origin, limit) {
 			return
 		}
 		if h.opts.Step != nil && r.URL.Query().Get("request") != "" && r.PostForm.Get(StepField) != "" {
@@ -198,7 +186,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	if strings.HasSuffix(r.URL.Path, StatusSuffix) {
+	if strings.HasSuffix(r.URL.Path, statusSuffix) {
 		h.serveStatus(w, r)
 		return
 	}
@@ -212,42 +200,45 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveVerification(w, code)
 		return
 	}
-	if h.opts.Step != nil {
-		if p, err := h.b.PendingByHandle(r.Context(), handle, code); err == nil && p.Status == "approved" && !h.opts.Step(w, r, p) {
+	// One read while the request waits; with a setup step, an approved
+	// request is held until the step is done, then polled again to
+	// complete.
+	ctx := r.Context()
+	p, to, err := h.a.Poll(ctx, &oauth.PollRequest{Handle: handle, UserCode: code, Hold: h.opts.Step != nil})
+	if err == nil && h.opts.Step != nil && p.Status == oauth.PendingApproved {
+		if !h.opts.Step(w, r, p) {
 			return
 		}
+		p, to, err = h.a.Poll(ctx, &oauth.PollRequest{Handle: handle, UserCode: code})
 	}
-	to, err := h.b.Complete(r.Context(), handle, code)
 	switch {
-	case err == nil:
-		http.Redirect(w, r, to, http.StatusSeeOther)
-		return
-	case errors.Is(err, provider.ErrCompleted):
-		h.render(w, http.StatusOK, view{Title: "Connected", Heading: "Done", Message: "This request was completed. You can close this tab."})
-		return
-	case errors.Is(err, provider.ErrUnknownRequest):
+	case errors.Is(err, oauth.ErrUnknownRequest):
 		h.render(w, http.StatusNotFound, expiredView)
 		return
-	case !errors.Is(err, provider.ErrNotDecided):
-		h.log.Error("devicepage: complete", "err", err)
+	case err != nil:
+		h.log.Error("approval: poll", "err", err)
 		h.render(w, http.StatusInternalServerError, view{Title: "Error", Heading: "Something went wrong", Message: "Reload this page to try again."})
 		return
-	}
-	p, err := h.b.PendingByHandle(r.Context(), handle, code)
-	if err != nil {
-		h.render(w, http.StatusNotFound, expiredView)
+	case to != "":
+		http.Redirect(w, r, to, http.StatusSeeOther)
+		return
+	case p.Status == oauth.PendingCompleted:
+		h.render(w, http.StatusOK, view{Title: "Connected", Heading: "Done", Message: "This request was completed. You can close this tab."})
+		return
+	case p.Status != oauth.PendingWaiting:
+		// A decided request without a redirect (an Approver that gives
+		// none): nothing more this tab can do.
+		h.log.Error("approval: a decided request gave no redirect", "request_id", p.ID, "status", string(p.Status))
+		h.render(w, http.StatusInternalServerError, view{Title: "Error", Heading: "Something went wrong", Message: "Reload this page to try again."})
 		return
 	}
 	v := view{
 		Title: "Approve " + p.UserCode, Waiting: true, UserCode: p.UserCode,
-		ClientName: p.Client.ClientName, ClientID: p.Client.ID, Resource: p.Resource, Scopes: describeScopes(h.opts.ScopeDescriptions, p.Scopes),
+		ClientName: clientName(p), ClientID: p.ClientID, Resource: p.Resource, Scopes: describeScopes(h.opts.ScopeDescriptions, p.Scopes),
 		Refresh:   h.opts.RefreshSeconds,
 		ExpiresAt: p.ExpiresAt.UTC().Format(time.RFC3339),
 	}
 	v.RedirectHost, v.DocumentHost, v.LoopbackOnly = describe(p)
-	if v.ClientName == "" {
-		v.ClientName = "An unnamed application"
-	}
 	if h.opts.ApproveHint != nil {
 		v.ApproveHint = h.opts.ApproveHint(p.UserCode)
 	} else {
@@ -256,24 +247,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.opts.Console != nil {
 		if user, session, err := h.opts.Console.user(r); err == nil && user != "" {
 			session = h.opts.Console.formSession(w, session)
-			v.QuickUser, v.QuickCSRF, v.Handle = user, CSRFToken(session), handle
+			v.QuickUser, v.QuickCSRF, v.Handle = user, page.CSRFToken(session), handle
 		}
 	}
 	h.render(w, http.StatusOK, v)
 }
 
 // StepField names the form field that routes a POST of the authorize tab
-// to Options.Step.
+// to PageOptions.Step.
 const StepField = "mcpauth_step"
 
 // step handles a POST of a setup step's form (read by readPost, so from
 // this site): only for the browser holding the tab's handle and code, and
 // only once the request is approved. When the step is done the tab moves on to the client.
-func (h *Handler) step(w http.ResponseWriter, r *http.Request) {
+func (h *Page) step(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	handle, code := q.Get("request"), q.Get("user_code")
-	p, err := h.b.PendingByHandle(r.Context(), handle, code)
-	if err != nil || p.Status != "approved" {
+	p, _, err := h.a.Poll(r.Context(), &oauth.PollRequest{Handle: handle, UserCode: code, Hold: true})
+	if err != nil || p.Status != oauth.PendingApproved {
 		h.render(w, http.StatusNotFound, expiredView)
 		return
 	}
@@ -290,10 +281,10 @@ func (h *Handler) step(w http.ResponseWriter, r *http.Request) {
 // and code and is signed in to the console, and the form carries the
 // console session's CSRF token. The decision is made as the signed-in user, and the tab then
 // reloads into the client redirect.
-func (h *Handler) quickApprove(w http.ResponseWriter, r *http.Request) {
+func (h *Page) quickApprove(w http.ResponseWriter, r *http.Request) {
 	f := r.PostForm
 	user, session, err := h.opts.Console.user(r)
-	if err != nil || user == "" || !CheckCSRF(session, f.Get("csrf")) {
+	if err != nil || user == "" || !page.CheckCSRF(session, f.Get("csrf")) {
 		http.Error(w, "sign in to the console, then reload this page", http.StatusForbidden)
 		return
 	}
@@ -304,17 +295,17 @@ func (h *Handler) quickApprove(w http.ResponseWriter, r *http.Request) {
 	}
 	// The handle proves this browser made the request; the code alone
 	// would let a signed-in owner be tricked into approving another's.
-	if _, err := h.b.PendingByHandle(r.Context(), handle, code); err != nil {
+	if _, _, err := h.a.Poll(r.Context(), &oauth.PollRequest{Handle: handle, UserCode: code, Hold: true}); err != nil {
 		h.render(w, http.StatusNotFound, expiredView)
 		return
 	}
 	if f.Get("action") == "deny" {
-		_, err = h.opts.Console.b.Deny(r.Context(), code)
+		_, err = h.a.Deny(r.Context(), code)
 	} else {
-		_, err = h.opts.Console.b.Approve(r.Context(), code, user)
+		_, err = h.a.Approve(r.Context(), code, user)
 	}
-	if err != nil && !errors.Is(err, provider.ErrAlreadyDecided) {
-		h.log.Error("devicepage: quick authorize", "err", err)
+	if err != nil && !errors.Is(err, oauth.ErrAlreadyDecided) {
+		h.log.Error("approval: quick authorize", "err", err)
 		h.render(w, http.StatusConflict, view{Title: "Not decided", Heading: "This request could not be decided", Message: "It may have expired; start the connection again from your application."})
 		return
 	}
@@ -329,7 +320,7 @@ func (h *Handler) quickApprove(w http.ResponseWriter, r *http.Request) {
 // TV) told its user to come here, with the user code in the link or to
 // type. The page says where the owner approves the code; it looks nothing
 // up, so it reveals nothing about the request.
-func (h *Handler) serveVerification(w http.ResponseWriter, code string) {
+func (h *Page) serveVerification(w http.ResponseWriter, code string) {
 	v := view{Title: "Approve a device", Heading: "Approve a device", Verify: true}
 	if v.UserCode = secret.DisplayUserCode(code); v.UserCode != "" {
 		v.Title = "Approve " + v.UserCode
@@ -344,27 +335,28 @@ func (h *Handler) serveVerification(w http.ResponseWriter, code string) {
 	h.render(w, http.StatusOK, v)
 }
 
-// Status is the JSON the status endpoint returns.
-type Status struct {
-	// Status is "pending", "approved", "denied", "completed" or
-	// "expired" (also for a request that does not exist).
+// status is the JSON the status endpoint returns.
+type status struct {
+	// Status is "pending", "approved", "denied", "completed" (the
+	// oauth.PendingStatus values) or "expired" (also for a request that
+	// does not exist).
 	Status string `json:"status"`
 }
 
 // serveStatus tells the waiting page's script whether the request has been
 // decided. Like the page it needs the browser's handle and the code, so it
 // tells nothing to anyone else.
-func (h *Handler) serveStatus(w http.ResponseWriter, r *http.Request) {
+func (h *Page) serveStatus(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	handle, code := q.Get("request"), q.Get("user_code")
-	st := Status{Status: "expired"}
+	st := status{Status: "expired"}
 	if len(handle) <= 128 && len(code) <= 32 {
-		p, err := h.b.PendingByHandle(r.Context(), handle, code)
+		p, _, err := h.a.Poll(r.Context(), &oauth.PollRequest{Handle: handle, UserCode: code, Hold: true})
 		switch {
 		case err == nil:
-			st.Status = p.Status // storage.Pending*: the same words
-		case !errors.Is(err, provider.ErrUnknownRequest):
-			h.log.Error("devicepage: status", "err", err)
+			st.Status = string(p.Status)
+		case !errors.Is(err, oauth.ErrUnknownRequest):
+			h.log.Error("approval: status", "err", err)
 			http.Error(w, "internal error", http.StatusInternalServerError)
 			return
 		}
@@ -400,12 +392,12 @@ func withLogo(w http.ResponseWriter, raw string) template.URL {
 func writePage(w http.ResponseWriter, log *slog.Logger, status int, name string, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	if err := page.ExecuteTemplate(w, name, data); err != nil {
-		log.Debug("devicepage: render "+name, "err", err)
+	if err := templates.ExecuteTemplate(w, name, data); err != nil {
+		log.Debug("approval: render "+name, "err", err)
 	}
 }
 
-func (h *Handler) render(w http.ResponseWriter, status int, v view) {
+func (h *Page) render(w http.ResponseWriter, status int, v view) {
 	v.ProductName = h.opts.ProductName
 	if v.Heading == "" {
 		v.Heading = "Approve this connection"
@@ -414,22 +406,30 @@ func (h *Handler) render(w http.ResponseWriter, status int, v view) {
 		v.Refresh = 0
 	} else {
 		v.Nonce = secret.New("")[:22]
-		w.Header().Set("Content-Security-Policy", csp+"; script-src 'nonce-"+v.Nonce+"'; connect-src 'self'")
+		w.Header().Set("Content-Security-Policy", page.CSP+"; script-src 'nonce-"+v.Nonce+"'; connect-src 'self'")
 	}
 	v.Logo = withLogo(w, h.opts.LogoURL)
 	writePage(w, h.log, status, "device.html", v)
 }
 
-// Scope is a requested scope as the approval pages show it: in plain
+// scope is a requested scope as the approval pages show it: in plain
 // words (Text, empty when none is configured) and by its name.
-type Scope struct{ Name, Text string }
+type scope struct{ Name, Text string }
 
-func describeScopes(descriptions map[string]string, scopes []string) []Scope {
-	out := make([]Scope, len(scopes))
+func describeScopes(descriptions map[string]string, scopes []string) []scope {
+	out := make([]scope, len(scopes))
 	for i, s := range scopes {
-		out[i] = Scope{Name: s, Text: descriptions[s]}
+		out[i] = scope{Name: s, Text: descriptions[s]}
 	}
 	return out
+}
+
+// clientName is the client's name as the pages show it.
+func clientName(p *oauth.PendingRequest) string {
+	if p.Client != nil && p.Client.ClientName != "" {
+		return p.Client.ClientName
+	}
+	return "An unnamed application"
 }
 
 // describe returns what the approval pages show about where a request
@@ -446,7 +446,7 @@ func describeScopes(descriptions map[string]string, scopes []string) []Scope {
 // is also given when the redirect this request uses returns to the local
 // machine while the document lists others, since the risk is the same for
 // this request.
-func describe(p *provider.Pending) (redirectHost, documentHost string, loopbackOnly bool) {
+func describe(p *oauth.PendingRequest) (redirectHost, documentHost string, loopbackOnly bool) {
 	if p.RedirectURI != "" {
 		if u, err := url.Parse(p.RedirectURI); err == nil {
 			switch strings.ToLower(u.Scheme) {

@@ -1,4 +1,4 @@
-package devicepage
+package approval
 
 import (
 	"context"
@@ -68,17 +68,11 @@ const sessionPrefix = "mcp_sess_"
 // Errors of sign-in. Neither says whether the name exists or which of name
 // and password was wrong.
 var (
-	ErrSignInFailed = errors.New("devicepage: wrong user name or password")
-	ErrThrottled    = errors.New("devicepage: too many sign-in attempts; wait a few minutes and try again")
+	ErrSignInFailed = errors.New("approval: wrong user name or password")
+	ErrThrottled    = errors.New("approval: too many sign-in attempts; wait a few minutes and try again")
 	// ErrNoSession is returned for a missing, expired or signed-out session.
-	ErrNoSession = errors.New("devicepage: not signed in")
+	ErrNoSession = errors.New("approval: not signed in")
 )
-
-// AccountStore is what Accounts keeps in the store.
-type AccountStore interface {
-	storage.UserStore
-	storage.SessionStore
-}
 
 // AccountsOptions configure Accounts; the zero value is usable.
 type AccountsOptions struct {
@@ -102,7 +96,7 @@ type unknownState struct {
 
 // Accounts is the built-in console sign-in. Create it with NewAccounts.
 type Accounts struct {
-	store AccountStore
+	store storage.AccountStore
 	opts  AccountsOptions
 
 	mu      sync.Mutex
@@ -113,7 +107,7 @@ type Accounts struct {
 }
 
 // NewAccounts returns the built-in sign-in on store.
-func NewAccounts(store AccountStore, opts AccountsOptions) *Accounts {
+func NewAccounts(store storage.AccountStore, opts AccountsOptions) *Accounts {
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = DefaultIdleTimeout
 	}
@@ -140,11 +134,11 @@ func NewAccounts(store AccountStore, opts AccountsOptions) *Accounts {
 // letters, digits and . _ - @ +.
 func CheckUserName(name string) error {
 	if name == "" || len(name) > MaxUserNameLen {
-		return fmt.Errorf("devicepage: a user name has 1 to %d characters", MaxUserNameLen)
+		return fmt.Errorf("approval: a user name has 1 to %d characters", MaxUserNameLen)
 	}
 	for _, r := range name {
 		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '.' || r == '_' || r == '-' || r == '@' || r == '+') {
-			return fmt.Errorf("devicepage: a user name has only letters, digits and . _ - @ +")
+			return fmt.Errorf("approval: a user name has only letters, digits and . _ - @ +")
 		}
 	}
 	return nil
@@ -154,14 +148,14 @@ func CheckUserName(name string) error {
 // valid UTF-8 without control characters.
 func CheckPassword(password string) error {
 	if len(password) < MinPasswordLen || len(password) > MaxPasswordLen {
-		return fmt.Errorf("devicepage: a password has %d to %d bytes", MinPasswordLen, MaxPasswordLen)
+		return fmt.Errorf("approval: a password has %d to %d bytes", MinPasswordLen, MaxPasswordLen)
 	}
 	if !utf8.ValidString(password) {
-		return errors.New("devicepage: a password must be valid UTF-8")
+		return errors.New("approval: a password must be valid UTF-8")
 	}
 	for _, r := range password {
 		if unicode.IsControl(r) {
-			return errors.New("devicepage: a password must not contain control characters")
+			return errors.New("approval: a password must not contain control characters")
 		}
 	}
 	return nil
@@ -178,7 +172,7 @@ func (a *Accounts) AddUser(ctx context.Context, name, password string) error {
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte(password), a.opts.BcryptCost)
 	if err != nil {
-		return fmt.Errorf("devicepage: hash password: %w", err)
+		return fmt.Errorf("approval: hash password: %w", err)
 	}
 	return a.store.CreateUser(ctx, &storage.UserRecord{Name: name, PasswordHash: string(h), CreatedAt: a.opts.Now()})
 }
@@ -190,7 +184,7 @@ func (a *Accounts) SetPassword(ctx context.Context, name, password string) error
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte(password), a.opts.BcryptCost)
 	if err != nil {
-		return fmt.Errorf("devicepage: hash password: %w", err)
+		return fmt.Errorf("approval: hash password: %w", err)
 	}
 	return a.store.SetPassword(ctx, name, string(h))
 }
@@ -246,7 +240,7 @@ func (a *Accounts) SignIn(ctx context.Context, at SignInAttempt) (*SignedIn, err
 	}
 	u, err := a.store.GetUser(ctx, at.Name)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return nil, fmt.Errorf("devicepage: sign in: %w", err)
+		return nil, fmt.Errorf("approval: sign in: %w", err)
 	}
 	if errors.Is(err, storage.ErrNotFound) {
 		u = nil
@@ -289,7 +283,7 @@ func (a *Accounts) SignIn(ctx context.Context, at SignInAttempt) (*SignedIn, err
 	err = a.store.CreateSession(ctx, &storage.SessionRecord{Hash: secret.Hash(cookie), User: at.Name, CreatedAt: now,
 		IdleExpiresAt: now.Add(a.opts.IdleTimeout), ExpiresAt: now.Add(a.opts.SessionLifetime)})
 	if err != nil {
-		return nil, fmt.Errorf("devicepage: start session: %w", err)
+		return nil, fmt.Errorf("approval: start session: %w", err)
 	}
 	return &SignedIn{Session: cookie, Device: newDeviceCookie(u, now.Add(DeviceCookieLifetime))}, nil
 }
@@ -311,11 +305,11 @@ func (a *Accounts) countFailure(ctx context.Context, name string, u *storage.Use
 			return next, nil
 		}
 		if !errors.Is(err, storage.ErrConflict) {
-			return 0, fmt.Errorf("devicepage: sign in: %w", err)
+			return 0, fmt.Errorf("approval: sign in: %w", err)
 		}
 		// Another attempt counted first: read again.
 		if u, err = a.store.GetUser(ctx, name); err != nil {
-			return 0, fmt.Errorf("devicepage: sign in: %w", err)
+			return 0, fmt.Errorf("approval: sign in: %w", err)
 		}
 	}
 	return 0, ErrThrottled // that many attempts at once is an attack
@@ -336,13 +330,13 @@ func (a *Accounts) clearFailures(ctx context.Context, name string, counted, stor
 		err := a.store.RecordSignIn(ctx, name, prev, 0, time.Time{})
 		if !errors.Is(err, storage.ErrConflict) {
 			if err != nil {
-				return fmt.Errorf("devicepage: sign in: %w", err)
+				return fmt.Errorf("approval: sign in: %w", err)
 			}
 			return nil
 		}
 		u, err := a.store.GetUser(ctx, name)
 		if err != nil {
-			return fmt.Errorf("devicepage: sign in: %w", err)
+			return fmt.Errorf("approval: sign in: %w", err)
 		}
 		prev = u.Failures
 	}
@@ -393,12 +387,12 @@ func (a *Accounts) User(ctx context.Context, cookie string) (string, error) {
 		return "", ErrNoSession
 	}
 	if err != nil {
-		return "", fmt.Errorf("devicepage: session: %w", err)
+		return "", fmt.Errorf("approval: session: %w", err)
 	}
 	// Extend the idle timeout, at most once a minute per session.
 	if next := now.Add(a.opts.IdleTimeout); next.Sub(s.IdleExpiresAt) > time.Minute {
 		if err := a.store.TouchSession(ctx, s.Hash, next); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return "", fmt.Errorf("devicepage: session: %w", err)
+			return "", fmt.Errorf("approval: session: %w", err)
 		}
 	}
 	return s.User, nil
@@ -410,20 +404,6 @@ func (a *Accounts) SignOut(ctx context.Context, cookie string) error {
 		return nil
 	}
 	return a.store.DeleteSession(ctx, secret.Hash(cookie))
-}
-
-// CSRFToken returns the anti-CSRF token of the forms of a session: derived
-// from its cookie, which a cross-site page cannot read, so the token needs
-// no storage and is the same on every replica.
-func CSRFToken(cookie string) string {
-	sum := sha256.Sum256([]byte("mcpauth console csrf\x00" + cookie))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-// CheckCSRF reports, in constant time, whether token is the CSRF token of
-// cookie.
-func CheckCSRF(cookie, token string) bool {
-	return cookie != "" && secret.Equal(CSRFToken(cookie), token)
 }
 
 // devicePrefix marks device cookies.

@@ -1,7 +1,6 @@
-package devicepage
+package approval
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -15,9 +14,9 @@ import (
 	"time"
 
 	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/internal/page"
 	"github.com/mcp-oauth/oauth/internal/ratelimit"
 	"github.com/mcp-oauth/oauth/internal/secret"
-	"github.com/mcp-oauth/oauth/provider"
 )
 
 // The console: where a signed-in owner enters the code that a connecting
@@ -26,24 +25,16 @@ import (
 // password is ever typed into a page an MCP client opened: the console is
 // a page the owner opens themselves.
 
-// ConsoleBackend is what the console needs from the authorization server;
-// the default *provider.Provider implements it.
-type ConsoleBackend interface {
-	PendingByUserCode(ctx context.Context, userCode string) (*provider.Pending, error)
-	Approve(ctx context.Context, userCode, subject string) (*provider.Pending, error)
-	Deny(ctx context.Context, userCode string) (*provider.Pending, error)
-	ListPending(ctx context.Context) ([]*provider.Pending, error)
-	ListGrants(ctx context.Context) ([]*oauth.Grant, error)
-	RevokeGrant(ctx context.Context, grantID string) error
-	ListClients(ctx context.Context) ([]*oauth.Client, error)
-	DeleteClient(ctx context.Context, clientID string) error
-}
-
 // ConsoleOptions configure the console.
 type ConsoleOptions struct {
+	// Admin, when set, gives the console its lists of grants and clients,
+	// with their revoke and delete buttons. Nil means the console shows
+	// and decides pending requests only. mcpauth.Wrap sets it when the
+	// Provider is an oauth.Administrator.
+	Admin oauth.Administrator
 	// ProductName is shown in page titles; empty means "MCP server".
 	ProductName string
-	// LogoURL is as Options.LogoURL.
+	// LogoURL is as PageOptions.LogoURL.
 	LogoURL string
 	// Accounts is the built-in sign-in. Nil means Identity decides.
 	Accounts *Accounts
@@ -54,7 +45,7 @@ type ConsoleOptions struct {
 	Identity Identity
 	// SignInURL is where a visitor signs in when Identity is set.
 	SignInURL string
-	// ScopeDescriptions is as Options.ScopeDescriptions, for the
+	// ScopeDescriptions is as PageOptions.ScopeDescriptions, for the
 	// confirmation screen.
 	ScopeDescriptions map[string]string
 	// ClientIP, when set, returns the client's address of a request, for
@@ -100,19 +91,29 @@ const (
 // Console serves the console. Create it with NewConsole and mount it at a
 // path prefix (mcpauth mounts it at /console).
 type Console struct {
-	b      ConsoleBackend
+	a      oauth.Approver
 	opts   ConsoleOptions
 	log    *slog.Logger
 	prefix string
+	mux    *http.ServeMux
+	origin *http.CrossOriginProtection
 
 	confirmKey [32]byte // see confirmToken
 
 	tries *ratelimit.Window // wrong codes by "u:"+user, "ip:"+client network and codeTriesAll
 }
 
-// NewConsole returns the console for b, served under prefix (such as
-// "/console").
-func NewConsole(b ConsoleBackend, prefix string, opts ConsoleOptions) *Console {
+// NewConsole returns the console that decides the requests of a, served
+// under prefix (such as "/console"; "" means the root). Its routes:
+//
+//	GET  prefix, prefix/          the home page: pending requests, grants, clients
+//	GET  prefix/approve           the confirmation of ?user_code=
+//	POST prefix/signin            the built-in sign-in (ConsoleOptions.Accounts)
+//	POST prefix/signout
+//	POST prefix/decide            approve or deny a code
+//	POST prefix/grants/revoke     (with ConsoleOptions.Admin)
+//	POST prefix/clients/delete    (with ConsoleOptions.Admin)
+func NewConsole(a oauth.Approver, prefix string, opts ConsoleOptions) *Console {
 	if opts.ProductName == "" {
 		opts.ProductName = "MCP server"
 	}
@@ -120,8 +121,24 @@ func NewConsole(b ConsoleBackend, prefix string, opts ConsoleOptions) *Console {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Console{b: b, opts: opts, log: log, prefix: strings.TrimSuffix(prefix, "/"), tries: ratelimit.New(codeTriesWindow, codeTriesAll)}
+	c := &Console{a: a, opts: opts, log: log, prefix: strings.TrimSuffix(prefix, "/"), tries: ratelimit.New(codeTriesWindow, codeTriesAll),
+		mux: http.NewServeMux(), origin: http.NewCrossOriginProtection()}
 	rand.Read(c.confirmKey[:]) // never fails (crypto/rand panics rather than return short)
+	p := c.prefix
+	if p != "" {
+		c.mux.HandleFunc("GET "+p, c.signedIn(c.home))
+	}
+	c.mux.HandleFunc("GET "+p+"/{$}", c.signedIn(c.home))
+	c.mux.HandleFunc("GET "+p+"/approve", c.signedIn(func(w http.ResponseWriter, r *http.Request, s *session) {
+		c.confirm(w, r, s.v, r.URL.Query().Get("user_code"))
+	}))
+	c.mux.HandleFunc("POST "+p+"/signin", c.form(c.signIn))
+	c.mux.HandleFunc("POST "+p+"/signout", c.form(c.signedIn(c.checked(c.signOut))))
+	c.mux.HandleFunc("POST "+p+"/decide", c.form(c.signedIn(c.checked(c.decide))))
+	if opts.Admin != nil {
+		c.mux.HandleFunc("POST "+p+"/grants/revoke", c.form(c.signedIn(c.checked(c.revokeGrant))))
+		c.mux.HandleFunc("POST "+p+"/clients/delete", c.form(c.signedIn(c.checked(c.deleteClient))))
+	}
 	return c
 }
 
@@ -154,13 +171,13 @@ type consoleView struct {
 	Error, Notice              string
 	SignIn, SignInURL          string // SignIn: the pre-session CSRF token of the form
 	SignInCode                 string // a user code to confirm after signing in
-	Confirm                    *provider.Pending
+	Confirm                    *oauth.PendingRequest
 	ConfirmCode, RedirectHost  string
 	ConfirmToken               string // see confirmToken
 	DocumentHost               string // see describe
-	Scopes                     []Scope
+	Scopes                     []scope
 	LoopbackOnly               bool
-	Pending                    []*provider.Pending
+	Pending                    []*oauth.PendingRequest
 	Grants                     []*oauth.Grant
 	Clients                    []*oauth.Client
 	ClientNames                map[string]string // client ID to name, for the grants
@@ -169,81 +186,77 @@ type consoleView struct {
 	MorePending, MoreGrants, MoreClients int
 	ListMax                              int
 	Home                                 bool
+	// Admin shows the lists of grants and clients.
+	Admin bool
 }
 
 // ServeHTTP implements http.Handler.
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
-	SetPageHeaders(hdr)
-	path := strings.TrimPrefix(r.URL.Path, c.prefix)
-	if r.Method == http.MethodPost {
-		if !readPost(w, r, 16<<10) {
-			return
+	page.SetHeaders(hdr)
+	c.mux.ServeHTTP(w, r)
+}
+
+// session is a request of a signed-in console user.
+type session struct {
+	user string
+	// cookie is what the user's CSRF tokens derive from (see user).
+	cookie string
+	// v is the page to render, with the user and the CSRF token set.
+	v consoleView
+}
+
+// form admits a form POST only from this site and reads its body (see
+// readPost); on failure it has answered.
+func (c *Console) form(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if readPost(w, r, c.origin, 16<<10) {
+			next(w, r)
 		}
-		if path == "/signin" {
-			c.signIn(w, r)
-			return
-		}
-	} else if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		hdr.Set("Allow", "GET, HEAD, POST")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	user, session, err := c.user(r)
-	if err != nil {
-		c.log.Error("devicepage: console session", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	if user == "" {
-		if r.Method == http.MethodPost {
-			c.showSignIn(w, r, http.StatusForbidden, "Your session has ended, so nothing was changed. Sign in and try again.", "")
-			return
-		}
-		code := ""
-		if path == "/approve" {
-			code = r.URL.Query().Get("user_code")
-		}
-		c.showSignIn(w, r, http.StatusOK, "", code)
-		return
-	}
-	session = c.formSession(w, session)
-	v := consoleView{User: user, CSRF: CSRFToken(session)}
-	if r.Method == http.MethodPost {
-		if !CheckCSRF(session, r.PostForm.Get("csrf")) {
-			v.Title, v.Error = "Nothing changed", staleForm
-			c.render(w, http.StatusForbidden, v)
-			return
-		}
-		c.post(w, r, path, user, session, v)
-		return
-	}
-	switch path {
-	case "", "/":
-		c.home(w, r, v)
-	case "/approve":
-		c.confirm(w, r, v, r.URL.Query().Get("user_code"))
-	default:
-		http.NotFound(w, r)
 	}
 }
 
-// sameOrigin refuses cross-site form posts: a browser's Sec-Fetch-Site, or
-// failing that its Origin, must say the form came from this site.
-func sameOrigin(r *http.Request) bool {
-	switch r.Header.Get("Sec-Fetch-Site") {
-	case "same-origin", "none":
-		return true
-	case "cross-site", "same-site":
-		return false
+// signedIn runs next for a signed-in user, and otherwise shows the
+// sign-in form: for a GET of the confirmation page, with the code to
+// confirm once signed in; for a POST, saying that nothing was changed.
+func (c *Console) signedIn(next func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		user, cookie, err := c.user(r)
+		if err != nil {
+			c.log.Error("approval: console session", "err", err)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		if user == "" {
+			if r.Method == http.MethodPost {
+				c.showSignIn(w, r, http.StatusForbidden, "Your session has ended, so nothing was changed. Sign in and try again.", "")
+				return
+			}
+			code := ""
+			if strings.TrimPrefix(r.URL.Path, c.prefix) == "/approve" {
+				code = r.URL.Query().Get("user_code")
+			}
+			c.showSignIn(w, r, http.StatusOK, "", code)
+			return
+		}
+		cookie = c.formSession(w, cookie)
+		next(w, r, &session{user: user, cookie: cookie,
+			v: consoleView{User: user, CSRF: page.CSRFToken(cookie), Admin: c.opts.Admin != nil}})
 	}
-	o := r.Header.Get("Origin")
-	if o == "" {
-		return true // not a browser, or an old one; the CSRF token still guards
+}
+
+// checked runs next for a POST whose CSRF token is the session's, and
+// otherwise answers that nothing changed.
+func (c *Console) checked(next func(http.ResponseWriter, *http.Request, *session)) func(http.ResponseWriter, *http.Request, *session) {
+	return func(w http.ResponseWriter, r *http.Request, s *session) {
+		if !page.CheckCSRF(s.cookie, r.PostForm.Get("csrf")) {
+			s.v.Title, s.v.Error = "Nothing changed", staleForm
+			c.render(w, http.StatusForbidden, s.v)
+			return
+		}
+		next(w, r, s)
 	}
-	u, err := url.Parse(o)
-	return err == nil && u.Host == r.Host
 }
 
 // user returns the signed-in user and the cookie its forms' CSRF tokens
@@ -290,7 +303,7 @@ func (c *Console) showSignIn(w http.ResponseWriter, r *http.Request, status int,
 	if c.opts.Accounts != nil {
 		pre := secret.New("mcp_pre_")
 		c.setCookie(w, "mcpauth_pre", pre, 3600)
-		v.SignIn = CSRFToken(pre)
+		v.SignIn = page.CSRFToken(pre)
 	}
 	v.Title = "Sign in"
 	c.render(w, status, v)
@@ -302,7 +315,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pre := cookieValue(r, c.cookieName("mcpauth_pre"))
-	if !CheckCSRF(pre, r.PostForm.Get("csrf")) {
+	if !page.CheckCSRF(pre, r.PostForm.Get("csrf")) {
 		c.showSignIn(w, r, http.StatusForbidden, staleForm, r.PostForm.Get("user_code"))
 		return
 	}
@@ -310,10 +323,10 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		ClientIP: c.clientIP(r), Device: cookieValue(r, c.cookieName("mcpauth_device"))})
 	switch {
 	case errors.Is(err, ErrSignInFailed), errors.Is(err, ErrThrottled):
-		c.showSignIn(w, r, http.StatusOK, strings.TrimPrefix(err.Error(), "devicepage: "), r.PostForm.Get("user_code"))
+		c.showSignIn(w, r, http.StatusOK, strings.TrimPrefix(err.Error(), "approval: "), r.PostForm.Get("user_code"))
 		return
 	case err != nil:
-		c.log.Error("devicepage: sign in", "err", err)
+		c.log.Error("approval: sign in", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
@@ -333,16 +346,16 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 // the connection's peer.
 func (c *Console) clientIP(r *http.Request) string { return ratelimit.ClientIP(r, c.opts.ClientIP) }
 
-func (c *Console) home(w http.ResponseWriter, r *http.Request, v consoleView) {
-	ctx := r.Context()
+func (c *Console) home(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx, v := r.Context(), s.v
 	var err error
-	if v.Pending, err = c.b.ListPending(ctx); err == nil {
-		if v.Grants, err = c.b.ListGrants(ctx); err == nil {
-			v.Clients, err = c.b.ListClients(ctx)
+	if v.Pending, err = c.a.ListPending(ctx); err == nil && c.opts.Admin != nil {
+		if v.Grants, err = c.opts.Admin.ListGrants(ctx); err == nil {
+			v.Clients, err = c.opts.Admin.ListClients(ctx)
 		}
 	}
 	if err != nil {
-		c.log.Error("devicepage: console lists", "err", err)
+		c.log.Error("approval: console lists", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
@@ -383,13 +396,13 @@ func (c *Console) confirm(w http.ResponseWriter, r *http.Request, v consoleView,
 		c.tooManyCodes(w, v)
 		return
 	}
-	p, err := c.b.PendingByUserCode(r.Context(), code)
+	p, err := c.a.PendingByUserCode(r.Context(), code)
 	if err == nil {
 		c.found(try) // a real code, even if decided already
 	}
-	if err != nil || p.Status != "pending" {
-		if err != nil && !errors.Is(err, provider.ErrUnknownRequest) {
-			c.log.Error("devicepage: look up code", "err", err)
+	if err != nil || p.Status != oauth.PendingWaiting {
+		if err != nil && !errors.Is(err, oauth.ErrUnknownRequest) {
+			c.log.Error("approval: look up code", "err", err)
 		}
 		v.Title, v.Error = "Unknown code", "No connection is waiting for this code. Check it, or ask for a new one."
 		c.render(w, http.StatusNotFound, v)
@@ -404,64 +417,76 @@ func (c *Console) confirm(w http.ResponseWriter, r *http.Request, v consoleView,
 	c.render(w, http.StatusOK, v)
 }
 
-func (c *Console) post(w http.ResponseWriter, r *http.Request, path, user, session string, v consoleView) {
-	ctx, f := r.Context(), r.PostForm
-	var done string
+func (c *Console) signOut(w http.ResponseWriter, r *http.Request, s *session) {
 	var err error
-	switch path {
-	case "/signout":
-		if c.opts.Accounts != nil {
-			err = c.opts.Accounts.SignOut(ctx, session)
-		}
-		c.setCookie(w, "mcpauth_console", "", -1)
-		if err == nil {
-			http.Redirect(w, r, c.prefix+"/", http.StatusSeeOther)
-			return
-		}
-	case "/decide":
-		code := f.Get("user_code")
-		// A decision from the confirmation page names a code that page
-		// found (and counted); any other is a code tried here.
-		norm := secret.NormalizeUserCode(code)
-		confirmed := norm != "" && hmac.Equal([]byte(c.confirmToken(v.CSRF, norm)), []byte(f.Get("confirm")))
-		var try codeTry
-		if !confirmed {
-			var ok bool
-			if try, ok = c.tryCode(r, user); !ok {
-				c.tooManyCodes(w, v)
-				return
-			}
-		}
-		if f.Get("action") == "approve" {
-			_, err = c.b.Approve(ctx, code, user)
-			done = "approved"
-		} else {
-			_, err = c.b.Deny(ctx, code)
-			done = "denied"
-		}
-		if try != nil && (err == nil || errors.Is(err, provider.ErrAlreadyDecided)) {
-			c.found(try)
-		}
-		if errors.Is(err, provider.ErrUnknownRequest) || errors.Is(err, provider.ErrAlreadyDecided) {
-			v.Title, v.Error = "Not decided", "This request expired or was decided already."
-			c.render(w, http.StatusConflict, v)
-			return
-		}
-	case "/grants/revoke":
-		err, done = c.b.RevokeGrant(ctx, f.Get("grant_id")), "revoked"
-	case "/clients/delete":
-		err, done = c.b.DeleteClient(ctx, f.Get("client_id")), "deleted"
-	default:
-		http.NotFound(w, r)
+	if c.opts.Accounts != nil {
+		err = c.opts.Accounts.SignOut(r.Context(), s.cookie)
+	}
+	c.setCookie(w, "mcpauth_console", "", -1)
+	if err != nil {
+		c.failed(w, r, s, err)
 		return
 	}
+	http.Redirect(w, r, c.prefix+"/", http.StatusSeeOther)
+}
+
+// decide approves or denies a code. A decision from the confirmation page
+// names a code that page found (and counted); any other is a code tried
+// here, counted against the code-entry limits.
+func (c *Console) decide(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx, f := r.Context(), r.PostForm
+	code := f.Get("user_code")
+	norm := secret.NormalizeUserCode(code)
+	confirmed := norm != "" && hmac.Equal([]byte(c.confirmToken(s.v.CSRF, norm)), []byte(f.Get("confirm")))
+	var try codeTry
+	if !confirmed {
+		var ok bool
+		if try, ok = c.tryCode(r, s.user); !ok {
+			c.tooManyCodes(w, s.v)
+			return
+		}
+	}
+	var err error
+	done := "approved"
+	if f.Get("action") == "approve" {
+		_, err = c.a.Approve(ctx, code, s.user)
+	} else {
+		_, err = c.a.Deny(ctx, code)
+		done = "denied"
+	}
+	if try != nil && (err == nil || errors.Is(err, oauth.ErrAlreadyDecided)) {
+		c.found(try)
+	}
+	if errors.Is(err, oauth.ErrUnknownRequest) || errors.Is(err, oauth.ErrAlreadyDecided) {
+		s.v.Title, s.v.Error = "Not decided", "This request expired or was decided already."
+		c.render(w, http.StatusConflict, s.v)
+		return
+	}
+	c.finish(w, r, s, err, done)
+}
+
+func (c *Console) revokeGrant(w http.ResponseWriter, r *http.Request, s *session) {
+	c.finish(w, r, s, c.opts.Admin.RevokeGrant(r.Context(), r.PostForm.Get("grant_id")), "revoked")
+}
+
+func (c *Console) deleteClient(w http.ResponseWriter, r *http.Request, s *session) {
+	c.finish(w, r, s, c.opts.Admin.DeleteClient(r.Context(), r.PostForm.Get("client_id")), "deleted")
+}
+
+// finish answers a console action: back to the home page with the notice
+// of done, or a page saying it failed.
+func (c *Console) finish(w http.ResponseWriter, r *http.Request, s *session, err error, done string) {
 	if err != nil {
-		c.log.Error("devicepage: console action", "path", path, "err", err)
-		v.Title, v.Error = "Failed", "That did not work; reload the console and try again."
-		c.render(w, http.StatusBadRequest, v)
+		c.failed(w, r, s, err)
 		return
 	}
 	http.Redirect(w, r, c.prefix+"/?"+url.Values{"done": {done}}.Encode(), http.StatusSeeOther)
+}
+
+func (c *Console) failed(w http.ResponseWriter, r *http.Request, s *session, err error) {
+	c.log.Error("approval: console action", "path", r.URL.Path, "err", err)
+	s.v.Title, s.v.Error = "Failed", "That did not work; reload the console and try again."
+	c.render(w, http.StatusBadRequest, s.v)
 }
 
 // notice is the console's message after a post, by the key that the

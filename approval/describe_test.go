@@ -1,10 +1,9 @@
-package devicepage
+package approval
 
 import (
 	"testing"
 
 	oauth "github.com/mcp-oauth/oauth"
-	"github.com/mcp-oauth/oauth/provider"
 )
 
 func TestDescribe(t *testing.T) {
@@ -47,7 +46,7 @@ func TestDescribe(t *testing.T) {
 			"", "", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rh, dh, warn := describe(&provider.Pending{Client: tc.client, AuthorizationParams: oauth.AuthorizationParams{RedirectURI: tc.redirect}})
+			rh, dh, warn := describe(&oauth.PendingRequest{Client: tc.client, AuthorizationParams: oauth.AuthorizationParams{RedirectURI: tc.redirect}})
 			if rh != tc.redirectHost || dh != tc.host || warn != tc.warn {
 				t.Errorf("describe = %q, %q, %v; want %q, %q, %v", rh, dh, warn, tc.redirectHost, tc.host, tc.warn)
 			}

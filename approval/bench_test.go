@@ -1,9 +1,10 @@
-package devicepage
+package approval
 
 import (
 	"fmt"
-	"github.com/mcp-oauth/oauth/internal/ratelimit"
 	"testing"
+
+	"github.com/mcp-oauth/oauth/internal/ratelimit"
 
 	"github.com/mcp-oauth/oauth/storage/memory"
 )

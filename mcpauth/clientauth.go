@@ -1,0 +1,115 @@
+package mcpauth
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/internal/secret"
+)
+
+// parseForm reads an application/x-www-form-urlencoded body of at most
+// MaxFormBytes and rejects repeated or oversized parameters (RFC 6749 §3.2).
+func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.Error) {
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(strings.ToLower(ct), "application/x-www-form-urlencoded") {
+		return nil, oauth.ErrInvalidRequest.WithDescription("Content-Type must be application/x-www-form-urlencoded")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, oauth.ErrInvalidRequest.WithDescription("request body too large").WithStatus(http.StatusRequestEntityTooLarge)
+		}
+		return nil, oauth.ErrInvalidRequest.WithDescription("malformed form body")
+	}
+	if r.URL.RawQuery != "" {
+		// OAuth 2.1 §3.2: token endpoint parameters travel in the body;
+		// credentials in a URL end up in logs.
+		return nil, oauth.ErrInvalidRequest.WithDescription("parameters must be sent in the request body, not the URL")
+	}
+	for k, v := range r.PostForm {
+		if len(v) > 1 {
+			return nil, oauth.ErrInvalidRequest.WithDescription("parameter " + k + " is repeated")
+		}
+		if len(v[0]) > MaxParamLen && k != "token" {
+			return nil, oauth.ErrInvalidRequest.WithDescription("parameter " + k + " is too long")
+		}
+	}
+	return r.PostForm, nil
+}
+
+// authenticateClient identifies and authenticates the client of a token,
+// revocation or introspection request (RFC 6749 §2.3.1, OAuth 2.1 §2.4):
+// HTTP Basic (client_secret_basic), client_secret in the body
+// (client_secret_post), or client_id alone for a public client ("none").
+// Using two methods at once is invalid_request. Failures are invalid_client
+// (401), which also makes clients such as Claude register again.
+func (s *AuthorizationServer) authenticateClient(r *http.Request, form url.Values) (*oauth.Client, *oauth.Error) {
+	id, sec, basic := r.BasicAuth()
+	if basic {
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(id)
+		sec, err2 = url.QueryUnescape(sec)
+		if err1 != nil || err2 != nil {
+			return nil, oauth.ErrInvalidClient.WithDescription("malformed HTTP Basic credentials")
+		}
+		if form.Has("client_secret") {
+			return nil, oauth.ErrInvalidRequest.WithDescription("use one client authentication method, not two")
+		}
+		if fid := form.Get("client_id"); fid != "" && fid != id {
+			return nil, oauth.ErrInvalidRequest.WithDescription("client_id does not match the HTTP Basic credentials")
+		}
+	} else if r.Header.Get("Authorization") != "" {
+		return nil, oauth.ErrInvalidClient.WithDescription("unsupported Authorization scheme; use HTTP Basic")
+	} else {
+		id, sec = form.Get("client_id"), form.Get("client_secret")
+	}
+	if id == "" {
+		return nil, oauth.ErrInvalidClient.WithDescription("client authentication required")
+	}
+	client, err := s.p.GetClient(r.Context(), id)
+	if err != nil {
+		e := oauth.AsError(err)
+		if e.Code == oauth.ErrServerError.Code {
+			return nil, e
+		}
+		return nil, oauth.ErrInvalidClient.WithDescription("unknown client")
+	}
+	if client.Public() {
+		if sec != "" {
+			return nil, oauth.ErrInvalidClient.WithDescription("public client must not send a secret")
+		}
+		return client, nil
+	}
+	if sec == "" {
+		return nil, oauth.ErrInvalidClient.WithDescription("client secret required")
+	}
+	var ok bool
+	if sc, has := s.p.(oauth.ClientAuthenticator); has {
+		ok = sc.AuthenticateClient(client, sec)
+	} else {
+		ok = client.SecretHash != "" && secret.Equal(secret.Hash(sec), client.SecretHash)
+	}
+	if !ok {
+		return nil, oauth.ErrInvalidClient.WithDescription("client authentication failed")
+	}
+	return client, nil
+}
+
+// clientRequest does what /token, /revoke and /introspect share: the
+// no-store headers, the bounded form body and client authentication. On
+// failure it has written the RFC 6749 §5.2 error and returns ok false.
+func (s *AuthorizationServer) clientRequest(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.Client, bool) {
+	noStore(w)
+	form, e := parseForm(w, r)
+	if e == nil {
+		var client *oauth.Client
+		if client, e = s.authenticateClient(r, form); e == nil {
+			return form, client, true
+		}
+	}
+	writeError(w, s.log, e)
+	return nil, nil, false
+}
