@@ -1,9 +1,26 @@
-// Package storetest is a backend-independent conformance suite for
-// storage.Store, in the manner of testing/fstest. A backend's tests call
-// Run with a constructor for empty stores:
+// Package storetest is a backend-independent conformance suite for the
+// contracts of package storage, in the manner of testing/fstest. It has two
+// entry points, each taking a constructor for empty stores:
+//
+//   - Run checks a storage.Store: clients, grants, codes, refresh tokens,
+//     pending requests, signing keys, Sweep and the revocation count;
+//   - RunAccounts checks a storage.AccountStore: the users and sessions of
+//     the console's built-in sign-in (package approval). If the store also
+//     has storage.Store's Sweep, it checks that Sweep deletes expired
+//     sessions.
+//
+// A backend's tests call the entry point of each contract it implements:
 //
 //	func TestConformance(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) storage.Store {
+//			s := mybackend.Open(t.TempDir())
+//			t.Cleanup(func() { s.Close() })
+//			return s
+//		})
+//	}
+//
+//	func TestAccountsConformance(t *testing.T) {
+//		storetest.RunAccounts(t, func(t *testing.T) storage.AccountStore {
 //			s := mybackend.Open(t.TempDir())
 //			t.Cleanup(func() { s.Close() })
 //			return s
@@ -24,9 +41,9 @@
 //
 // Ordering: "oldest first" and "newest first" are read as ordered by the
 // record's own timestamp (Client.IssuedAt, Grant.CreatedAt,
-// PendingRecord.CreatedAt, KeyRecord.CreatedAt), not by insertion; the
-// listing tests insert out of chronological order. Records with equal
-// timestamps may be listed in any order.
+// PendingRecord.CreatedAt, KeyRecord.CreatedAt, UserRecord.CreatedAt), not
+// by insertion; the listing tests insert out of chronological order.
+// Records with equal timestamps may be listed in any order.
 //
 // Secrets: hash fields are hex SHA-256 strings; the suite makes them from
 // random bytes.
