@@ -1,5 +1,5 @@
-// Package memory is an in-memory storage.Store for tests and ephemeral
-// servers: everything is lost when the process exits.
+// Package memory is an in-memory storage.Store and storage.AccountStore for
+// tests and ephemeral servers: everything is lost when the process exits.
 //
 // All state sits behind one mutex, which makes every operation, including
 // the ones the contract requires to be atomic, trivially so. Records are

@@ -1,7 +1,7 @@
-// Package postgres is a storage.Store on PostgreSQL, through
-// github.com/jackc/pgx/v5 and its connection pool pgxpool. It is the
-// backend for authorization servers that run as several replicas sharing one
-// database.
+// Package postgres is a storage.Store and storage.AccountStore on
+// PostgreSQL, through github.com/jackc/pgx/v5 and its connection pool
+// pgxpool. It is the backend for authorization servers that run as several
+// replicas sharing one database.
 //
 // # Opening
 //
@@ -54,17 +54,19 @@
 // that they cannot deadlock, and that order also makes revocation
 // complete: RevokeGrant and DeleteClient lock the grant row first and
 // delete its codes and tokens in later statements, each of which sees
-// everything committed before it started. RotateRefreshToken therefore locks the token's grant row (FOR NO KEY
-// UPDATE) before its compare-and-set: a revocation either waits for the
-// rotation to commit, and then deletes the new token too, or the rotation
-// waits for the revocation and finds the grant revoked. That lock also
-// serializes the rotations of one grant's chain, whose tokens they lock in
-// different orders. RedeemCode does not lock the grant: it locks the code,
-// which a revocation deletes before the grant's tokens, so a revocation
-// either deletes the code first or waits for the redemption and then
-// deletes the token it stored. AddKey serializes with itself through a
-// table lock. Transactions that fail with a serialization failure or a
-// deadlock anyway are retried a few times.
+// everything committed before it started. RotateRefreshToken therefore
+// locks the token's grant row (FOR NO KEY UPDATE) before its
+// compare-and-set: a revocation either waits for the rotation to commit,
+// and then deletes the new token too, or the rotation waits for the
+// revocation and finds the grant revoked. That lock also serializes the
+// rotations of one grant's chain, whose tokens they lock in different
+// orders. RedeemCode likewise locks the code's grant row, if the grant is
+// active, before the code, by setting the grant's last-used time first: a
+// revocation either waits for the redemption to commit, and then deletes
+// the token it stored, or the redemption waits for the revocation and
+// finds the code gone. AddKey serializes with itself through a table lock.
+// Transactions that fail with a serialization failure or a deadlock anyway
+// are retried a few times.
 //
 // Every transaction that revokes a grant (RevokeGrant, DeleteClient,
 // Sweep) ends by adding to the single row of revocation_count, which is

@@ -1,5 +1,6 @@
-// Package sqlite is the embedded default storage.Store: one SQLite file,
-// accessed through the pure-Go driver modernc.org/sqlite (no cgo).
+// Package sqlite is the embedded default storage.Store and
+// storage.AccountStore: one SQLite file, accessed through the pure-Go driver
+// modernc.org/sqlite (no cgo).
 //
 // # Concurrency
 //
