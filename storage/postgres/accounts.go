@@ -30,7 +30,6 @@ var (
 	qGetSession    = `SELECT ` + sessionCols + ` FROM sessions WHERE hash = $1 AND idle_expires_at > $2 AND expires_at > $2`
 	qTouchSession  = `UPDATE sessions SET idle_expires_at = $2 WHERE hash = $1`
 	qDeleteSession = `DELETE FROM sessions WHERE hash = $1`
-	qSweepSessions = `DELETE FROM sessions WHERE idle_expires_at <= $1 OR expires_at <= $1`
 )
 
 func scanUser(row pgx.Row) (*storage.UserRecord, error) {
