@@ -23,7 +23,6 @@ var (
 	qRevocationCount   = `SELECT n FROM revocation_count WHERE id = 1`
 	qDeleteGrantCodes  = `DELETE FROM codes WHERE grant_id = ?`
 	qDeleteGrantTokens = `DELETE FROM refresh_tokens WHERE grant_id = ?`
-	qTouchGrant        = `UPDATE grants SET last_used_at = ? WHERE id = ?`
 	qTouchActiveGrant  = `UPDATE grants SET last_used_at = ? WHERE id = ? AND revoked_at = 0`
 )
 

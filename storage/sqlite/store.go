@@ -548,7 +548,7 @@ var (
 	writerQueries = func() []string {
 		q := []string{
 			qCreateClient, qTouchClient, qDeleteClientCodes, qDeleteClientTokens, qRevokeClientGrants, qDeleteClient,
-			qInsertGrant, qRevokeGrant, qGrantExists, qCountRevocations, qDeleteGrantCodes, qDeleteGrantTokens, qTouchGrant, qTouchActiveGrant,
+			qInsertGrant, qRevokeGrant, qGrantExists, qCountRevocations, qDeleteGrantCodes, qDeleteGrantTokens, qTouchActiveGrant,
 			qInsertCode, qConsumeCode, qCodeLive,
 			qInsertRefresh, qRotate, qRefreshLive, qSpend,
 			qCreatePending, qDecide, qComplete, qPendingLive,
