@@ -19,8 +19,10 @@ import (
 )
 
 // TokenVerifier verifies a bearer access token and returns what it grants,
-// or an error wrapping oauth.ErrInvalidToken. (*provider.Provider).LoadAccessToken
-// and (*RemoteVerifier).Verify have this shape.
+// or an error wrapping oauth.ErrInvalidToken. The AccessToken's ExpiresAt
+// is required (RFC 9068 §2.2 "exp"): a token without one is refused as
+// invalid_token. (*provider.Provider).LoadAccessToken and
+// (*RemoteVerifier).Verify have this shape.
 type TokenVerifier func(ctx context.Context, token string) (*oauth.AccessToken, error)
 
 // BearerOptions configure [RequireBearer].
@@ -104,6 +106,13 @@ func RequireBearer(verify TokenVerifier, opts BearerOptions) func(http.Handler) 
 					return
 				}
 				challenge(w, opts, http.StatusUnauthorized, oauth.ErrInvalidToken.WithDescription(e.Description), nil)
+				return
+			}
+			if at.ExpiresAt.IsZero() {
+				// go-sdk refuses such a token with a bare 401; answer with
+				// the full challenge, and tell the verifier's author why.
+				log.Error("mcpauth: the TokenVerifier returned an access token without ExpiresAt; it is refused")
+				challenge(w, opts, http.StatusUnauthorized, oauth.ErrInvalidToken.WithDescription("the token has no expiry"), nil)
 				return
 			}
 			needed := opts.RequiredScopes
@@ -329,6 +338,13 @@ func CallerOf(req mcp.Request) (*Caller, bool) {
 		return nil, false
 	}
 	return CallerFromTokenInfo(req.GetExtra().TokenInfo)
+}
+
+// CallerFromRequest returns the authenticated caller of a plain HTTP
+// request handled behind RequireBearer, for handlers that are not MCP
+// tools.
+func CallerFromRequest(r *http.Request) (*Caller, bool) {
+	return CallerFromTokenInfo(auth.TokenInfoFromContext(r.Context()))
 }
 
 // CallerFromTokenInfo converts the auth.TokenInfo set by RequireBearer.
