@@ -107,7 +107,11 @@ type DeviceProvider interface {
 //
 // Requests are identified to the owner by the user code, and to the browser
 // that made them by a secret handle and the same code (both in the approval
-// page's URL). Errors are ErrUnknownRequest for a code or handle that matches
+// page's URL, as its "request" and "user_code" parameters, of at most 128
+// and 32 bytes). The format of codes is the Approver's: the pages pass
+// them on as the owner typed them. The default Provider's are eight
+// consonants shown as KXWT-BMRD, matched case-insensitively with or
+// without the hyphen, which the pages also show in that form. Errors are ErrUnknownRequest for a code or handle that matches
 // no live request, ErrAlreadyDecided, or an error the caller logs.
 type Approver interface {
 	// PendingByUserCode returns the live request with the given user code

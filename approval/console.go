@@ -409,7 +409,13 @@ func (c *Console) confirm(w http.ResponseWriter, r *http.Request, v consoleView,
 		return
 	}
 	v.Confirm = p
-	v.ConfirmCode = secret.DisplayUserCode(code)
+	// The code in display form when it has this library's shape; an
+	// Approver of another kind issues codes of its own, which this page
+	// shows and posts back as the owner typed them (it found a request,
+	// so the text is a live code, not a link's).
+	if v.ConfirmCode = secret.DisplayUserCode(code); v.ConfirmCode == "" {
+		v.ConfirmCode = strings.TrimSpace(code)
+	}
 	v.Title = "Approve " + v.ConfirmCode
 	v.ConfirmToken = c.confirmToken(v.CSRF, secret.NormalizeUserCode(code))
 	v.RedirectHost, v.DocumentHost, v.LoopbackOnly = describe(p)

@@ -67,7 +67,8 @@ type Options struct {
 	// and clients; oauth.DeviceProvider the RFC 8628 device grant;
 	// oauth.KeySetProvider the JWK Set. Wrap logs which of them a
 	// Provider lacks. With Provider set, Wrap refuses a non-zero Store,
-	// ProviderOptions or ClientIDMetadataDocuments, and, unless the
+	// ProviderOptions or ClientIDMetadataDocuments (other than Disable),
+	// and, unless the
 	// Provider is an oauth.Approver, a non-zero ApprovalPage or Console.
 	Provider oauth.Provider
 	// ProviderOptions configure the default Provider: token lifetimes,
@@ -296,6 +297,7 @@ func normalizeScopes(opts *Options) error {
 // meaningless, and logs which features it lacks.
 func checkCustomProvider(opts *Options, log *slog.Logger) error {
 	_, approver := opts.Provider.(oauth.Approver)
+	cimdOpts := opts.ClientIDMetadataDocuments
 	for _, o := range []struct {
 		name  string
 		set   bool
@@ -303,7 +305,8 @@ func checkCustomProvider(opts *Options, log *slog.Logger) error {
 	}{
 		{"Store", opts.Store != nil, false},
 		{"ProviderOptions", !reflect.ValueOf(opts.ProviderOptions).IsZero(), false},
-		{"ClientIDMetadataDocuments", !reflect.ValueOf(opts.ClientIDMetadataDocuments).IsZero(), false},
+		// Disable alone says what a custom Provider means anyway.
+		{"ClientIDMetadataDocuments", len(cimdOpts.AllowHosts) > 0 || len(cimdOpts.DenyHosts) > 0 || cimdOpts.AllowPrivateAddresses || cimdOpts.RootCAs != nil, false},
 		{"ApprovalPage", !reflect.ValueOf(opts.ApprovalPage).IsZero(), approver},
 		{"Console", !reflect.ValueOf(opts.Console).IsZero(), approver},
 	} {
