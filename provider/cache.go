@@ -141,7 +141,7 @@ type grantStates struct {
 	// confirmedAt is the elapsed time at the start of the last successful
 	// read of RevocationCount (after which active held only states read
 	// since the last revocation it counted); attemptAt the start of the
-	// last attempt. Both are durations on the Provider's monotonic clock.
+	// last attempt. Both are durations since New (Provider.elapsed).
 	confirmedAt atomic.Int64
 	attemptAt   atomic.Int64
 	// polling is set while a read runs; repoll asks it to read again,
@@ -153,9 +153,15 @@ type grantStates struct {
 func newGrantStates() *grantStates {
 	g := &grantStates{active: map[string]string{}, revoked: map[string]struct{}{}, clients: map[string]*oauth.Client{}}
 	g.confirmedAt.Store(-int64(time.Hour)) // nothing confirmed yet
-	g.attemptAt.Store(-int64(time.Hour))
+	// The first attempt is New's own read of the count, at elapsed 0: the
+	// next one is due revocationPollInterval later, not at the first
+	// request.
+	g.attemptAt.Store(0)
 	return g
 }
+
+// elapsed is the monotonic clock of the grant states: the time since New.
+func (p *Provider) elapsed() time.Duration { return time.Since(p.start) }
 
 // lookup reports whether grant id is known to be active for clientID
 // (ok), known revoked or absent (revoked), or must be read (neither).

@@ -5,17 +5,12 @@ import (
 	"time"
 )
 
-// Hooks for the external tests of the fast path (cache_test.go).
+// Hooks for the external tests of the fast path (cache_test.go). Those
+// tests let time pass with testing/synctest, so no hook replaces a clock.
 
-// SetElapsed replaces the monotonic clock of p's grant states, which
-// count as confirmed and polled at f's current reading.
-func SetElapsed(p *Provider, f func() time.Duration) {
-	p.elapsed = f
-	p.grants.confirmedAt.Store(int64(f()))
-	p.grants.attemptAt.Store(int64(f()))
-}
-
-// PollNow reads the store's revocation count at once, as a poll does.
+// PollNow reads the store's revocation count at once, as a poll does (or a
+// store's revocation signal makes one do), so a test decides exactly when
+// a read happens relative to its other steps.
 func PollNow(p *Provider) error { return p.pollOnce(p.elapsed()) }
 
 // CachedTokens returns how many verified tokens p remembers.
@@ -28,8 +23,6 @@ func CachedTokens(p *Provider) int {
 // ReloadKeys rereads the key set, as a replica does periodically.
 func ReloadKeys(ctx context.Context, p *Provider) error { return p.reloadKeys(ctx) }
 
-// Revocation-cache timing, for tests that step a clock across it.
-const (
-	RevocationPollInterval = revocationPollInterval
-	RevocationMaxStale     = revocationMaxStale
-)
+// RevocationMaxStale is how long a confirmation of the grant states is
+// trusted, for tests that let that much time pass.
+const RevocationMaxStale time.Duration = revocationMaxStale

@@ -136,7 +136,7 @@ type Provider struct {
 	// Options.VerifiedTokenCacheSize is negative.
 	tokens    *verifiedTokens
 	grants    *grantStates
-	elapsed   func() time.Duration // monotonic clock of the grant states
+	start     time.Time // when New ran; the grant states' clock, elapsed, counts from it
 	stopWatch func()
 
 	devices devicePolls // poll times of device requests (device.go)
@@ -211,8 +211,7 @@ func New(ctx context.Context, store storage.Store, opts Options) (*Provider, err
 	if opts.VerifiedTokenCacheSize > 0 {
 		p.tokens = newVerifiedTokens(opts.VerifiedTokenCacheSize)
 		p.grants = newGrantStates()
-		start := time.Now()
-		p.elapsed = func() time.Duration { return time.Since(start) }
+		p.start = time.Now()
 		if err := p.pollOnce(p.elapsed()); err != nil {
 			return nil, fmt.Errorf("provider: read revocation count: %w", err)
 		}
