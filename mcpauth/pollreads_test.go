@@ -259,12 +259,9 @@ func (s *countingStore) DeleteSession(ctx context.Context, hash string) error {
 // does not read the row a second time (as a lookup by user code, or a
 // second Poll, would).
 //
-// The loads here follow each other within milliseconds. The client is
-// served from memory only while the Provider's last read of
-// RevocationCount is under 750 ms old, and that read is made when
-// requests come in; a lone tab, whose script polls once a second, finds
-// it stale each time, and each of its polls then also reads the client
-// (and RevocationCount).
+// The loads here follow each other within milliseconds; that a tab
+// polling once a second (past the grant states' 750 ms confirmation) also
+// costs one read is provider's TestPollReadsAfterStaleness.
 func TestPollReadsOncePerReload(t *testing.T) {
 	ctx := context.Background()
 	cs := newCountingStore()
@@ -292,12 +289,10 @@ func TestPollReadsOncePerReload(t *testing.T) {
 		}
 		return d
 	}
-	// The Provider serves a registered client from memory once it has
-	// read it, while its last read of RevocationCount (at New, then in
-	// the background at most every 250 ms while requests come in) is
-	// under 750 ms old. /authorize read the client, so normally the first
-	// load reads none; on a slow machine the confirmation may lag and a
-	// load or two read it again. Allow that, then count.
+	// The Provider serves a pending request's client from memory once it
+	// has read it. /authorize read the client, so normally the first load
+	// reads none; allow a load or two in case it was not remembered (the
+	// states were emptied by a poll), then count.
 	for i := 0; ; i++ {
 		if d := reload(); d["GetClient"] == 0 {
 			break

@@ -60,8 +60,24 @@ func (p *Provider) createPending(ctx context.Context, params *oauth.Authorizatio
 
 var _ oauth.Approver = (*Provider)(nil)
 
+// displayClient returns the client of a pending request for the approval
+// pages: from memory when this Provider remembers it, however long since
+// its states were confirmed (the lookup starts a poll, which forgets a
+// client deleted elsewhere), else as GetClient does. A tab that polls its
+// status every second thus costs one store read per poll, not three; the
+// client is checked afresh at the token endpoint anyway.
+func (p *Provider) displayClient(ctx context.Context, id string) (*oauth.Client, error) {
+	if p.grants != nil && !strings.HasPrefix(id, "https://") {
+		if c := p.grants.knownClient(id, p.now()); c != nil {
+			p.maybePoll(p.elapsed(), false)
+			return c, nil
+		}
+	}
+	return p.GetClient(ctx, id)
+}
+
 func (p *Provider) pendingView(ctx context.Context, rec *storage.PendingRecord) (*oauth.PendingRequest, error) {
-	c, err := p.GetClient(ctx, rec.ClientID)
+	c, err := p.displayClient(ctx, rec.ClientID)
 	if err != nil && strings.HasPrefix(rec.ClientID, "https://") {
 		// The document could not be fetched just now (or this process has
 		// no resolver, like the example's terminal commands): the request

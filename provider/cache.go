@@ -240,6 +240,20 @@ func (g *grantStates) client(id string, elapsed time.Duration, now time.Time) *o
 	return &cp
 }
 
+// knownClient returns a copy of the remembered client id whatever the age
+// of the states, if its registration is live at now: for showing a pending
+// request, where a client deleted elsewhere is forgotten at the next poll.
+func (g *grantStates) knownClient(id string, now time.Time) *oauth.Client {
+	g.mu.RLock()
+	c := g.clients[id]
+	g.mu.RUnlock()
+	if c == nil || (!c.ExpiresAt.IsZero() && !c.ExpiresAt.After(now)) {
+		return nil
+	}
+	cp := *c
+	return &cp
+}
+
 // setClient remembers a client read from the store, unless the states were
 // emptied since gen was taken. c must not be modified after.
 func (g *grantStates) setClient(c *oauth.Client, gen uint64) {

@@ -404,6 +404,40 @@ func TestCacheRevocationRace(t *testing.T) {
 // takes effect at once, through another once the revocation count is
 // read; a remembered registration that has lapsed is read again (another
 // replica may have renewed it).
+// TestPollReadsAfterStaleness: a waiting request polled less often than
+// the grant states stay confirmed (a tab whose script polls every second)
+// still costs one store read per poll, its own row: the client is taken
+// from memory.
+func TestPollReadsAfterStaleness(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newReplicas(t, 0)
+		e := &env{p: r.a}
+		c, _ := e.client(t, "none")
+		h, code := e.pending(t, c)
+		for i := range 5 {
+			time.Sleep(provider.RevocationMaxStale + time.Second)
+			synctest.Wait() // the background poll started by the last one has finished
+			reads := r.store.getClient.Load()
+			p, to, err := r.a.Poll(ctx, &oauth.PollRequest{Handle: h, UserCode: code})
+			if err != nil || to != "" || p.Status != oauth.PendingWaiting || p.Client.ID != c.ID {
+				t.Fatalf("poll %d: %+v, %q, %v", i, p, to, err)
+			}
+			if n := r.store.getClient.Load() - reads; n != 0 {
+				t.Fatalf("poll %d after the states went stale read the client %d times, want 0", i, n)
+			}
+		}
+		// A client deleted through another replica is forgotten at the poll
+		// that the next lookup starts.
+		must(t, r.b.DeleteClient(ctx, c.ID))
+		time.Sleep(provider.RevocationMaxStale)
+		r.a.Poll(ctx, &oauth.PollRequest{Handle: h, UserCode: code})
+		synctest.Wait()
+		if _, _, err := r.a.Poll(ctx, &oauth.PollRequest{Handle: h, UserCode: code}); !errors.Is(err, oauth.ErrUnknownRequest) {
+			t.Errorf("poll of a request whose client was deleted elsewhere: %v, want ErrUnknownRequest", err)
+		}
+	})
+}
+
 func TestClientCache(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newReplicas(t, 0)
