@@ -89,7 +89,7 @@ func TestBrowserApprovedTabMovesOn(t *testing.T) {
 func TestBrowserDeniedTab(t *testing.T) {
 	f := newFixture(t, nil)
 	tab, code, landed := openAuthorizeTab(t, f)
-	if _, err := f.h.Provider().Deny(context.Background(), code); err != nil {
+	if _, err := f.h.DefaultProvider().Deny(context.Background(), code); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(tab, 15*time.Second)
@@ -195,7 +195,7 @@ func TestBrowserQuickAuthorize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p, err := f.h.Provider().PendingByUserCode(context.Background(), code.Value); err != nil || p.Status != "pending" {
+	if p, err := f.h.DefaultProvider().PendingByUserCode(context.Background(), code.Value); err != nil || p.Status != "pending" {
 		t.Fatalf("before the click the request is %+v, %v; want pending", p, err)
 	}
 	if err := chromedp.Do(ctx, chromedp.Click(`[data-quick-approve]`)); err != nil {
@@ -204,7 +204,7 @@ func TestBrowserQuickAuthorize(t *testing.T) {
 	if q := waitLanded(t, landed); q.Get("code") == "" || q.Get("iss") != f.base {
 		t.Errorf("redirect query %v", q)
 	}
-	if gs, _ := f.h.Provider().ListGrants(context.Background()); len(gs) != 1 || gs[0].Subject != "owner" {
+	if gs, _ := f.h.DefaultProvider().ListGrants(context.Background()); len(gs) != 1 || gs[0].Subject != "owner" {
 		t.Errorf("grants after quick approval: %+v", gs)
 	}
 }
@@ -251,7 +251,7 @@ func TestBrowserForgedCrossSitePost(t *testing.T) {
 	if !strings.Contains(body, "refused") && !strings.Contains(body, "sign in") {
 		t.Errorf("the forged post was answered with %q", body)
 	}
-	if _, err := f.h.Provider().GetClient(context.Background(), victim.id); err != nil {
+	if _, err := f.h.DefaultProvider().GetClient(context.Background(), victim.id); err != nil {
 		t.Errorf("a cross-site form deleted the client: %v", err)
 	}
 }
@@ -368,7 +368,7 @@ func TestBrowserWrongCSRFToken(t *testing.T) {
 	if err != nil || !strings.Contains(msg, "nothing was changed") {
 		t.Errorf("error shown %q (%v)", msg, err)
 	}
-	if p, err := f.h.Provider().PendingByUserCode(context.Background(), code); err != nil || p.Status != "pending" {
+	if p, err := f.h.DefaultProvider().PendingByUserCode(context.Background(), code); err != nil || p.Status != "pending" {
 		t.Fatalf("after a post with a wrong token the request is %+v, %v; want pending", p, err)
 	}
 	if err := chromedp.Do(ctx,
@@ -379,7 +379,7 @@ func TestBrowserWrongCSRFToken(t *testing.T) {
 	); err != nil {
 		t.Fatalf("approve with the page's own token: %v", err)
 	}
-	if p, err := f.h.Provider().PendingByUserCode(context.Background(), code); err != nil || p.Status != "approved" {
+	if p, err := f.h.DefaultProvider().PendingByUserCode(context.Background(), code); err != nil || p.Status != "approved" {
 		t.Errorf("after the real form the request is %+v, %v; want approved", p, err)
 	}
 }

@@ -198,7 +198,7 @@ func TestCIMDGoSDKClient(t *testing.T) {
 	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo"}); err != nil {
 		t.Fatal(err)
 	}
-	grants, _ := f.h.Provider().ListGrants(ctx)
+	grants, _ := f.h.DefaultProvider().ListGrants(ctx)
 	if len(grants) != 1 || grants[0].ClientID != id || grants[0].Subject != "carol" {
 		t.Fatalf("grants %+v", grants)
 	}

@@ -207,7 +207,7 @@ func TestReauthorizationReplacesGrant(t *testing.T) {
 	if works(one) || !works(one2) || !works(two) {
 		t.Error("re-authorizing one installation did not replace exactly its grant")
 	}
-	grants, _ := f.h.Provider().ListGrants(context.Background())
+	grants, _ := f.h.DefaultProvider().ListGrants(context.Background())
 	if len(grants) != 6 { // bob, cursor, a3, the unredeemed look-alike's, two, one2
 		t.Errorf("%d active grants, want 6", len(grants))
 	}

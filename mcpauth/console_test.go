@@ -146,13 +146,13 @@ func TestConsoleRefusesForgedPosts(t *testing.T) {
 			t.Errorf("%s: the refusal does not say nothing changed: %s", name, body)
 		}
 	}
-	if _, err := f.h.Provider().GetClient(context.Background(), cl.id); err != nil {
+	if _, err := f.h.DefaultProvider().GetClient(context.Background(), cl.id); err != nil {
 		t.Fatalf("a refused post deleted the client: %v", err)
 	}
 	if st, _ := c.post("/console/clients/delete", url.Values{"client_id": {cl.id}, "csrf": {c.csrf}}, nil); st != 200 {
 		t.Errorf("a genuine delete: status %d", st)
 	}
-	if _, err := f.h.Provider().GetClient(context.Background(), cl.id); err == nil {
+	if _, err := f.h.DefaultProvider().GetClient(context.Background(), cl.id); err == nil {
 		t.Error("the genuine delete did not delete the client")
 	}
 }
@@ -175,7 +175,7 @@ func TestConsoleApproveAndLimits(t *testing.T) {
 	if st, body := c.post("/console/decide", url.Values{"csrf": {c.csrf}, "user_code": {code}, "action": {"approve"}}, nil); st != 200 || !strings.Contains(body, "Approved") {
 		t.Fatalf("approve: %d %s", st, body)
 	}
-	if p, err := f.h.Provider().PendingByUserCode(context.Background(), code); err != nil || p.Status != "approved" || p.Subject != "owner" {
+	if p, err := f.h.DefaultProvider().PendingByUserCode(context.Background(), code); err != nil || p.Status != "approved" || p.Subject != "owner" {
 		t.Fatalf("request after approval: %+v, %v", p, err)
 	}
 	for i := range 10 {
@@ -221,7 +221,7 @@ func TestQuickAuthorizeRefusals(t *testing.T) {
 	if st, _ := c.post(path, url.Values{"request": {"mcp_req_forged"}, "user_code": {q.Get("user_code")}, "csrf": {c.csrf}}, nil); st != http.StatusNotFound {
 		t.Errorf("quick approval without the tab's handle: status %d, want 404", st)
 	}
-	if p, _ := f.h.Provider().PendingByUserCode(context.Background(), q.Get("user_code")); p == nil || p.Status != "pending" {
+	if p, _ := f.h.DefaultProvider().PendingByUserCode(context.Background(), q.Get("user_code")); p == nil || p.Status != "pending" {
 		t.Fatalf("a refused quick approval decided the request: %+v", p)
 	}
 }
@@ -291,7 +291,7 @@ func TestConsoleHostIdentity(t *testing.T) {
 	if st, _ := c.post("/console/decide", url.Values{"csrf": {m[1]}, "user_code": {code}, "action": {"approve"}}, asHost); st != 200 {
 		t.Fatalf("decide as the host's user: %d", st)
 	}
-	if p, _ := f.h.Provider().PendingByUserCode(context.Background(), code); p == nil || p.Subject != "hostuser" {
+	if p, _ := f.h.DefaultProvider().PendingByUserCode(context.Background(), code); p == nil || p.Subject != "hostuser" {
 		t.Errorf("request after approval: %+v", p)
 	}
 }
@@ -531,7 +531,7 @@ func TestQuickAuthorizeWithHostIdentity(t *testing.T) {
 	q := loc.Query()
 	st, _ := c.post(loc.Path+"?"+loc.RawQuery, url.Values{"csrf": {m[1]}, "request": {q.Get("request")}, "user_code": {q.Get("user_code")}, "action": {"approve"}},
 		map[string]string{"X-Test-User": "hostuser"})
-	if p, _ := f.h.Provider().PendingByUserCode(context.Background(), q.Get("user_code")); st != 200 || p == nil || p.Subject != "hostuser" {
+	if p, _ := f.h.DefaultProvider().PendingByUserCode(context.Background(), q.Get("user_code")); st != 200 || p == nil || p.Subject != "hostuser" {
 		t.Errorf("quick approval as the host's user: %d, %+v", st, p)
 	}
 }

@@ -419,8 +419,8 @@ func TestCustomProviderBrowserFlow(t *testing.T) {
 	srv.Config.Handler = h
 	srv.Start()
 	t.Cleanup(srv.Close)
-	if h.Provider() != nil {
-		t.Error("Handler.Provider() is the default Provider's, but Options.Provider replaced it")
+	if h.DefaultProvider() != nil {
+		t.Error("Handler.DefaultProvider() is the default Provider's, but Options.Provider replaced it")
 	}
 
 	cb, landed := callbackServer(t)

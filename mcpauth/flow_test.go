@@ -130,7 +130,7 @@ func TestDenyAndReload(t *testing.T) {
 		t.Fatal("device page headers")
 	}
 	m := userCodeRE.FindSubmatch(page.body)
-	if _, err := f.h.Provider().Deny(context.Background(), strings.ToLower(string(m[1]))); err != nil {
+	if _, err := f.h.DefaultProvider().Deny(context.Background(), strings.ToLower(string(m[1]))); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.h.Approve(context.Background(), string(m[1]), "alice"); err == nil {
@@ -424,7 +424,7 @@ func TestDeletedClient(t *testing.T) {
 	f := newFixture(t, nil)
 	c, tok := f.tokens()
 	code := f.code(c)
-	if err := f.h.Provider().DeleteClient(context.Background(), c.id); err != nil {
+	if err := f.h.DefaultProvider().DeleteClient(context.Background(), c.id); err != nil {
 		t.Fatal(err)
 	}
 	for name, r := range map[string]*response{

@@ -269,7 +269,7 @@ func TestPollReadsOncePerReload(t *testing.T) {
 	// The first RegisterClient would start the lazy sweep in the
 	// background, which reads keys while this test counts; sweeping now
 	// puts the next one ten minutes away.
-	if err := f.h.Provider().Sweep(ctx); err != nil {
+	if err := f.h.DefaultProvider().Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
 	c := f.publicClient()

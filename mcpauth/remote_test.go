@@ -58,7 +58,7 @@ func TestRemoteVerifier(t *testing.T) {
 		t.Fatalf("tampered: %d", r.StatusCode)
 	}
 	// Keys rotated at the issuer are picked up on the first token that names one.
-	if err := f.h.Provider().RotateKeys(context.Background()); err != nil {
+	if err := f.h.DefaultProvider().RotateKeys(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	_, tok2 := f.tokens()

@@ -101,7 +101,7 @@ func TestZeroOptionsAreSecure(t *testing.T) {
 	if !m.AuthorizationResponseIssParameterSupported {
 		t.Error("iss parameter off by default")
 	}
-	o := h.Provider().Options()
+	o := h.DefaultProvider().Options()
 	if o.AccessTokenTTL != time.Hour || o.RefreshTokenTTL != 30*24*time.Hour || o.CodeTTL != 10*time.Minute || o.SigningAlgorithm != "ES256" {
 		t.Errorf("default lifetimes/alg: %+v", o)
 	}
@@ -334,7 +334,7 @@ func TestJWKSAndRotation(t *testing.T) {
 	f := newFixture(t, nil)
 	_, tok := f.tokens()
 	old := tok.str("access_token")
-	if err := f.h.Provider().RotateKeys(context.Background()); err != nil {
+	if err := f.h.DefaultProvider().RotateKeys(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	r := f.get("/jwks.json")

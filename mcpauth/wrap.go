@@ -479,9 +479,9 @@ func (h *Handler) Close() error {
 // AuthorizationServer returns the authorization server part.
 func (h *Handler) AuthorizationServer() *AuthorizationServer { return h.as }
 
-// Provider returns the default Provider, for what only it offers
+// DefaultProvider returns the default Provider, for what only it offers
 // (RotateKeys, Sweep), or nil when Options.Provider replaced it.
-func (h *Handler) Provider() *provider.Provider { return h.def }
+func (h *Handler) DefaultProvider() *provider.Provider { return h.def }
 
 // Resource returns the canonical resource URL of the MCP endpoint.
 func (h *Handler) Resource() string { return h.resource }

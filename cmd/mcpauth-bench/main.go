@@ -180,7 +180,7 @@ func run(ctx context.Context, cfg config) (results, error) {
 	defer authSrv.Close()
 
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.workers * 2}}
-	p := h.Provider()
+	p := h.DefaultProvider()
 	tok, err := obtainToken(ctx, hc, p, authBase)
 	if err != nil {
 		return res, fmt.Errorf("obtain token: %w", err)

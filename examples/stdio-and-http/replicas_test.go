@@ -179,7 +179,7 @@ func BenchmarkTokenExchangeReplicas(b *testing.B) {
 				hs = append(hs, startReplica(b, ln, issuer, db))
 				bases = append(bases, base)
 			}
-			p := hs[0].Provider()
+			p := hs[0].DefaultProvider()
 			ctx := context.Background()
 			reg, err := p.RegisterClient(ctx, &oauthex.ClientRegistrationMetadata{RedirectURIs: []string{testRedirect}, TokenEndpointAuthMethod: "none", ClientName: "bench"})
 			if err != nil {
