@@ -157,5 +157,3 @@ func (p *Provider) tokenResponse(ctx context.Context, clientID, grantID, subject
 		Scope:        scope,
 	}, nil
 }
-
-// LoadRefreshToken implements oauth.Provider. Presenting a spent token

@@ -13,9 +13,6 @@ type keySet struct {
 	all    []*jwtkeys.Key
 }
 
-// New returns a Provider on store. It loads the signing keys, generating and
-// persisting a first key when the store has none.
-
 // reloadKeys rereads the key set from the store. Reloads are serialized, so
 // a slow read can never replace the result of a later one (such as the
 // reload that follows RotateKeys).

@@ -147,6 +147,8 @@ var (
 	_ oauth.KeySetProvider = (*Provider)(nil)
 )
 
+// New returns a Provider on store. It loads the signing keys, generating and
+// persisting a first key when the store has none.
 func New(ctx context.Context, store storage.Store, opts Options) (*Provider, error) {
 	if store == nil {
 		return nil, errors.New("provider: nil store")

@@ -10,6 +10,7 @@ import (
 	"github.com/mcp-oauth/oauth/storage"
 )
 
+// LoadRefreshToken implements oauth.Provider. Presenting a spent token
 // (one whose successor was already used) revokes the whole grant.
 func (p *Provider) LoadRefreshToken(ctx context.Context, token string) (*oauth.RefreshToken, error) {
 	if !secret.WellFormed(secret.PrefixRefreshToken, token) {
