@@ -184,10 +184,9 @@ type PendingRequest struct {
 	// metadata document that could not be fetched just now it has only
 	// its ID.
 	Client *Client
+	// AuthorizationParams are the request's; an RFC 8628 device request
+	// has no RedirectURI.
 	AuthorizationParams
-	// Device reports an RFC 8628 device authorization request, which has
-	// no browser tab and no redirect URI.
-	Device bool
 	Status PendingStatus
 	// Subject is the owner who approved; empty until then.
 	Subject   string

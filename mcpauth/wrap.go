@@ -297,25 +297,26 @@ func normalizeScopes(opts *Options) error {
 // meaningless, and logs which features it lacks.
 func checkCustomProvider(opts *Options, log *slog.Logger) error {
 	_, approver := opts.Provider.(oauth.Approver)
+	const defaultOnly = "it configures the default Provider, which Options.Provider replaces"
+	pagesWhy := "" // allowed
+	if !approver {
+		pagesWhy = "the Provider is not an oauth.Approver, so there is no approval page and no console"
+	}
 	cimdOpts := opts.ClientIDMetadataDocuments
 	for _, o := range []struct {
-		name  string
-		set   bool
-		allow bool
+		name string
+		set  bool
+		why  string // why it is refused; "" allows it
 	}{
-		{"Store", opts.Store != nil, false},
-		{"ProviderOptions", !reflect.ValueOf(opts.ProviderOptions).IsZero(), false},
+		{"Store", opts.Store != nil, defaultOnly},
+		{"ProviderOptions", !reflect.ValueOf(opts.ProviderOptions).IsZero(), defaultOnly},
 		// Disable alone says what a custom Provider means anyway.
-		{"ClientIDMetadataDocuments", len(cimdOpts.AllowHosts) > 0 || len(cimdOpts.DenyHosts) > 0 || cimdOpts.AllowPrivateAddresses || cimdOpts.RootCAs != nil, false},
-		{"ApprovalPage", !reflect.ValueOf(opts.ApprovalPage).IsZero(), approver},
-		{"Console", !reflect.ValueOf(opts.Console).IsZero(), approver},
+		{"ClientIDMetadataDocuments", len(cimdOpts.AllowHosts) > 0 || len(cimdOpts.DenyHosts) > 0 || cimdOpts.AllowPrivateAddresses || cimdOpts.RootCAs != nil, defaultOnly},
+		{"ApprovalPage", !reflect.ValueOf(opts.ApprovalPage).IsZero(), pagesWhy},
+		{"Console", !reflect.ValueOf(opts.Console).IsZero(), pagesWhy},
 	} {
-		if o.set && !o.allow {
-			why := "they configure the default Provider, which Options.Provider replaces"
-			if o.name == "ApprovalPage" || o.name == "Console" {
-				why = "the Provider is not an oauth.Approver, so there is no approval page and no console"
-			}
-			return fmt.Errorf("mcpauth: Options.%s is set together with Options.Provider, but %s", o.name, why)
+		if o.set && o.why != "" {
+			return fmt.Errorf("mcpauth: Options.%s is set together with Options.Provider, but %s", o.name, o.why)
 		}
 	}
 	var lacks []string
@@ -340,9 +341,9 @@ func checkCustomProvider(opts *Options, log *slog.Logger) error {
 // opts.ProviderOptions, with what Wrap owns filled in.
 func newDefaultProvider(store storage.Store, opts *Options, resource, consoleURL string, log *slog.Logger) (*provider.Provider, error) {
 	po := opts.ProviderOptions
-	for name, v := range map[string]string{"Issuer": po.Issuer, "Resource": po.Resource, "ApprovalPath": po.ApprovalPath} {
-		if v != "" {
-			return nil, fmt.Errorf("mcpauth: ProviderOptions.%s is set by Wrap (from Options.Issuer and Options.MCPPath); leave it empty", name)
+	for _, f := range []struct{ name, v string }{{"Issuer", po.Issuer}, {"Resource", po.Resource}, {"ApprovalPath", po.ApprovalPath}} {
+		if f.v != "" {
+			return nil, fmt.Errorf("mcpauth: ProviderOptions.%s is set by Wrap (from Options.Issuer and Options.MCPPath); leave it empty", f.name)
 		}
 	}
 	po.Issuer, po.Resource, po.ApprovalPath = opts.Issuer, resource, PathDevice

@@ -91,7 +91,7 @@ func (p *Provider) pendingView(ctx context.Context, rec *storage.PendingRecord) 
 		return nil, fmt.Errorf("provider: %w", err)
 	}
 	return &oauth.PendingRequest{ID: rec.ID, Client: c, AuthorizationParams: rec.AuthorizationParams,
-		Device: rec.DeviceCodeHash != "", Status: rec.Status, Subject: rec.Subject,
+		Status: rec.Status, Subject: rec.Subject,
 		CreatedAt: rec.CreatedAt, ExpiresAt: rec.ExpiresAt}, nil
 }
 

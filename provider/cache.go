@@ -230,14 +230,7 @@ func (g *grantStates) client(id string, elapsed time.Duration, now time.Time) *o
 	if int64(elapsed)-g.confirmedAt.Load() >= int64(revocationMaxStale) {
 		return nil
 	}
-	g.mu.RLock()
-	c := g.clients[id]
-	g.mu.RUnlock()
-	if c == nil || (!c.ExpiresAt.IsZero() && !c.ExpiresAt.After(now)) {
-		return nil
-	}
-	cp := *c
-	return &cp
+	return g.knownClient(id, now)
 }
 
 // knownClient returns a copy of the remembered client id whatever the age
