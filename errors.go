@@ -157,3 +157,20 @@ var (
 	// ErrAlreadyDecided: the request was approved or denied already.
 	ErrAlreadyDecided = errors.New("oauth: request already decided")
 )
+
+// Errors of grant data and token claims ([GrantSetup], [GrantDataProvider]).
+var (
+	// ErrNoGrantData: the grant has no unexpired value of that name, or
+	// the grant is no longer active.
+	ErrNoGrantData = errors.New("oauth: no such grant data")
+	// ErrGrantNotActive: the grant does not exist or was revoked, so
+	// nothing can be stored with it.
+	ErrGrantNotActive = errors.New("oauth: grant is not active")
+	// ErrGrantDataLimit: a value, its name or the number of values of a
+	// grant is over the Provider's limits.
+	ErrGrantDataLimit = errors.New("oauth: grant data over the limit")
+	// ErrReservedClaim: a custom claim would replace a registered JWT claim
+	// (RFC 7519 §4.1) or one of the library's own; it is refused when the
+	// token would be issued, never silently overwritten.
+	ErrReservedClaim = errors.New("oauth: reserved claim")
+)

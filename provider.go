@@ -22,6 +22,7 @@ package oauth
 
 import (
 	"context"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 )
@@ -122,8 +123,12 @@ type Approver interface {
 	ListPending(ctx context.Context) ([]*PendingRequest, error)
 	// Approve approves the waiting request with the given user code on
 	// behalf of subject, the resource owner (1 to 255 bytes), and returns
-	// it. ErrAlreadyDecided if it was approved or denied already.
-	Approve(ctx context.Context, userCode, subject string) (*PendingRequest, error)
+	// it. ErrAlreadyDecided if it was approved or denied already. setup,
+	// when not nil, is what a setup step completed with (for a device
+	// request, whose step runs where the owner approves); the grant keeps
+	// it. An Approver that cannot keep what a setup holds (values, claims)
+	// refuses it with an error, here and in Poll.
+	Approve(ctx context.Context, userCode, subject string, setup *GrantSetup) (*PendingRequest, error)
 	// Deny denies the waiting request with the given user code; its
 	// browser is sent back to the client with error=access_denied (RFC
 	// 6749 §4.1.2.1).
@@ -153,6 +158,10 @@ type PollRequest struct {
 	// so that a setup step can run first: Poll then returns the request
 	// and no redirect.
 	Hold bool
+	// Setup, when not nil and the request is approved, is what the setup
+	// step completed with; the grant created on completion keeps it (see
+	// [Approver.Approve]). Ignored with Hold.
+	Setup *GrantSetup
 }
 
 // Administrator is implemented by a Provider that lets the owner see and
@@ -169,6 +178,24 @@ type Administrator interface {
 	// DeleteClient deletes a registered client (RFC 7592 §2.3 in effect)
 	// and revokes all of its grants.
 	DeleteClient(ctx context.Context, clientID string) error
+}
+
+// GrantDataProvider is implemented by a Provider that keeps data with
+// grants: what a setup step collected ([GrantSetup.Values]) and what tools
+// store later, sealed at rest and deleted when the grant ends. Package
+// mcpauth gives tools typed access (mcpauth.GrantData).
+type GrantDataProvider interface {
+	// GrantData returns the value name of the active grant grantID, or
+	// ErrNoGrantData when there is none (absent, expired, or the grant
+	// ended).
+	GrantData(ctx context.Context, grantID, name string) ([]byte, error)
+	// SetGrantData stores value under name, replacing any value of that
+	// name; ttl, when positive, bounds its life. ErrGrantNotActive if the
+	// grant ended, ErrGrantDataLimit over the size limits.
+	SetGrantData(ctx context.Context, grantID, name string, value []byte, ttl time.Duration) error
+	// DeleteGrantData deletes the value; deleting an absent one is not an
+	// error.
+	DeleteGrantData(ctx context.Context, grantID, name string) error
 }
 
 // KeySetProvider is implemented by a Provider that signs its access tokens

@@ -113,6 +113,53 @@ type Grant struct {
 	LastUsedAt  time.Time
 	// RevokedAt is zero while the grant is active.
 	RevokedAt time.Time
+	// Claims are the custom claims the grant's setup step returned
+	// ([GrantSetup.Claims]); every access token of the grant carries them.
+	// Values are as encoding/json decodes them (numbers are float64).
+	Claims map[string]any
+}
+
+// GrantSetup is what a setup step completes with: values to keep with the
+// grant and claims for its access tokens. It is passed with the owner's
+// decision ([Approver.Approve]) or with the completion of an approved
+// request ([PollRequest.Setup]); a request whose step is abandoned keeps
+// nothing.
+type GrantSetup struct {
+	// Values are kept with the grant, sealed at rest, until it ends; a
+	// tool reads them by name ([GrantDataProvider]).
+	Values []GrantValue
+	// Claims are added to every access token of the grant, also after
+	// refresh. A registered claim or one of the library's own is refused
+	// with ErrReservedClaim.
+	Claims map[string]any
+}
+
+// GrantValue is one named value kept with a grant.
+type GrantValue struct {
+	// Name identifies the value within its grant: 1 to 64 bytes of
+	// letters, digits, '.', '_' and '-'.
+	Name string
+	// Value is the plaintext; the Provider seals it.
+	Value []byte
+	// TTL, when positive, is how long the value lives; zero means as long
+	// as the grant.
+	TTL time.Duration
+}
+
+// GrantEnd tells the host that a grant ended, with what it kept (see
+// provider.Options.OnGrantEnd), so that it can, say, revoke an upstream
+// key it held for the grant.
+type GrantEnd struct {
+	// Grant is the grant as it was before it ended.
+	Grant *Grant
+	// Reason is why: "revoked" (by the owner, the client or a replay),
+	// "replaced" (by a new authorization of the same application),
+	// "client_deleted", "subject_removed" or "expired" (swept: nothing
+	// could use it any more).
+	Reason string
+	// Values are the grant's unexpired values, opened; nil when it had
+	// none.
+	Values map[string][]byte
 }
 
 // RefreshToken is an issued refresh token (OAuth 2.1 §4.3).
@@ -145,6 +192,9 @@ type AccessToken struct {
 	Resource  string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	// Claims are the token's custom claims (see [GrantSetup.Claims]);
+	// nil when it has none.
+	Claims map[string]any
 }
 
 // TokenResponse is a successful token response (RFC 6749 §5.1).

@@ -45,9 +45,10 @@ type ConsoleOptions struct {
 	Identity Identity
 	// SignInURL is where a visitor signs in when Identity is set.
 	SignInURL string
-	// ScopeDescriptions is as PageOptions.ScopeDescriptions, for the
+	// ScopeDescriptions and Resources are as in PageOptions, for the
 	// confirmation screen.
 	ScopeDescriptions map[string]string
+	Resources         map[string]ResourceInfo
 	// ClientIP, when set, returns the client's address of a request, for
 	// the per-address limits of sign-in and code entry. Nil, or "" from
 	// it, means the connection's peer (r.RemoteAddr), which behind a
@@ -55,6 +56,16 @@ type ConsoleOptions struct {
 	// mcpauth.Wrap sets it from X-Forwarded-For when TrustProxyHeaders is
 	// set.
 	ClientIP func(r *http.Request) string
+	// Step, when set, is the setup step (see [Complete]) of RFC 8628
+	// device requests, which have no authorize tab: the owner's Approve
+	// click on the confirmation page shows it instead of approving, its
+	// form (carrying [StepFields]) posts back to the console, and the
+	// request is approved, with the step's setup, when it completes.
+	// Denying never runs it; a step left unfinished leaves the request
+	// waiting until it expires. A browser request's step runs in its tab
+	// (PageOptions.Step), so mcpauth.Wrap gives both the same handler. Nil
+	// means Approve approves at once.
+	Step http.Handler
 	// Secure marks cookies Secure and gives them the __Host- prefix; set
 	// it when the console is served over HTTPS.
 	Secure bool
@@ -110,7 +121,7 @@ type Console struct {
 //	GET  prefix/approve           the confirmation of ?user_code=
 //	POST prefix/signin            the built-in sign-in (ConsoleOptions.Accounts)
 //	POST prefix/signout
-//	POST prefix/decide            approve or deny a code
+//	POST prefix/decide            approve or deny a code (and a setup step's form)
 //	POST prefix/grants/revoke     (with ConsoleOptions.Admin)
 //	POST prefix/clients/delete    (with ConsoleOptions.Admin)
 func NewConsole(a oauth.Approver, prefix string, opts ConsoleOptions) *Console {
@@ -134,7 +145,7 @@ func NewConsole(a oauth.Approver, prefix string, opts ConsoleOptions) *Console {
 	}))
 	c.mux.HandleFunc("POST "+p+"/signin", c.form(c.signIn))
 	c.mux.HandleFunc("POST "+p+"/signout", c.form(c.signedIn(c.checked(c.signOut))))
-	c.mux.HandleFunc("POST "+p+"/decide", c.form(c.signedIn(c.checked(c.decide))))
+	c.mux.HandleFunc("POST "+p+"/decide", c.decideRoute())
 	if opts.Admin != nil {
 		c.mux.HandleFunc("POST "+p+"/grants/revoke", c.form(c.signedIn(c.checked(c.revokeGrant))))
 		c.mux.HandleFunc("POST "+p+"/clients/delete", c.form(c.signedIn(c.checked(c.deleteClient))))
@@ -173,6 +184,7 @@ type consoleView struct {
 	SignInCode                 string // a user code to confirm after signing in
 	Confirm                    *oauth.PendingRequest
 	ConfirmCode, RedirectHost  string
+	ResourceName               string // see ResourceInfo
 	ConfirmToken               string // see confirmToken
 	DocumentHost               string // see describe
 	Scopes                     []scope
@@ -207,11 +219,14 @@ type session struct {
 	v consoleView
 }
 
-// form admits a form POST only from this site and reads its body (see
-// readPost); on failure it has answered.
-func (c *Console) form(next http.HandlerFunc) http.HandlerFunc {
+// form admits a form POST only from this site and reads its body, of at
+// most 16 KiB (see readPost); on failure it has answered.
+func (c *Console) form(next http.HandlerFunc) http.HandlerFunc { return c.formLimit(16<<10, next) }
+
+// formLimit is form with a body of at most limit bytes.
+func (c *Console) formLimit(limit int64, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if readPost(w, r, c.origin, 16<<10) {
+		if readPost(w, r, c.origin, limit) {
 			next(w, r)
 		}
 	}
@@ -419,7 +434,7 @@ func (c *Console) confirm(w http.ResponseWriter, r *http.Request, v consoleView,
 	v.Title = "Approve " + v.ConfirmCode
 	v.ConfirmToken = c.confirmToken(v.CSRF, secret.NormalizeUserCode(code))
 	v.RedirectHost, v.DocumentHost, v.LoopbackOnly = describe(p)
-	v.Scopes = describeScopes(c.opts.ScopeDescriptions, p.Scopes)
+	v.ResourceName, v.Scopes = describeRequest(c.opts.Resources, c.opts.ScopeDescriptions, p)
 	c.render(w, http.StatusOK, v)
 }
 
@@ -436,9 +451,10 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request, s *session) {
 	http.Redirect(w, r, c.prefix+"/", http.StatusSeeOther)
 }
 
-// decide approves or denies a code. A decision from the confirmation page
-// names a code that page found (and counted); any other is a code tried
-// here, counted against the code-entry limits.
+// decide approves or denies a code; with a setup step, approving a device
+// request shows the step instead (see ConsoleOptions.Step). A decision
+// from the confirmation page names a code that page found (and counted);
+// any other is a code tried here, counted against the code-entry limits.
 func (c *Console) decide(w http.ResponseWriter, r *http.Request, s *session) {
 	ctx, f := r.Context(), r.PostForm
 	code := f.Get("user_code")
@@ -454,11 +470,29 @@ func (c *Console) decide(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	var err error
 	done := "approved"
-	if f.Get("action") == "approve" {
-		_, err = c.a.Approve(ctx, code, s.user)
-	} else {
+	switch {
+	case f.Get("action") != "approve":
 		_, err = c.a.Deny(ctx, code)
 		done = "denied"
+	case c.opts.Step != nil:
+		// A device request's setup step runs here, before it is approved
+		// (a browser request's runs in its tab, after).
+		var p *oauth.PendingRequest
+		if p, err = c.a.PendingByUserCode(ctx, code); err == nil && p.Status != oauth.PendingWaiting {
+			err = oauth.ErrAlreadyDecided
+		}
+		if err == nil && p.RedirectURI == "" {
+			if try != nil {
+				c.found(try)
+			}
+			c.showStep(w, r, s, p, code)
+			return
+		}
+		if err == nil {
+			_, err = c.a.Approve(ctx, code, s.user, nil)
+		}
+	default:
+		_, err = c.a.Approve(ctx, code, s.user, nil)
 	}
 	if try != nil && (err == nil || errors.Is(err, oauth.ErrAlreadyDecided)) {
 		c.found(try)

@@ -16,6 +16,23 @@
 // page's one inline poll, load nothing from elsewhere, refuse framing and
 // cross-origin form posts (http.CrossOriginProtection), and carry CSRF
 // tokens in every form.
+//
+// A setup step is a host's http.Handler that runs once the owner approved
+// a request and before its grant is created: in the authorize tab of a
+// browser request ([PageOptions.Step]), and on the console where the owner
+// approves an RFC 8628 device request ([ConsoleOptions.Step]). The same
+// handler serves both. It is called with GET to show its form and with
+// POST for that form's submission, and it either answers (its form, again
+// with an error if what was typed does not do) or calls [Complete] and
+// writes nothing; the page or console then completes the request with
+// what it gave. A request whose step is never completed keeps nothing and
+// simply expires.
+//
+// Its form's POST reaches it only from this site (as every form's), with
+// the CSRF token of [StepFields], within 64 KiB, with r.PostForm parsed.
+// What the step writes is buffered until it returns and then sent with
+// the page's headers (Cache-Control: no-store, the strict
+// Content-Security-Policy, no framing), to which it may add its own.
 package approval
 
 import (
@@ -52,22 +69,27 @@ type PageOptions struct {
 	// waiting page, and approving takes that explicit click (never a
 	// silent approval). mcpauth.Wrap sets it to its console.
 	Console *Console
-	// Step, when set, is a setup step that runs in the authorize tab after
-	// the owner approved and before the browser returns to the client (to
-	// collect, say, an API key for this connection). It is called for the
-	// tab's GET once the request is approved, and for the POST of any form
-	// it renders that carries a field named StepField. It writes its own
-	// page (the tab's Content-Security-Policy is already set) and returns
-	// false, or returns true when the step is complete; the tab then
-	// returns to the client. It is called again on every load of the tab,
-	// so it must remember (by p.ID) that it is done. The tab's handle and
-	// code are in r's query, so a form with no action attribute posts back
-	// to the right place.
-	Step func(w http.ResponseWriter, r *http.Request, p *oauth.PendingRequest) (done bool)
+	// Step, when set, is a setup step (see [Complete]) that runs in the
+	// authorize tab after the owner approved and before the browser
+	// returns to the client, to collect, say, an API key for this
+	// connection. It is called for the tab's GET once the request is
+	// approved (never before, nor for a denied one), and for the POST of
+	// its form, which carries [StepFields] (the tab's handle and code are
+	// in r's query, so a form with no action attribute posts back to the
+	// right place). [StepRequest] returns the request. When the step calls
+	// [Complete], the request is completed with its setup and the tab
+	// returns to the client. An RFC 8628 device request has no tab: its
+	// step runs on the console (ConsoleOptions.Step). Nil means the tab
+	// returns to the client as soon as the request is approved.
+	Step http.Handler
 	// ScopeDescriptions says in plain words what each scope allows; the
 	// approval pages show it with the scope's name. A scope without one is
 	// shown by its name alone. mcpauth.Wrap fills it (see its Options).
 	ScopeDescriptions map[string]string
+	// Resources describe, by canonical URL, the resources requests ask
+	// for: the pages show a resource's name beside its URL, and its own
+	// scope descriptions. mcpauth.Wrap fills it when it serves several.
+	Resources map[string]ResourceInfo
 	// RefreshSeconds is how often the waiting page reloads itself; zero
 	// means 3.
 	RefreshSeconds int
@@ -112,6 +134,7 @@ type view struct {
 	Logo                    template.URL
 	ClientName, ClientID    string
 	RedirectHost, Resource  string
+	ResourceName            string // see ResourceInfo
 	Scopes                  []scope
 	// DocumentHost is the host serving the client's metadata document,
 	// for clients identified by a URL.
@@ -132,6 +155,9 @@ type view struct {
 	QuickUser, QuickCSRF, Handle string
 	// Continue is a same-site URL the page moves on to at once.
 	Continue string
+	// Return is the client's redirect (the Approver's answer) that the
+	// page moves on to at once, after a setup step's form post.
+	Return template.URL
 }
 
 // expiredView is the page for a request that expired or never existed.
@@ -167,13 +193,13 @@ func (h *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost && !strings.HasSuffix(r.URL.Path, statusSuffix) && (h.opts.Step != nil || h.opts.Console != nil) {
 		limit := int64(16 << 10) // quick authorize's small form
 		if h.opts.Step != nil {
-			limit = 64 << 10 // a host's setup form may carry more
+			limit = stepLimit
 		}
 		if !readPost(w, r, h.origin, limit) {
 			return
 		}
 		if h.opts.Step != nil && r.URL.Query().Get("request") != "" && r.PostForm.Get(StepField) != "" {
-			h.step(w, r)
+			h.stepPost(w, r)
 			return
 		}
 		if h.opts.Console != nil {
@@ -201,15 +227,12 @@ func (h *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// One read while the request waits; with a setup step, an approved
-	// request is held until the step is done, then polled again to
-	// complete.
+	// request is held until the step completes (see tabStep).
 	ctx := r.Context()
 	p, to, err := h.a.Poll(ctx, &oauth.PollRequest{Handle: handle, UserCode: code, Hold: h.opts.Step != nil})
 	if err == nil && h.opts.Step != nil && p.Status == oauth.PendingApproved {
-		if !h.opts.Step(w, r, p) {
-			return
-		}
-		p, to, err = h.a.Poll(ctx, &oauth.PollRequest{Handle: handle, UserCode: code})
+		h.tabStep(w, r, p, handle, code, false)
+		return
 	}
 	switch {
 	case errors.Is(err, oauth.ErrUnknownRequest):
@@ -234,11 +257,12 @@ func (h *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	v := view{
 		Title: "Approve " + p.UserCode, Waiting: true, UserCode: p.UserCode,
-		ClientName: clientName(p), ClientID: p.ClientID, Resource: p.Resource, Scopes: describeScopes(h.opts.ScopeDescriptions, p.Scopes),
+		ClientName: clientName(p), ClientID: p.ClientID, Resource: p.Resource,
 		Refresh:   h.opts.RefreshSeconds,
 		ExpiresAt: p.ExpiresAt.UTC().Format(time.RFC3339),
 	}
 	v.RedirectHost, v.DocumentHost, v.LoopbackOnly = describe(p)
+	v.ResourceName, v.Scopes = describeRequest(h.opts.Resources, h.opts.ScopeDescriptions, p)
 	if h.opts.ApproveHint != nil {
 		v.ApproveHint = h.opts.ApproveHint(p.UserCode)
 	} else {
@@ -251,29 +275,6 @@ func (h *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.render(w, http.StatusOK, v)
-}
-
-// StepField names the form field that routes a POST of the authorize tab
-// to PageOptions.Step.
-const StepField = "mcpauth_step"
-
-// step handles a POST of a setup step's form (read by readPost, so from
-// this site): only for the browser holding the tab's handle and code, and
-// only once the request is approved. When the step is done the tab moves on to the client.
-func (h *Page) step(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	handle, code := q.Get("request"), q.Get("user_code")
-	p, _, err := h.a.Poll(r.Context(), &oauth.PollRequest{Handle: handle, UserCode: code, Hold: true})
-	if err != nil || p.Status != oauth.PendingApproved {
-		h.render(w, http.StatusNotFound, expiredView)
-		return
-	}
-	if !h.opts.Step(w, r, p) {
-		return
-	}
-	// A page that moves on by itself, not a redirect: see quickApprove.
-	h.render(w, http.StatusOK, view{Title: "Done", Heading: "Done", Message: "Returning to the application…",
-		Continue: r.URL.Path + "?" + url.Values{"request": {handle}, "user_code": {code}}.Encode()})
 }
 
 // quickApprove handles the Approve (or Deny) button of quick authorize
@@ -302,7 +303,7 @@ func (h *Page) quickApprove(w http.ResponseWriter, r *http.Request) {
 	if f.Get("action") == "deny" {
 		_, err = h.a.Deny(r.Context(), code)
 	} else {
-		_, err = h.a.Approve(r.Context(), code, user)
+		_, err = h.a.Approve(r.Context(), code, user, nil) // a setup step runs in the tab
 	}
 	if err != nil && !errors.Is(err, oauth.ErrAlreadyDecided) {
 		h.log.Error("approval: quick authorize", "err", err)

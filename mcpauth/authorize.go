@@ -120,7 +120,7 @@ func (s *AuthorizationServer) serveAuthorize(w http.ResponseWriter, r *http.Requ
 		fail(oauth.ErrInvalidRequest.WithDescription("code_challenge must be the base64url SHA-256 of the verifier (43 characters)"))
 		return
 	}
-	scopes, e := s.requestedAccess(q.Get("resource"), q.Get("scope"))
+	resource, scopes, e := s.requestedAccess(q.Get("resource"), q.Get("scope"))
 	if e != nil {
 		fail(e)
 		return
@@ -131,7 +131,7 @@ func (s *AuthorizationServer) serveAuthorize(w http.ResponseWriter, r *http.Requ
 	}
 	to, err := s.p.Authorize(r.Context(), client, &oauth.AuthorizationParams{
 		ClientID: client.ID, RedirectURI: redirectURI, RedirectURIExplicit: explicit, State: state,
-		Scopes: scopes, CodeChallenge: challenge, Resource: s.resource,
+		Scopes: scopes, CodeChallenge: challenge, Resource: resource,
 	})
 	if err != nil {
 		e := oauth.AsError(err)
@@ -145,31 +145,66 @@ func (s *AuthorizationServer) serveAuthorize(w http.ResponseWriter, r *http.Requ
 	http.Redirect(w, r, to, http.StatusFound)
 }
 
-// requestedAccess checks the resource (RFC 8707 §2; given or not, it is
-// the one this server protects) and resolves the scope of an authorization
-// request, at /authorize and /device_authorization alike.
-func (s *AuthorizationServer) requestedAccess(resource, scope string) ([]string, *oauth.Error) {
-	if resource != "" && !redirect.SameResource(s.resource, resource) {
-		return nil, oauth.ErrInvalidTarget.WithDescription("unknown resource; this server protects " + s.resource)
+// requestedAccess resolves the resource (RFC 8707 §2: one this server
+// protects; without the parameter, ServerOptions.Resource) and the scope
+// of an authorization request, at /authorize and /device_authorization
+// alike, and returns the resource's canonical URL and the scopes.
+func (s *AuthorizationServer) requestedAccess(resource, scope string) (string, []string, *oauth.Error) {
+	r := &s.resources[0]
+	if resource != "" {
+		r = nil
+		for i := range s.resources {
+			if redirect.SameResource(s.resources[i].URL, resource) {
+				r = &s.resources[i]
+				break
+			}
+		}
+		if r == nil {
+			return "", nil, oauth.ErrInvalidTarget.WithDescription("unknown resource; this server protects " + s.resourceList())
+		}
 	}
-	return s.grantedScopes(scope)
+	scopes, e := grantedScopes(r.Scopes, scope)
+	return r.URL, scopes, e
 }
 
-// grantedScopes resolves a requested scope string (RFC 6749 §3.3): known
-// scopes are kept, unknown ones ignored, and an empty result means all
-// configured scopes.
-func (s *AuthorizationServer) grantedScopes(requested string) ([]string, *oauth.Error) {
+// resourceList names the protected resources for an error description.
+func (s *AuthorizationServer) resourceList() string {
+	urls := make([]string, len(s.resources))
+	for i, r := range s.resources {
+		urls[i] = r.URL
+	}
+	return strings.Join(urls, ", ")
+}
+
+// allScopes returns the scopes of every resource, each once, in order:
+// the metadata's scopes_supported.
+func (s *AuthorizationServer) allScopes() []string {
+	var out []string
+	for _, r := range s.resources {
+		for _, sc := range r.Scopes {
+			if !slices.Contains(out, sc) {
+				out = append(out, sc)
+			}
+		}
+	}
+	return out
+}
+
+// grantedScopes resolves a requested scope string (RFC 6749 §3.3) against
+// a resource's scopes: known scopes are kept, unknown ones ignored, and an
+// empty result means all of known.
+func grantedScopes(known []string, requested string) ([]string, *oauth.Error) {
 	if len(requested) > MaxParamLen {
 		return nil, oauth.ErrInvalidScope.WithDescription("scope is too long")
 	}
 	var out []string
 	for _, sc := range strings.Fields(requested) {
-		if slices.Contains(s.opts.Scopes, sc) && !slices.Contains(out, sc) {
+		if slices.Contains(known, sc) && !slices.Contains(out, sc) {
 			out = append(out, sc)
 		}
 	}
 	if len(out) == 0 {
-		out = slices.Clone(s.opts.Scopes)
+		out = slices.Clone(known)
 	}
 	return out, nil
 }

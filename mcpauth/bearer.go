@@ -43,6 +43,17 @@ type BearerOptions struct {
 	// MaxBodyBytes bounds the request body read to find the tool name;
 	// zero means mcp.DefaultMaxRequestBodyBytes.
 	MaxBodyBytes int64
+	// Resource, when set, is the canonical URL of the protected resource:
+	// a token whose audience (AccessToken.Resource) is another is refused
+	// with 401 invalid_token, as RFC 9068 §4 requires. Set it when the
+	// verifier accepts several audiences (an authorization server with
+	// several resources); Wrap does.
+	Resource string
+	// GrantData, when set, is where tools behind the middleware read and
+	// write the data kept with the caller's grant ([GrantData],
+	// [SetGrantData]). Wrap sets it to a Provider that is an
+	// oauth.GrantDataProvider.
+	GrantData oauth.GrantDataProvider
 	// Logger receives verification failures caused by the server; nil
 	// discards them.
 	Logger *slog.Logger
@@ -56,6 +67,11 @@ const (
 	ExtraGrantID  = "grant_id"
 	ExtraTokenID  = "jti"
 	ExtraResource = "resource"
+	// ExtraClaims holds the token's custom claims, a map[string]any
+	// (absent when it has none).
+	ExtraClaims = "claims"
+	// extraGrantData holds the *grantAccess of GrantData.
+	extraGrantData = "mcpauth.grant_data"
 )
 
 // RequireBearer returns middleware that admits a request only with a valid
@@ -108,6 +124,12 @@ func RequireBearer(verify TokenVerifier, opts BearerOptions) func(http.Handler) 
 				challenge(w, opts, http.StatusUnauthorized, oauth.ErrInvalidToken.WithDescription(e.Description), nil)
 				return
 			}
+			if opts.Resource != "" && at.Resource != opts.Resource {
+				// A token of this issuer for another of its resources
+				// (RFC 8707 §2, RFC 9068 §4: the audience must match).
+				challenge(w, opts, http.StatusUnauthorized, oauth.ErrInvalidToken.WithDescription("the access token is for another resource"), nil)
+				return
+			}
 			if at.ExpiresAt.IsZero() {
 				// go-sdk refuses such a token with a bare 401; answer with
 				// the full challenge, and tell the verifier's author why.
@@ -143,6 +165,12 @@ func RequireBearer(verify TokenVerifier, opts BearerOptions) func(http.Handler) 
 				Extra: map[string]any{
 					ExtraClientID: at.ClientID, ExtraGrantID: at.GrantID, ExtraTokenID: at.ID, ExtraResource: at.Resource,
 				},
+			}
+			if at.Claims != nil {
+				ti.Extra[ExtraClaims] = at.Claims
+			}
+			if opts.GrantData != nil {
+				ti.Extra[extraGrantData] = &grantAccess{opts.GrantData, at.GrantID}
 			}
 			inner.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti)))
 		})
@@ -327,6 +355,13 @@ type Caller struct {
 	TokenID   string
 	Scopes    []string
 	ExpiresAt time.Time
+	// Resource is the audience of the token: the MCP server it is for
+	// (RFC 8707).
+	Resource string
+	// Claims are the token's custom claims: what the grant's setup step
+	// returned and what provider.Options.TokenClaims added (numbers are
+	// float64, as encoding/json decodes them); nil when it has none.
+	Claims map[string]any
 }
 
 // CallerOf returns the authenticated caller of an MCP request handled
@@ -353,6 +388,7 @@ func CallerFromTokenInfo(ti *auth.TokenInfo) (*Caller, bool) {
 		return nil, false
 	}
 	str := func(k string) string { s, _ := ti.Extra[k].(string); return s }
+	claims, _ := ti.Extra[ExtraClaims].(map[string]any)
 	return &Caller{Subject: ti.UserID, ClientID: str(ExtraClientID), GrantID: str(ExtraGrantID), TokenID: str(ExtraTokenID),
-		Scopes: slices.Clone(ti.Scopes), ExpiresAt: ti.Expiration}, true
+		Scopes: slices.Clone(ti.Scopes), ExpiresAt: ti.Expiration, Claims: claims, Resource: str(ExtraResource)}, true
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	oauth "github.com/mcp-oauth/oauth"
@@ -30,6 +32,11 @@ type benchEnv struct {
 // newBenchEnv returns a provider on backend "memory" or "sqlite"; a
 // "-nocache" suffix turns its verified-token cache off.
 func newBenchEnv(b *testing.B, backend string) *benchEnv {
+	return newBenchEnvWith(b, backend, nil)
+}
+
+// newBenchEnvWith is newBenchEnv with the provider options changed by mut.
+func newBenchEnvWith(b *testing.B, backend string, mut func(*provider.Options)) *benchEnv {
 	b.Helper()
 	cache := 0
 	if base, ok := strings.CutSuffix(backend, "-nocache"); ok {
@@ -44,8 +51,11 @@ func newBenchEnv(b *testing.B, backend string) *benchEnv {
 		b.Cleanup(func() { s.Close() })
 		store = s
 	}
-	p, err := provider.New(context.Background(), store, provider.Options{Issuer: fuzzIssuer, Resource: fuzzIssuer + "/mcp",
-		VerifiedTokenCacheSize: cache})
+	po := provider.Options{Issuer: fuzzIssuer, Resource: fuzzIssuer + "/mcp", VerifiedTokenCacheSize: cache}
+	if mut != nil {
+		mut(&po)
+	}
+	p, err := provider.New(context.Background(), store, po)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -62,7 +72,10 @@ func newBenchEnv(b *testing.B, backend string) *benchEnv {
 }
 
 // code runs an authorization to completion and returns a fresh code.
-func (e *benchEnv) code(b *testing.B) string {
+func (e *benchEnv) code(b *testing.B) string { return e.codeWith(b, nil) }
+
+// codeWith is code, the request completed with a setup step's setup.
+func (e *benchEnv) codeWith(b *testing.B, setup *oauth.GrantSetup) string {
 	ctx := context.Background()
 	to, err := e.p.Authorize(ctx, e.client, &oauth.AuthorizationParams{ClientID: e.client.ID, RedirectURI: e.client.RedirectURIs[0],
 		RedirectURIExplicit: true, Scopes: []string{"mcp"}, CodeChallenge: challengeOf(verifier), Resource: fuzzIssuer + "/mcp"})
@@ -73,10 +86,10 @@ func (e *benchEnv) code(b *testing.B) string {
 	// A subject per code: redeeming a code replaces the subject's other
 	// grants for the same client, which would kill the prepared codes.
 	e.n++
-	if _, err := e.p.Approve(ctx, u.Query().Get("user_code"), fmt.Sprintf("user%d", e.n)); err != nil {
+	if _, err := e.p.Approve(ctx, u.Query().Get("user_code"), fmt.Sprintf("user%d", e.n), nil); err != nil {
 		b.Fatal(err)
 	}
-	_, back, err := e.p.Poll(ctx, &oauth.PollRequest{Handle: u.Query().Get("request"), UserCode: u.Query().Get("user_code")})
+	_, back, err := e.p.Poll(ctx, &oauth.PollRequest{Handle: u.Query().Get("request"), UserCode: u.Query().Get("user_code"), Setup: setup})
 	if err != nil || back == "" {
 		b.Fatal("poll of an approved request:", back, err)
 	}
@@ -187,4 +200,88 @@ func BenchmarkBearerMiddleware(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchSetup is what a typical setup step keeps: a JSON value and two
+// claims.
+var benchSetup = &oauth.GrantSetup{
+	Values: []oauth.GrantValue{{Name: "profile", Value: []byte(`{"display_name":"Ada Lovelace","workspace":"team-alpha"}`)}},
+	Claims: map[string]any{"workspace": "team-alpha", "plan": "pro"},
+}
+
+// BenchmarkTokenExchangeSetup is BenchmarkTokenExchange for grants made
+// by a setup step (a sealed value, two claims) with a TokenClaims hook
+// adding a third: the /token cost of the step (the grant read for its
+// claims, their checks, a larger JWT).
+func BenchmarkTokenExchangeSetup(b *testing.B) {
+	for _, backend := range []string{"memory", "sqlite"} {
+		b.Run(backend, func(b *testing.B) {
+			e := newBenchEnvWith(b, backend, func(o *provider.Options) {
+				o.KeyEncryptionKeys = [][]byte{[]byte("0123456789abcdef0123456789abcdef")}
+				o.TokenClaims = func(ctx context.Context, g *oauth.Grant) (map[string]any, error) {
+					return map[string]any{"role": "editor"}, nil
+				}
+			})
+			codes := make([]string, b.N)
+			for i := range codes {
+				codes[i] = e.codeWith(b, benchSetup)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				w := e.post(url.Values{"grant_type": {"authorization_code"}, "code": {codes[i]}, "code_verifier": {verifier},
+					"redirect_uri": {e.client.RedirectURIs[0]}, "client_id": {e.client.ID}})
+				if w.Code != http.StatusOK {
+					b.Fatalf("%d %s", w.Code, w.Body)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkGrantDataRead measures a warm bearer check through
+// RequireBearer followed by what a tool does with grant data: nothing
+// ("bearer only", the same middleware with GrantData configured, which
+// must cost no store read), or one GrantData read of a sealed value
+// ("bearer + GrantData": one store read, the data key unwrapped with the
+// KEK, the value opened, JSON decoded).
+func BenchmarkGrantDataRead(b *testing.B) {
+	for _, backend := range []string{"memory", "sqlite"} {
+		e := newBenchEnvWith(b, backend, func(o *provider.Options) {
+			o.KeyEncryptionKeys = [][]byte{[]byte("0123456789abcdef0123456789abcdef")}
+		})
+		w := e.post(url.Values{"grant_type": {"authorization_code"}, "code": {e.codeWith(b, benchSetup)}, "code_verifier": {verifier},
+			"redirect_uri": {e.client.RedirectURIs[0]}, "client_id": {e.client.ID}})
+		at := extractJSON(w.Body.String(), "access_token")
+		type profile struct{ DisplayName, Workspace string }
+		for _, tc := range []struct {
+			name string
+			read bool
+		}{{"bearer only", false}, {"bearer + GrantData", true}} {
+			b.Run(backend+"/"+tc.name, func(b *testing.B) {
+				read := tc.read
+				h := RequireBearer(e.p.LoadAccessToken, BearerOptions{ResourceMetadataURL: fuzzIssuer + "/.well-known/oauth-protected-resource/mcp", GrantData: e.p})(
+					http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+						if !read {
+							return
+						}
+						req := &mcp.CallToolRequest{Extra: &mcp.RequestExtra{TokenInfo: auth.TokenInfoFromContext(r.Context())}}
+						if p, err := GrantData[profile](r.Context(), req, "profile"); err != nil || p.Workspace != "team-alpha" {
+							http.Error(w, fmt.Sprint(err), 500)
+						}
+					}))
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						req := httptest.NewRequest("POST", "/mcp", nil)
+						req.Header.Set("Authorization", "Bearer "+at)
+						w := httptest.NewRecorder()
+						h.ServeHTTP(w, req)
+						if w.Code != 200 {
+							b.Fatal(w.Code, w.Body.String())
+						}
+					}
+				})
+			})
+		}
+	}
 }

@@ -390,23 +390,20 @@ func TestBrowserWrongCSRFToken(t *testing.T) {
 // and the tab then returns to the client with a code.
 func TestBrowserSetupStep(t *testing.T) {
 	var mu sync.Mutex
-	got := map[string]string{} // request ID → what its step collected
+	var got []string // what the step collected
 	f := newFixture(t, func(o *Options) {
-		o.ApprovalPage.Step = func(w http.ResponseWriter, r *http.Request, p *oauth.PendingRequest) bool {
-			mu.Lock()
-			defer mu.Unlock()
-			if got[p.ID] != "" {
-				return true
-			}
+		o.ApprovalPage.Step = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodPost && r.PostFormValue("api_key") != "" {
-				got[p.ID] = r.PostFormValue("api_key")
-				return true
+				mu.Lock()
+				got = append(got, r.PostFormValue("api_key"))
+				mu.Unlock()
+				approval.Complete(r, &oauth.GrantSetup{Values: []oauth.GrantValue{{Name: "api_key", Value: []byte(r.PostFormValue("api_key"))}}})
+				return
 			}
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			io.WriteString(w, `<!doctype html><title>Setup</title><form method="post" data-step><input type="hidden" name="`+
-				approval.StepField+`" value="1"><label for="k">API key</label><input id="k" name="api_key"><button type="submit">Save</button></form>`)
-			return false
-		}
+			io.WriteString(w, `<!doctype html><title>Setup</title><form method="post" data-step>`+string(approval.StepFields(r))+
+				`<label for="k">API key</label><input id="k" name="api_key"><button type="submit">Save</button></form>`)
+		})
 	})
 	tab, code, landed := openAuthorizeTab(t, f)
 	ctx, cancel := context.WithTimeout(tab, 30*time.Second)
@@ -426,12 +423,7 @@ func TestBrowserSetupStep(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(got) != 1 {
+	if len(got) != 1 || got[0] != "sk-test-123" {
 		t.Fatalf("the step collected %v, want one request's key", got)
-	}
-	for _, v := range got {
-		if v != "sk-test-123" {
-			t.Errorf("the step collected %q", v)
-		}
 	}
 }

@@ -2,7 +2,10 @@ package mcpauth
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -12,6 +15,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"golang.org/x/crypto/bcrypt"
 
 	oauth "github.com/mcp-oauth/oauth"
@@ -311,28 +315,32 @@ func TestLogoOnPages(t *testing.T) {
 	}
 }
 
-// TestSetupStep: a host-defined step runs in the authorize tab between
-// approval and the return to the client: the tab shows the step's form
-// instead of redirecting, a cross-site post of it is refused, and once
-// the step says it is done the tab moves on and the client gets its code.
+// TestSetupStep: a host's setup step runs in the authorize tab once the
+// request is approved (never before), refuses cross-site and CSRF-less
+// posts, re-shows its form with an error for a wrong value, and completes
+// with data: the grant keeps the value for tools (GrantData) and the claim
+// reaches the access token and CallerOf.
 func TestSetupStep(t *testing.T) {
-	var mu sync.Mutex
-	var gotKey, gotClient string
-	doneFor := map[string]bool{} // the host remembers, per request, that its step is done
-	f := newFixture(t, func(o *Options) {
-		o.ApprovalPage.Step = func(w http.ResponseWriter, r *http.Request, p *oauth.PendingRequest) bool {
-			mu.Lock()
-			defer mu.Unlock()
-			if doneFor[p.ID] {
-				return true
+	step := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		problem := ""
+		if r.Method == http.MethodPost {
+			if ws := r.PostFormValue("workspace"); ws == "acme" || ws == "globex" {
+				v, err := JSONValue("workspace", ws, 0)
+				if err != nil {
+					t.Error(err)
+				}
+				approval.Complete(r, &oauth.GrantSetup{Values: []oauth.GrantValue{v}, Claims: map[string]any{"tenant": ws}})
+				return
 			}
-			if r.Method == http.MethodPost && r.PostFormValue("api_key") != "" {
-				gotKey, gotClient, doneFor[p.ID] = r.PostFormValue("api_key"), p.ClientID, true
-				return true
-			}
-			io.WriteString(w, `<form method="post" data-step><input type="hidden" name="`+approval.StepField+`" value="1"><input name="api_key"></form>`)
-			return false
+			problem = "unknown workspace"
 		}
+		io.WriteString(w, `<form method="post" data-step>`+string(approval.StepFields(r))+`<p class="error">`+problem+`</p><input name="workspace"></form>`)
+	})
+	f := newFixture(t, func(o *Options) { o.ApprovalPage.Step = step })
+	mcp.AddTool(f.h.served[0].Server, &mcp.Tool{Name: "whoami"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+		ws, err := GrantData[string](ctx, req, "workspace")
+		caller, _ := CallerOf(req)
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("%s %v %v", ws, err, caller.Claims["tenant"])}}}, nil, nil
 	})
 	cl := f.publicClient()
 	r := f.get("/authorize?" + authParams(cl).Encode())
@@ -343,10 +351,22 @@ func TestSetupStep(t *testing.T) {
 	if _, err := f.h.Approve(context.Background(), loc.Query().Get("user_code"), "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if page := f.getURL(loc); page.status != 200 || !strings.Contains(string(page.body), "data-step") {
+	page := f.getURL(loc)
+	if page.status != 200 || !strings.Contains(string(page.body), "data-step") {
 		t.Fatalf("after approval the tab shows %d %s, want the step's form", page.status, page.body)
 	}
-	post := func(form url.Values, hdr map[string]string) *response {
+	hidden := url.Values{}
+	for _, m := range regexp.MustCompile(`name="(mcpauth_[a-z_]+)" value="([^"]*)"`).FindAllStringSubmatch(string(page.body), -1) {
+		hidden.Set(m[1], html.UnescapeString(m[2]))
+	}
+	if hidden.Get(approval.StepField) == "" || len(hidden) < 2 {
+		t.Fatalf("the step's form lacks its hidden fields: %v", hidden)
+	}
+	post := func(workspace string, fields url.Values, hdr map[string]string) *response {
+		form := url.Values{"workspace": {workspace}}
+		for k, v := range fields {
+			form[k] = v
+		}
 		req, _ := http.NewRequest("POST", loc.String(), strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		for k, v := range hdr {
@@ -354,24 +374,52 @@ func TestSetupStep(t *testing.T) {
 		}
 		return f.do(req)
 	}
-	if r := post(url.Values{approval.StepField: {"1"}, "api_key": {"k"}}, map[string]string{"Sec-Fetch-Site": "cross-site"}); r.status != http.StatusForbidden {
+	if r := post("acme", hidden, map[string]string{"Sec-Fetch-Site": "cross-site"}); r.status != http.StatusForbidden {
 		t.Errorf("cross-site step post: %d, want 403", r.status)
 	}
-	if r := post(url.Values{approval.StepField: {"1"}}, nil); !strings.Contains(string(r.body), "data-step") {
-		t.Errorf("an incomplete step did not show its form again: %s", r.body)
+	if r := post("acme", url.Values{approval.StepField: {"1"}}, nil); r.status != http.StatusForbidden {
+		t.Errorf("step post without the CSRF token: %d, want 403", r.status)
 	}
-	done := post(url.Values{approval.StepField: {"1"}, "api_key": {"secret-key"}}, nil)
-	mu.Lock()
-	key, client := gotKey, gotClient
-	mu.Unlock()
-	if done.status != 200 || !strings.Contains(string(done.body), `http-equiv="refresh"`) || key != "secret-key" || client != cl.id {
-		t.Fatalf("completing the step: %d %s (key %q, client %q)", done.status, done.body, key, client)
+	if r := post("initech", hidden, nil); !strings.Contains(string(r.body), "unknown workspace") || !strings.Contains(string(r.body), "data-step") {
+		t.Errorf("a wrong value did not re-show the form with its error: %s", r.body)
 	}
-	final := f.getURL(loc)
-	back, _ := url.Parse(final.header.Get("Location"))
-	if final.status != http.StatusSeeOther || back.Query().Get("code") == "" {
-		t.Errorf("after the step: %d, Location %q; want the client redirect with a code", final.status, final.header.Get("Location"))
+	done := post("acme", hidden, nil)
+	m := regexp.MustCompile(`http-equiv="refresh" content="0;url=([^"]+)"`).FindSubmatch(done.body)
+	if done.status != 200 || m == nil {
+		t.Fatalf("completing the step: %d %s", done.status, done.body)
 	}
+	back, _ := url.Parse(html.UnescapeString(string(m[1])))
+	tok := f.exchange(cl, back.Query().Get("code"))
+	if tok.status != 200 {
+		t.Fatalf("token: %d %s", tok.status, tok.body)
+	}
+	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok.str("access_token"), ".")[1])
+	if !strings.Contains(string(payload), `"tenant":"acme"`) {
+		t.Errorf("the step's claim is not in the JWT: %s", payload)
+	}
+	if got := callTool(t, f, tok.str("access_token"), "whoami"); got != "acme <nil> acme" {
+		t.Errorf("whoami = %q, want the workspace from grant data and the tenant claim", got)
+	}
+	if final := f.getURL(loc); final.status != 200 || !strings.Contains(string(final.body), "completed") {
+		t.Errorf("the tab after completion: %d %s", final.status, final.body)
+	}
+}
+
+// callTool initializes an MCP session with token and calls tool, and
+// returns the text of its result.
+func callTool(t *testing.T, f *fixture, token, tool string) string {
+	t.Helper()
+	send := f.mcpSession(token)
+	r := send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"` + tool + `","arguments":{}}}`)
+	m := regexp.MustCompile(`"text":"((?:[^"\\]|\\.)*)"`).FindSubmatch(r.body)
+	if r.status != 200 || m == nil {
+		t.Fatalf("tools/call %s: %d %s", tool, r.status, r.body)
+	}
+	var text string
+	if err := json.Unmarshal([]byte(`"`+string(m[1])+`"`), &text); err != nil {
+		t.Fatal(err)
+	}
+	return text
 }
 
 // addOwner creates the console user "owner" (password "correct horse

@@ -262,11 +262,14 @@ func (p *mapProvider) ListPending(ctx context.Context) ([]*oauth.PendingRequest,
 	return out, nil
 }
 
-func (p *mapProvider) Approve(ctx context.Context, userCode, subject string) (*oauth.PendingRequest, error) {
+func (p *mapProvider) Approve(ctx context.Context, userCode, subject string, setup *oauth.GrantSetup) (*oauth.PendingRequest, error) {
 	p.lock("Approve")
 	defer p.mu.Unlock()
 	if subject == "" || len(subject) > 255 {
 		return nil, errors.New("subject must be 1 to 255 bytes")
+	}
+	if setup != nil && (len(setup.Values) > 0 || len(setup.Claims) > 0) {
+		return nil, errors.New("this provider keeps no grant data or claims")
 	}
 	return p.decideLocked(userCode, oauth.PendingApproved, subject)
 }
@@ -314,6 +317,8 @@ func (p *mapProvider) Poll(ctx context.Context, req *oauth.PollRequest) (*oauth.
 		return v, to, err
 	case r.Status != oauth.PendingApproved || req.Hold:
 		return v, "", nil
+	case req.Setup != nil && (len(req.Setup.Values) > 0 || len(req.Setup.Claims) > 0):
+		return nil, "", errors.New("this provider keeps no grant data or claims")
 	}
 	now := time.Now()
 	g := &oauth.Grant{ID: "grant-" + rand.Text(), ClientID: r.ClientID, Subject: r.Subject, Scopes: r.Scopes,

@@ -38,7 +38,7 @@ func (s *AuthorizationServer) serveDeviceAuthorization(w http.ResponseWriter, r 
 		fail(oauth.ErrUnauthorizedClient.WithDescription("client is not registered for the device_code grant"))
 		return
 	}
-	scopes, e := s.requestedAccess(form.Get("resource"), form.Get("scope"))
+	resource, scopes, e := s.requestedAccess(form.Get("resource"), form.Get("scope"))
 	if e != nil {
 		fail(e)
 		return
@@ -47,7 +47,7 @@ func (s *AuthorizationServer) serveDeviceAuthorization(w http.ResponseWriter, r 
 		fail(tooMany("authorization requests"))
 		return
 	}
-	da, err := dp.AuthorizeDevice(r.Context(), client, &oauth.AuthorizationParams{ClientID: client.ID, Scopes: scopes, Resource: s.resource})
+	da, err := dp.AuthorizeDevice(r.Context(), client, &oauth.AuthorizationParams{ClientID: client.ID, Scopes: scopes, Resource: resource})
 	if err != nil {
 		writeError(w, s.log, err)
 		return

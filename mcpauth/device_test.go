@@ -80,7 +80,7 @@ func TestDeviceGrantOverHTTP(t *testing.T) {
 		t.Errorf("verification page: %d %s", page.status, page.body)
 	}
 
-	if _, err := p.Approve(context.Background(), uc, "alice"); err != nil {
+	if _, err := p.Approve(context.Background(), uc, "alice", nil); err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(11 * time.Second)

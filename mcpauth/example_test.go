@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -198,24 +199,24 @@ func ExampleRemoteVerifier() {
 // that the server would keep for this connection. It remembers by the
 // request's ID that it is done, since it is called on every load of the tab.
 func Example_setupStep() {
-	var mu sync.Mutex
-	done := map[string]bool{} // request IDs whose step is complete
-	step := func(w http.ResponseWriter, r *http.Request, p *oauth.PendingRequest) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if done[p.ID] {
-			return true
-		}
-		if r.Method == http.MethodPost && r.PostFormValue("api_key") != "" {
-			fmt.Printf("step: %s gave an API key for %s\n", p.Subject, p.Client.ClientName)
-			done[p.ID] = true
-			return true
+	// The step asks for the user's API key. It completes with the key as
+	// grant data, which tools then read with mcpauth.GrantData; until
+	// then it (re)shows its form, with an error after a wrong value.
+	step := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		problem := ""
+		if r.Method == http.MethodPost {
+			if key := r.PostFormValue("api_key"); strings.HasPrefix(key, "sk-") {
+				p := approval.StepRequest(r)
+				fmt.Printf("step: %s gave an API key for %s\n", p.Subject, p.Client.ClientName)
+				approval.Complete(r, &oauth.GrantSetup{Values: []oauth.GrantValue{{Name: "api_key", Value: []byte(key)}}})
+				return
+			}
+			problem = "That is not an API key."
 		}
 		// No action attribute: the form posts back to the tab's URL.
-		fmt.Fprintf(w, `<form method="post"><input type="hidden" name="%s" value="1">
-<label>API key <input name="api_key"></label> <button>Save</button></form>`, approval.StepField)
-		return false
-	}
+		fmt.Fprintf(w, `<form method="post">%s<p>%s</p>
+<label>API key <input name="api_key"></label> <button>Save</button></form>`, approval.StepFields(r), problem)
+	})
 
 	srv, issuer := listen()
 	h, err := mcpauth.Wrap(mcp.NewServer(&mcp.Implementation{Name: "notes", Version: "1.0.0"}, nil),
@@ -237,7 +238,13 @@ func Example_setupStep() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	hidden := url.Values{} // the step form's hidden fields, as a browser would send them
 	visit := func(stage, method string, form url.Values) {
+		for k, v := range hidden {
+			if form != nil {
+				form[k] = v
+			}
+		}
 		resp, body, err := browse(method, tab.String(), form)
 		if err != nil {
 			log.Fatal(err)
@@ -245,9 +252,16 @@ func Example_setupStep() {
 		fmt.Printf("%s: %d", stage, resp.StatusCode)
 		if strings.Contains(body, approval.StepField) {
 			fmt.Print(", the step's form")
+			for _, m := range regexp.MustCompile(`name="([^"]+)" value="([^"]*)"`).FindAllStringSubmatch(body, -1) {
+				hidden.Set(m[1], html.UnescapeString(m[2]))
+			}
 		}
-		if to, err := resp.Location(); err == nil {
-			fmt.Printf(", to %s%s with a code: %t", to.Host, to.Path, to.Query().Has("code"))
+		if strings.Contains(body, "That is not an API key.") {
+			fmt.Print(", with the error")
+		}
+		if m := regexp.MustCompile(`content="0;url=([^"]+)"`).FindStringSubmatch(body); m != nil {
+			to, _ := url.Parse(html.UnescapeString(m[1]))
+			fmt.Printf(", on to %s%s with a code: %t", to.Host, to.Path, to.Query().Has("code"))
 		}
 		fmt.Println()
 	}
@@ -256,14 +270,14 @@ func Example_setupStep() {
 		log.Fatal(err)
 	}
 	visit("approved", "GET", nil)
-	visit("posted", "POST", url.Values{approval.StepField: {"1"}, "api_key": {"sk-example"}})
-	visit("reloaded", "GET", nil)
+	visit("a wrong key", "POST", url.Values{"api_key": {"hunter2"}})
+	visit("the right key", "POST", url.Values{"api_key": {"sk-example"}})
 	// Output:
 	// waiting: 200
 	// approved: 200, the step's form
+	// a wrong key: 200, the step's form, with the error
 	// step: alice gave an API key for Example client
-	// posted: 200
-	// reloaded: 303, to 127.0.0.1:3000/callback with a code: true
+	// the right key: 200, on to 127.0.0.1:3000/callback with a code: true
 }
 
 // auditedProvider is a Provider of the host's own. It implements
@@ -280,8 +294,8 @@ var (
 	_ oauth.Approver = (*auditedProvider)(nil)
 )
 
-func (p *auditedProvider) Approve(ctx context.Context, userCode, subject string) (*oauth.PendingRequest, error) {
-	req, err := p.next.Approve(ctx, userCode, subject)
+func (p *auditedProvider) Approve(ctx context.Context, userCode, subject string, setup *oauth.GrantSetup) (*oauth.PendingRequest, error) {
+	req, err := p.next.Approve(ctx, userCode, subject, setup)
 	if err == nil {
 		fmt.Printf("audit: %s approved %s\n", subject, req.Client.ClientName)
 	}

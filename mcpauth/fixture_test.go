@@ -217,3 +217,25 @@ func (f *fixture) mcpCall(token, body string) *response {
 }
 
 const initialize = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+
+// mcpSession initializes an MCP session at /mcp with token and returns a
+// function that posts one JSON-RPC message in it.
+func (f *fixture) mcpSession(token string) func(body string) *response {
+	f.t.Helper()
+	init := f.mcpCall(token, initialize)
+	if init.status != 200 {
+		f.t.Fatalf("initialize: %d %s", init.status, init.body)
+	}
+	sid := init.header.Get("Mcp-Session-Id")
+	send := func(body string) *response {
+		req, _ := http.NewRequest("POST", f.base+"/mcp", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Mcp-Session-Id", sid)
+		req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+		return f.do(req)
+	}
+	send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	return send
+}

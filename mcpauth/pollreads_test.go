@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/storage"
 	"github.com/mcp-oauth/oauth/storage/memory"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // countingStore is a memory.Store that counts the calls of every method of
@@ -36,6 +38,7 @@ var countedMethods = []string{
 	"CreatePending", "GetPendingByHandle", "GetPendingByUserCode", "GetPendingByDeviceCode",
 	"DecidePending", "CompletePending", "ListPending",
 	"ListKeys", "AddKey", "DeleteKey",
+	"GetGrantData", "GetGrantKey", "PutGrantData", "DeleteGrantData",
 	"CreateUser", "GetUser", "ListUsers", "SetPassword", "RecordSignIn", "DeleteUser",
 	"CreateSession", "GetSession", "TouchSession", "DeleteSession",
 }
@@ -77,7 +80,7 @@ func (s *countingStore) since(before map[string]int64) map[string]int64 {
 	return out
 }
 
-func (s *countingStore) Sweep(ctx context.Context, now time.Time) (int64, error) {
+func (s *countingStore) Sweep(ctx context.Context, now time.Time) (*storage.SweepResult, error) {
 	s.count("Sweep")
 	return s.Store.Sweep(ctx, now)
 }
@@ -97,7 +100,7 @@ func (s *countingStore) TouchClient(ctx context.Context, id string, expiresAt ti
 	return s.Store.TouchClient(ctx, id, expiresAt)
 }
 
-func (s *countingStore) DeleteClient(ctx context.Context, id string, now time.Time) error {
+func (s *countingStore) DeleteClient(ctx context.Context, id string, now time.Time) ([]*storage.GrantRecord, error) {
 	s.count("DeleteClient")
 	return s.Store.DeleteClient(ctx, id, now)
 }
@@ -122,7 +125,7 @@ func (s *countingStore) ListSubjectGrants(ctx context.Context, subject string) (
 	return s.Store.ListSubjectGrants(ctx, subject)
 }
 
-func (s *countingStore) RevokeGrant(ctx context.Context, id string, now time.Time) error {
+func (s *countingStore) RevokeGrant(ctx context.Context, id string, now time.Time) (*storage.GrantRecord, error) {
 	s.count("RevokeGrant")
 	return s.Store.RevokeGrant(ctx, id, now)
 }
@@ -172,12 +175,12 @@ func (s *countingStore) GetPendingByDeviceCode(ctx context.Context, deviceCodeHa
 	return s.Store.GetPendingByDeviceCode(ctx, deviceCodeHash)
 }
 
-func (s *countingStore) DecidePending(ctx context.Context, id string, status oauth.PendingStatus, subject string, now time.Time) error {
+func (s *countingStore) DecidePending(ctx context.Context, id string, status oauth.PendingStatus, subject string, setup []byte, now time.Time) error {
 	s.count("DecidePending")
-	return s.Store.DecidePending(ctx, id, status, subject, now)
+	return s.Store.DecidePending(ctx, id, status, subject, setup, now)
 }
 
-func (s *countingStore) CompletePending(ctx context.Context, id string, grant *oauth.Grant, code *storage.CodeRecord, now time.Time) error {
+func (s *countingStore) CompletePending(ctx context.Context, id string, grant *storage.GrantRecord, code *storage.CodeRecord, now time.Time) error {
 	s.count("CompletePending")
 	return s.Store.CompletePending(ctx, id, grant, code, now)
 }
@@ -185,6 +188,26 @@ func (s *countingStore) CompletePending(ctx context.Context, id string, grant *o
 func (s *countingStore) ListPending(ctx context.Context, now time.Time) ([]*storage.PendingRecord, error) {
 	s.count("ListPending")
 	return s.Store.ListPending(ctx, now)
+}
+
+func (s *countingStore) GetGrantData(ctx context.Context, grantID, name string, now time.Time) ([]byte, *storage.GrantDataRecord, error) {
+	s.count("GetGrantData")
+	return s.Store.GetGrantData(ctx, grantID, name, now)
+}
+
+func (s *countingStore) GetGrantKey(ctx context.Context, grantID string) ([]byte, error) {
+	s.count("GetGrantKey")
+	return s.Store.GetGrantKey(ctx, grantID)
+}
+
+func (s *countingStore) PutGrantData(ctx context.Context, rec *storage.GrantDataRecord, maxValues int, now time.Time) error {
+	s.count("PutGrantData")
+	return s.Store.PutGrantData(ctx, rec, maxValues, now)
+}
+
+func (s *countingStore) DeleteGrantData(ctx context.Context, grantID, name string) error {
+	s.count("DeleteGrantData")
+	return s.Store.DeleteGrantData(ctx, grantID, name)
 }
 
 func (s *countingStore) ListKeys(ctx context.Context) ([]*storage.KeyRecord, error) {
@@ -317,6 +340,57 @@ func TestPollReadsOncePerReload(t *testing.T) {
 		}
 		if !maps.Equal(d, want) {
 			t.Errorf("status endpoint, poll %d of %d: store calls %v, want %v", i+1, n, d, want)
+		}
+	}
+}
+
+// TestWarmToolCallReads: once a token is warm, an MCP request costs no
+// store read at all, also with grant data configured; a tool that reads a
+// grant value costs exactly one (GetGrantData: the value and the data key
+// in one query).
+func TestWarmToolCallReads(t *testing.T) {
+	ctx := context.Background()
+	cs := newCountingStore()
+	f := newFixture(t, func(o *Options) { o.Store = cs })
+	if err := f.h.DefaultProvider().Sweep(ctx); err != nil { // see TestPollReadsOncePerReload
+		t.Fatal(err)
+	}
+	mcp.AddTool(f.h.served[0].Server, &mcp.Tool{Name: "workspace"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+		ws, err := GrantData[string](ctx, req, "workspace")
+		if err != nil {
+			return nil, nil, err
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: ws}}}, nil, nil
+	})
+	_, tok := f.tokens()
+	at := tok.str("access_token")
+	grantID := ""
+	if info, err := f.h.DefaultProvider().LoadAccessToken(ctx, at); err == nil {
+		grantID = info.GrantID
+	}
+	if err := f.h.DefaultProvider().SetGrantData(ctx, grantID, "workspace", []byte(`"acme"`), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := callTool(t, f, at, "workspace"); got != "acme" {
+		t.Fatalf("workspace tool = %q", got)
+	}
+	send := f.mcpSession(at)
+	for _, tc := range []struct {
+		tool string
+		want map[string]int64
+	}{
+		{"echo", map[string]int64{}},
+		{"workspace", map[string]int64{"GetGrantData": 1}},
+		{"echo", map[string]int64{}},
+	} {
+		before := cs.snapshot()
+		r := send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"` + tc.tool + `","arguments":{}}}`)
+		d := cs.since(before)
+		if r.status != 200 || strings.Contains(string(r.body), `"isError":true`) {
+			t.Fatalf("%s: %d %s", tc.tool, r.status, r.body)
+		}
+		if !maps.Equal(d, tc.want) {
+			t.Errorf("a warm call of %s: store calls %v, want %v", tc.tool, d, tc.want)
 		}
 	}
 }

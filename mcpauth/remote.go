@@ -97,7 +97,7 @@ func NewRemoteVerifier(opts RemoteVerifierOptions) (*RemoteVerifier, error) {
 		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	v := &RemoteVerifier{opts: opts, jwksURL: opts.JWKSURL, active: map[string]activeEntry{}}
-	v.verifier = jwtkeys.Verifier{Issuer: opts.Issuer, Audience: opts.Resource, Leeway: 5 * time.Second, Lookup: v.lookup}
+	v.verifier = jwtkeys.Verifier{Issuer: opts.Issuer, Audiences: []string{opts.Resource}, Leeway: 5 * time.Second, Lookup: v.lookup}
 	return v, nil
 }
 

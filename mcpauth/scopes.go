@@ -34,7 +34,7 @@ func plainPath(p string) bool {
 // describeScopes returns the plain-words description of every scope in
 // opts.Scopes that has one: the host's own, or one derived from what the
 // scope unlocks (see Options.ScopeDescriptions).
-func describeScopes(opts Options) map[string]string {
+func describeScopes(opts Resource) map[string]string {
 	out := make(map[string]string, len(opts.Scopes))
 	for _, sc := range opts.Scopes {
 		if d := opts.ScopeDescriptions[sc]; d != "" {

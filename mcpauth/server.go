@@ -57,10 +57,16 @@ type ServerOptions struct {
 	// §2); requests for any other resource fail with invalid_target, except
 	// the same URL with or without a trailing slash. Required.
 	Resource string
-	// Scopes are the scopes this server knows (scopes_supported). A request
-	// without scope is granted all of them; unknown requested scopes are
-	// ignored (RFC 6749 §3.3). Empty means []string{DefaultScope}.
+	// Scopes are the scopes of Resource. A request without scope is
+	// granted all of the requested resource's scopes; unknown requested
+	// scopes are ignored (RFC 6749 §3.3). Empty means
+	// []string{DefaultScope}.
 	Scopes []string
+	// MoreResources are further protected resources this server issues
+	// tokens for (RFC 8707), each with its own scopes. A request names
+	// the one it wants with the resource parameter; without it, it gets
+	// Resource. scopes_supported lists the scopes of all of them.
+	MoreResources []ProtectedResource
 	// DisableRegistration turns off dynamic client registration (RFC 7591):
 	// /register answers 404 and the metadata omits registration_endpoint.
 	DisableRegistration bool
@@ -85,6 +91,15 @@ type ServerOptions struct {
 	// Logger receives operational events; nil discards them. Tokens, codes
 	// and secrets are never logged.
 	Logger *slog.Logger
+}
+
+// ProtectedResource is a resource an authorization server issues tokens
+// for, besides ServerOptions.Resource.
+type ProtectedResource struct {
+	// URL is the resource's canonical URL (RFC 8707 §2). Required.
+	URL string
+	// Scopes are its scopes; empty means []string{DefaultScope}.
+	Scopes []string
 }
 
 // Defaults of RateLimits.
@@ -118,13 +133,14 @@ type RateLimits struct {
 // AuthorizationServer serves the OAuth 2.1 endpoints of DESIGN.md over a
 // Provider. It is an http.Handler; mount it at the issuer's root.
 type AuthorizationServer struct {
-	p        oauth.Provider
-	opts     ServerOptions
-	log      *slog.Logger
-	mux      *http.ServeMux
-	meta     *oauthex.AuthServerMeta
-	issuerU  *url.URL
-	resource string
+	p       oauth.Provider
+	opts    ServerOptions
+	log     *slog.Logger
+	mux     *http.ServeMux
+	meta    *oauthex.AuthServerMeta
+	issuerU *url.URL
+	// resources are Resource (first) and MoreResources, scopes filled in.
+	resources []ProtectedResource
 
 	regs, auths *ratelimit.Window // nil when off
 	regLimit    int
@@ -146,20 +162,35 @@ func NewAuthorizationServer(p oauth.Provider, opts ServerOptions) (*Authorizatio
 	if _, err := checkIssuer(opts.Resource); err != nil {
 		return nil, fmt.Errorf("mcpauth: Resource: %w", err)
 	}
-	if len(opts.Scopes) == 0 {
-		opts.Scopes = []string{DefaultScope}
-	}
-	opts.Scopes = slices.Clone(opts.Scopes) // never alias the caller's slice
-	for _, s := range opts.Scopes {
-		if !validScopeToken(s) {
-			return nil, fmt.Errorf("mcpauth: invalid scope %q (RFC 6749 §3.3 scope-token)", s)
+	resources := append([]ProtectedResource{{URL: opts.Resource, Scopes: opts.Scopes}}, opts.MoreResources...)
+	for i := range resources {
+		r := &resources[i]
+		if i > 0 {
+			if _, err := checkIssuer(r.URL); err != nil {
+				return nil, fmt.Errorf("mcpauth: MoreResources[%d]: %w", i-1, err)
+			}
+		}
+		for _, o := range resources[:i] {
+			if redirect.SameResource(o.URL, r.URL) {
+				return nil, fmt.Errorf("mcpauth: resource %q is named twice", r.URL)
+			}
+		}
+		if len(r.Scopes) == 0 {
+			r.Scopes = []string{DefaultScope}
+		}
+		r.Scopes = slices.Clone(r.Scopes) // never alias the caller's slice
+		for _, s := range r.Scopes {
+			if !validScopeToken(s) {
+				return nil, fmt.Errorf("mcpauth: invalid scope %q (RFC 6749 §3.3 scope-token)", s)
+			}
 		}
 	}
+	opts.Scopes, opts.MoreResources = resources[0].Scopes, resources[1:]
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &AuthorizationServer{p: p, opts: opts, log: log, mux: http.NewServeMux(), issuerU: iu, resource: opts.Resource}
+	s := &AuthorizationServer{p: p, opts: opts, log: log, mux: http.NewServeMux(), issuerU: iu, resources: resources}
 	s.regs, s.regLimit = newLimit(opts.Limits.Registrations, DefaultRegistrationsPerMinute)
 	s.auths, s.authLimit = newLimit(opts.Limits.Authorizations, DefaultAuthorizationsPerMinute)
 	s.meta = s.metadata()
@@ -240,7 +271,7 @@ func (s *AuthorizationServer) metadata() *oauthex.AuthServerMeta {
 		Issuer:                                     s.opts.Issuer,
 		AuthorizationEndpoint:                      s.url(PathAuthorize),
 		TokenEndpoint:                              s.url(PathToken),
-		ScopesSupported:                            s.opts.Scopes,
+		ScopesSupported:                            s.allScopes(),
 		ResponseTypesSupported:                     []string{"code"},
 		ResponseModesSupported:                     []string{"query"},
 		GrantTypesSupported:                        []string{oauth.GrantTypeAuthorizationCode, oauth.GrantTypeRefreshToken},

@@ -30,12 +30,10 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/approval"
@@ -81,6 +79,10 @@ type Options struct {
 	// MCPPath is the path of the MCP endpoint; empty means "/mcp". The
 	// resource (RFC 8707) is Issuer + MCPPath.
 	MCPPath string
+	// Resources are further MCP servers served beside server, behind the
+	// same authorization server, each a resource of its own (see
+	// Resource). Empty for the usual one server.
+	Resources []Resource
 	// Scopes are the scopes the server knows (scopes_supported). Empty
 	// means []string{DefaultScope}.
 	Scopes []string
@@ -181,8 +183,7 @@ type Handler struct {
 	def      *provider.Provider // nil with Options.Provider
 	approver oauth.Approver     // nil when the Provider is not one
 	handler  http.Handler
-	resource string
-	prmURL   string
+	served   []*served // Wrap's server first
 	console  *approval.Console
 }
 
@@ -198,13 +199,12 @@ func Wrap(server *mcp.Server, opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mcpauth: Issuer: %w", err)
 	}
-	if opts.MCPPath == "" {
-		opts.MCPPath = DefaultMCPPath
-	}
-	if !plainPath(opts.MCPPath) {
-		return nil, fmt.Errorf("mcpauth: MCPPath %q must be a plain absolute path such as /mcp: segments of letters, digits, '-', '.', '_', '~', no trailing slash", opts.MCPPath)
-	}
-	if err := normalizeScopes(&opts); err != nil {
+	// With an issuer that has a path (https://host/app), everything lives
+	// under that path, and a resource's metadata sits at the RFC 9728 §3.1
+	// path-inserted location: https://host/.well-known/oauth-protected-resource/app/mcp.
+	issuerPath := strings.TrimSuffix(iu.Path, "/")
+	res, err := resourcesOf(server, &opts, issuerPath, iu.Scheme+"://"+iu.Host)
+	if err != nil {
 		return nil, err
 	}
 	log := opts.Logger
@@ -215,14 +215,8 @@ func Wrap(server *mcp.Server, opts Options) (*Handler, error) {
 	if opts.TrustProxyHeaders {
 		clientIP = forwardedFor
 	}
-	// With an issuer that has a path (https://host/app), everything lives
-	// under that path, and the resource's metadata sits at the RFC 9728 §3.1
-	// path-inserted location: https://host/.well-known/oauth-protected-resource/app/mcp.
-	issuerPath := strings.TrimSuffix(iu.Path, "/")
-	mcpPath := issuerPath + opts.MCPPath
-	resource := strings.TrimSuffix(opts.Issuer, "/") + opts.MCPPath
 	consoleURL := strings.TrimSuffix(opts.Issuer, "/") + PathConsole
-	h := &Handler{mux: http.NewServeMux(), resource: resource, prmURL: iu.Scheme + "://" + iu.Host + wellKnownPRM + mcpPath}
+	h := &Handler{mux: http.NewServeMux(), served: res}
 
 	store := opts.Store
 	if opts.Provider != nil {
@@ -235,21 +229,39 @@ func Wrap(server *mcp.Server, opts Options) (*Handler, error) {
 			log.Warn("mcpauth: no Store configured; using an in-memory store, all registrations and grants are lost on restart")
 			store = memory.New()
 		}
-		if h.def, err = newDefaultProvider(store, &opts, resource, consoleURL, log); err != nil {
+		if h.def, err = newDefaultProvider(store, &opts, res, consoleURL, log); err != nil {
 			return nil, err
 		}
 		h.provider = h.def
 	}
 	h.approver, _ = h.provider.(oauth.Approver)
-	scopeText := describeScopes(opts)
+	opts.ApprovalPage.Step = stepOf(res)
+	if opts.ApprovalPage.Step != nil && opts.Console.Step == nil {
+		opts.Console.Step = opts.ApprovalPage.Step // a device request's step runs where the owner approves
+	}
+	scopeText := describeScopes(res[0].Resource)
 	if opts.ApprovalPage.ScopeDescriptions == nil {
 		opts.ApprovalPage.ScopeDescriptions = scopeText
+	}
+	if len(res) > 1 {
+		// The pages say which resource a request is for, and describe its
+		// scopes in its own words.
+		info := make(map[string]approval.ResourceInfo, len(res))
+		for _, r := range res {
+			info[r.url] = approval.ResourceInfo{Name: r.ResourceName, ScopeDescriptions: describeScopes(r.Resource)}
+		}
+		if opts.ApprovalPage.Resources == nil {
+			opts.ApprovalPage.Resources = info
+		}
+		if opts.Console.Resources == nil {
+			opts.Console.Resources = info
+		}
 	}
 	if h.approver != nil {
 		h.console = newConsole(h, &opts, store, issuerPath, consoleURL, iu.Scheme == "https", clientIP, scopeText, log)
 	}
 	h.as, err = NewAuthorizationServer(h.provider, ServerOptions{
-		Issuer: opts.Issuer, Resource: resource, Scopes: opts.Scopes,
+		Issuer: opts.Issuer, Resource: res[0].url, Scopes: opts.Scopes, MoreResources: moreResources(res),
 		DisableRegistration: opts.DisableRegistration, InitialAccessToken: opts.InitialAccessToken,
 		ClientIDMetadataDocumentSupported: !opts.ClientIDMetadataDocuments.Disable && opts.Provider == nil,
 		ApprovalPage:                      opts.ApprovalPage, Logger: log,
@@ -258,39 +270,13 @@ func Wrap(server *mcp.Server, opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.routes(server, &opts, issuerPath, mcpPath, log)
+	h.routes(&opts, issuerPath, log)
 	allowed := map[string]bool{strings.ToLower(iu.Host): true}
 	for _, a := range opts.AllowedHosts {
 		allowed[strings.ToLower(a)] = true
 	}
 	h.handler = hostGuard(allowed, opts.TrustProxyHeaders, h.mux)
 	return h, nil
-}
-
-// normalizeScopes fills in the default scope, copies the caller's slices
-// and maps, and checks that every scope named elsewhere is in Scopes.
-func normalizeScopes(opts *Options) error {
-	if len(opts.Scopes) == 0 {
-		opts.Scopes = []string{DefaultScope}
-	}
-	opts.Scopes = slices.Clone(opts.Scopes)
-	opts.RequiredScopes = slices.Clone(opts.RequiredScopes)
-	toolScopes := make(map[string][]string, len(opts.ToolScopes))
-	for tool, scopes := range opts.ToolScopes {
-		for _, s := range scopes {
-			if !slices.Contains(opts.Scopes, s) {
-				return fmt.Errorf("mcpauth: ToolScopes[%q] names %q, which is not in Scopes", tool, s)
-			}
-		}
-		toolScopes[tool] = slices.Clone(scopes)
-	}
-	opts.ToolScopes = toolScopes
-	for sc := range opts.ScopeDescriptions {
-		if !slices.Contains(opts.Scopes, sc) {
-			return fmt.Errorf("mcpauth: ScopeDescriptions names %q, which is not in Scopes", sc)
-		}
-	}
-	return nil
 }
 
 // checkCustomProvider refuses the options that a custom Provider makes
@@ -339,14 +325,17 @@ func checkCustomProvider(opts *Options, log *slog.Logger) error {
 
 // newDefaultProvider builds the default Provider on store from
 // opts.ProviderOptions, with what Wrap owns filled in.
-func newDefaultProvider(store storage.Store, opts *Options, resource, consoleURL string, log *slog.Logger) (*provider.Provider, error) {
+func newDefaultProvider(store storage.Store, opts *Options, res []*served, consoleURL string, log *slog.Logger) (*provider.Provider, error) {
 	po := opts.ProviderOptions
-	for _, f := range []struct{ name, v string }{{"Issuer", po.Issuer}, {"Resource", po.Resource}, {"ApprovalPath", po.ApprovalPath}} {
+	for _, f := range []struct{ name, v string }{{"Issuer", po.Issuer}, {"Resource", po.Resource}, {"ApprovalPath", po.ApprovalPath}, {"Resources", strings.Join(po.Resources, " ")}} {
 		if f.v != "" {
-			return nil, fmt.Errorf("mcpauth: ProviderOptions.%s is set by Wrap (from Options.Issuer and Options.MCPPath); leave it empty", f.name)
+			return nil, fmt.Errorf("mcpauth: ProviderOptions.%s is set by Wrap (from Options.Issuer, Options.MCPPath and Options.Resources); leave it empty", f.name)
 		}
 	}
-	po.Issuer, po.Resource, po.ApprovalPath = opts.Issuer, resource, PathDevice
+	po.Issuer, po.Resource, po.ApprovalPath = opts.Issuer, res[0].url, PathDevice
+	for _, r := range res[1:] {
+		po.Resources = append(po.Resources, r.url)
+	}
 	if po.ClientMetadata == nil && !opts.ClientIDMetadataDocuments.Disable {
 		c := opts.ClientIDMetadataDocuments
 		po.ClientMetadata = cimd.New(cimd.Options{AllowHosts: c.AllowHosts, DenyHosts: c.DenyHosts,
@@ -417,46 +406,15 @@ func newConsole(h *Handler, opts *Options, store storage.Store, issuerPath, cons
 	return c
 }
 
-// routes mounts the protected resource metadata, the MCP endpoint, the
+// routes mounts every resource (its metadata and MCP endpoint), the
 // console and the authorization server on h.mux.
-func (h *Handler) routes(server *mcp.Server, opts *Options, issuerPath, mcpPath string, log *slog.Logger) {
-	// RFC 9728 §3.1: metadata at the path-inserted well-known URI of the
-	// resource, and (when the issuer has no path) at the root for clients of
-	// earlier MCP revisions. Both name the MCP endpoint itself as the
-	// resource, byte for byte.
-	prm := &oauthex.ProtectedResourceMetadata{
-		Resource:               h.resource,
-		AuthorizationServers:   []string{opts.Issuer},
-		ScopesSupported:        opts.Scopes,
-		BearerMethodsSupported: []string{"header"},
-		ResourceName:           opts.ResourceName,
+func (h *Handler) routes(opts *Options, issuerPath string, log *slog.Logger) {
+	for i, r := range h.served {
+		// The root metadata document describes the whole host; serve it
+		// only for Wrap's server, and only when this server owns the host
+		// (its issuer has no path).
+		h.routeResource(r, opts, i == 0 && issuerPath == "", len(h.served) > 1, log)
 	}
-	prmHandler := cors("GET", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "public, max-age=3600")
-		writeJSON(w, http.StatusOK, prm)
-	}))
-	prmPaths := []string{wellKnownPRM + mcpPath}
-	if issuerPath == "" {
-		// The root document describes the whole host; serve it only when
-		// this server owns the host (its issuer has no path).
-		prmPaths = append(prmPaths, wellKnownPRM)
-	}
-	for _, p := range prmPaths {
-		h.mux.Handle("GET "+p, prmHandler)
-		h.mux.Handle("OPTIONS "+p, prmHandler)
-	}
-
-	var sopts mcp.StreamableHTTPOptions
-	if opts.Streamable != nil {
-		sopts = *opts.Streamable
-	}
-	sopts.DisableLocalhostProtection = true
-	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &sopts)
-	bearer := RequireBearer(h.provider.LoadAccessToken, BearerOptions{
-		ResourceMetadataURL: h.prmURL, Scopes: opts.Scopes, RequiredScopes: opts.RequiredScopes,
-		ToolScopes: opts.ToolScopes, MaxBodyBytes: sopts.MaxRequestBodyBytes, Logger: log,
-	})
-	h.mux.Handle(mcpPath, cors("GET, POST, DELETE", bearer(mcpHandler)))
 	if h.console != nil {
 		h.mux.Handle(issuerPath+PathConsole, h.console)
 		h.mux.Handle(issuerPath+PathConsole+"/", h.console)
@@ -484,8 +442,19 @@ func (h *Handler) AuthorizationServer() *AuthorizationServer { return h.as }
 // (RotateKeys, Sweep), or nil when Options.Provider replaced it.
 func (h *Handler) DefaultProvider() *provider.Provider { return h.def }
 
-// Resource returns the canonical resource URL of the MCP endpoint.
-func (h *Handler) Resource() string { return h.resource }
+// Resource returns the canonical resource URL of Wrap's server's MCP
+// endpoint.
+func (h *Handler) Resource() string { return h.served[0].url }
+
+// Resources returns the canonical resource URLs of every MCP endpoint,
+// Wrap's server first, then Options.Resources in order.
+func (h *Handler) Resources() []string {
+	out := make([]string, len(h.served))
+	for i, r := range h.served {
+		out[i] = r.url
+	}
+	return out
+}
 
 // Approve approves the pending authorization request with the given user
 // code on behalf of subject (the owner's account name); the waiting browser
@@ -495,5 +464,5 @@ func (h *Handler) Approve(ctx context.Context, userCode, subject string) (*oauth
 	if h.approver == nil {
 		return nil, errors.New("mcpauth: Approve needs a Provider that implements oauth.Approver")
 	}
-	return h.approver.Approve(ctx, userCode, subject)
+	return h.approver.Approve(ctx, userCode, subject, nil)
 }

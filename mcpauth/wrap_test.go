@@ -36,7 +36,7 @@ func TestDescribeScopes(t *testing.T) {
 			map[string]string{"mcp": "Connect, and use the tools, resources and prompts"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := describeScopes(tc.opts); !maps.Equal(got, tc.want) {
+			if got := describeScopes(Resource{Scopes: tc.opts.Scopes, RequiredScopes: tc.opts.RequiredScopes, ToolScopes: tc.opts.ToolScopes, ScopeDescriptions: tc.opts.ScopeDescriptions}); !maps.Equal(got, tc.want) {
 				t.Errorf("describeScopes = %v, want %v", got, tc.want)
 			}
 		})

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -55,6 +56,7 @@ func (p *Provider) LoadAccessToken(ctx context.Context, token string) (*oauth.Ac
 	at := e.at
 	at.Token = token
 	at.Scopes = slices.Clone(at.Scopes)
+	at.Claims = maps.Clone(at.Claims)
 	return &at, nil
 }
 
@@ -146,7 +148,7 @@ func (p *Provider) RevokeToken(ctx context.Context, client *oauth.Client, token,
 	if grantID == "" {
 		return nil
 	}
-	if err := p.revokeGrant(ctx, grantID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+	if err := p.revokeGrant(ctx, grantID, EndRevoked); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("provider: revoke: %w", err)
 	}
 	p.log.Info("mcpauth: grant revoked by client", "grant_id", grantID, "client_id", client.ID)

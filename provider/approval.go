@@ -136,7 +136,11 @@ func (p *Provider) Poll(ctx context.Context, req *oauth.PollRequest) (*oauth.Pen
 	if req.Hold {
 		return v, "", nil
 	}
-	ac, grant, err := p.completePending(ctx, v.ID, v.Subject, v.AuthorizationParams, p.now())
+	setup, err := p.pendingSetup(rec, req.Setup)
+	if err != nil {
+		return nil, "", err
+	}
+	ac, grant, err := p.completePending(ctx, v.ID, v.Subject, v.AuthorizationParams, setup, p.now())
 	switch {
 	case errors.Is(err, storage.ErrConflict):
 		v.Status = oauth.PendingCompleted // another poll received the code
@@ -191,25 +195,35 @@ func (p *Provider) ListPending(ctx context.Context) ([]*oauth.PendingRequest, er
 }
 
 // Approve implements oauth.Approver: the browser that made the request
-// then receives an authorization code (or the device, its tokens).
-func (p *Provider) Approve(ctx context.Context, userCode, subject string) (*oauth.PendingRequest, error) {
+// then receives an authorization code (or the device, its tokens). setup
+// is checked at once (oauth.ErrReservedClaim, oauth.ErrGrantDataLimit)
+// and kept with the decision, sealed (with the key-encryption key when
+// one is configured), until the grant is created with it.
+func (p *Provider) Approve(ctx context.Context, userCode, subject string, setup *oauth.GrantSetup) (*oauth.PendingRequest, error) {
 	if subject == "" || len(subject) > 255 {
 		return nil, errors.New("provider: approve: subject must be 1 to 255 bytes")
 	}
-	return p.decide(ctx, userCode, oauth.PendingApproved, subject)
+	if _, err := p.checkSetup(setup); err != nil {
+		return nil, err
+	}
+	return p.decide(ctx, userCode, oauth.PendingApproved, subject, setup)
 }
 
 // Deny implements oauth.Approver.
 func (p *Provider) Deny(ctx context.Context, userCode string) (*oauth.PendingRequest, error) {
-	return p.decide(ctx, userCode, oauth.PendingDenied, "")
+	return p.decide(ctx, userCode, oauth.PendingDenied, "", nil)
 }
 
-func (p *Provider) decide(ctx context.Context, userCode string, status oauth.PendingStatus, subject string) (*oauth.PendingRequest, error) {
+func (p *Provider) decide(ctx context.Context, userCode string, status oauth.PendingStatus, subject string, setup *oauth.GrantSetup) (*oauth.PendingRequest, error) {
 	v, err := p.PendingByUserCode(ctx, userCode)
 	if err != nil {
 		return nil, err
 	}
-	switch err := p.store.DecidePending(ctx, v.ID, status, subject, p.now()); {
+	sealed, err := p.sealSetup(v.ID, setup)
+	if err != nil {
+		return nil, err
+	}
+	switch err := p.store.DecidePending(ctx, v.ID, status, subject, sealed, p.now()); {
 	case errors.Is(err, storage.ErrConflict):
 		return nil, oauth.ErrAlreadyDecided
 	case errors.Is(err, storage.ErrNotFound):
@@ -222,14 +236,25 @@ func (p *Provider) decide(ctx context.Context, userCode string, status oauth.Pen
 	return v, nil
 }
 
-// completePending turns an approved request into its grant and an
-// authorization code, stored (hashed) in one CompletePending, and returns
-// the code with its value and the grant. Errors are the store's.
-func (p *Provider) completePending(ctx context.Context, id, subject string, params oauth.AuthorizationParams, now time.Time) (*oauth.AuthorizationCode, *oauth.Grant, error) {
+// completePending turns an approved request into its grant (with a data
+// key, and what setup holds) and an authorization code, stored (hashed)
+// in one CompletePending, and returns the code with its value and the
+// grant. Errors are the store's, or setup's validation errors (wrapping
+// oauth.ErrReservedClaim or oauth.ErrGrantDataLimit).
+func (p *Provider) completePending(ctx context.Context, id, subject string, params oauth.AuthorizationParams, setup *oauth.GrantSetup, now time.Time) (*oauth.AuthorizationCode, *oauth.Grant, error) {
+	claims, err := p.checkSetup(setup)
+	if err != nil {
+		return nil, nil, err
+	}
 	code := secret.New(secret.PrefixCode)
 	grant := &oauth.Grant{
 		ID: uuid.NewString(), ClientID: params.ClientID, Subject: subject,
 		Scopes: params.Scopes, Resource: params.Resource, RedirectURI: params.RedirectURI, CreatedAt: now, LastUsedAt: now,
+		Claims: claims,
+	}
+	grec, err := p.newGrantRecord(grant, setup, now)
+	if err != nil {
+		return nil, nil, err
 	}
 	rec := &storage.CodeRecord{
 		Hash: secret.Hash(code),
@@ -238,7 +263,7 @@ func (p *Provider) completePending(ctx context.Context, id, subject string, para
 			AuthorizationParams: params,
 		},
 	}
-	if err := p.store.CompletePending(ctx, id, grant, rec, now); err != nil {
+	if err := p.store.CompletePending(ctx, id, grec, rec, now); err != nil {
 		return nil, nil, err
 	}
 	ac := rec.AuthorizationCode

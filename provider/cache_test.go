@@ -99,7 +99,7 @@ func issueFor(t *testing.T, p *provider.Provider, subject string) *oauth.TokenRe
 	e := &env{p: p}
 	c, _ := e.client(t, "none")
 	h, code := e.pending(t, c)
-	if _, err := p.Approve(ctx, code, subject); err != nil {
+	if _, err := p.Approve(ctx, code, subject, nil); err != nil {
 		t.Fatal(err)
 	}
 	to, err := complete(p, h, code)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -46,7 +47,7 @@ func (p *Provider) replaceOlderGrants(ctx context.Context, g *oauth.Grant, c *oa
 		if !same {
 			continue
 		}
-		if err := p.revokeGrant(ctx, o.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if err := p.revokeGrant(ctx, o.ID, EndReplaced); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			p.log.Error("mcpauth: revoke replaced grant", "grant_id", o.ID, "err", err)
 			continue
 		}
@@ -87,7 +88,7 @@ func (p *Provider) LoadAuthorizationCode(ctx context.Context, code string) (*oau
 }
 
 func (p *Provider) revokeForReplay(ctx context.Context, grantID, why string) {
-	if err := p.revokeGrant(ctx, grantID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+	if err := p.revokeGrant(ctx, grantID, EndRevoked); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		p.log.Error("mcpauth: revoking grant after replay failed", "grant_id", grantID, "err", err)
 		return
 	}
@@ -102,6 +103,12 @@ func (p *Provider) ExchangeAuthorizationCode(ctx context.Context, client *oauth.
 		Hash: secret.Hash(rt), ClientID: client.ID, GrantID: code.GrantID, Subject: code.Subject,
 		Scopes: code.Scopes, Resource: code.Resource, CreatedAt: now, ExpiresAt: now.Add(p.opts.RefreshTokenTTL),
 	}
+	// The access token is made first: a failure to make it (a hook's
+	// error, a reserved claim) must not consume the code.
+	resp, err := p.tokenResponse(ctx, client.ID, code.GrantID, code.Subject, code.Scopes, code.Resource)
+	if err != nil {
+		return nil, err
+	}
 	switch err := p.store.RedeemCode(ctx, secret.Hash(code.Code), now, rec); {
 	case errors.Is(err, storage.ErrConflict):
 		p.revokeForReplay(ctx, code.GrantID, "authorization code redeemed twice")
@@ -115,7 +122,8 @@ func (p *Provider) ExchangeAuthorizationCode(ctx context.Context, client *oauth.
 	// Only a redeemed code replaces older grants: a look-alike registration
 	// whose code is never redeemed must not revoke the real client's grant.
 	p.replaceOlderGrants(ctx, &oauth.Grant{ID: code.GrantID, ClientID: client.ID, Subject: code.Subject, RedirectURI: code.RedirectURI}, client)
-	return p.tokenResponse(ctx, client.ID, code.GrantID, code.Subject, code.Scopes, code.Resource, rt)
+	resp.RefreshToken = rt
+	return resp, nil
 }
 
 // touch renews the client registration (about once a day per client); a
@@ -136,7 +144,13 @@ func (p *Provider) touch(ctx context.Context, client *oauth.Client) {
 	}
 }
 
-func (p *Provider) tokenResponse(ctx context.Context, clientID, grantID, subject string, scopes []string, resource, refresh string) (*oauth.TokenResponse, error) {
+// tokenResponse makes the token response of a grant without its refresh
+// token: a signed access token with the grant's custom claims.
+func (p *Provider) tokenResponse(ctx context.Context, clientID, grantID, subject string, scopes []string, resource string) (*oauth.TokenResponse, error) {
+	extra, err := p.customClaims(ctx, grantID)
+	if err != nil {
+		return nil, err
+	}
 	now := p.now()
 	k := p.freshKeys(ctx).active
 	scope := strings.Join(scopes, " ")
@@ -145,15 +159,48 @@ func (p *Provider) tokenResponse(ctx context.Context, clientID, grantID, subject
 		ClientID:         clientID,
 		Scope:            scope,
 		GrantID:          grantID,
+		Extra:            extra,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("provider: %w", err)
 	}
 	return &oauth.TokenResponse{
-		AccessToken:  at,
-		TokenType:    "Bearer",
-		ExpiresIn:    int64(p.opts.AccessTokenTTL / time.Second),
-		RefreshToken: refresh,
-		Scope:        scope,
+		AccessToken: at,
+		TokenType:   "Bearer",
+		ExpiresIn:   int64(p.opts.AccessTokenTTL / time.Second),
+		Scope:       scope,
 	}, nil
+}
+
+// customClaims returns the custom claims of the grant's next access token:
+// its setup step's (Grant.Claims), then Options.TokenClaims's, checked by
+// checkClaims. It reads the grant once; a grant that is gone has none (the
+// redemption or rotation that follows then fails).
+func (p *Provider) customClaims(ctx context.Context, grantID string) (map[string]any, error) {
+	g, err := p.store.GetGrant(ctx, grantID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("provider: get grant: %w", err)
+	}
+	claims := g.Claims
+	if p.opts.TokenClaims != nil {
+		more, err := p.opts.TokenClaims(ctx, g)
+		if err != nil {
+			return nil, fmt.Errorf("provider: TokenClaims of grant %s: %w", grantID, err)
+		}
+		if len(more) > 0 {
+			claims = maps.Clone(claims)
+			if claims == nil {
+				claims = make(map[string]any, len(more))
+			}
+			maps.Copy(claims, more)
+		}
+	}
+	out, err := checkClaims(claims)
+	if err != nil {
+		return nil, fmt.Errorf("provider: access token of grant %s: %w", grantID, err)
+	}
+	return out, nil
 }

@@ -151,7 +151,11 @@ func (p *Provider) ExchangeDeviceCode(ctx context.Context, client *oauth.Client,
 	// Approved: create the grant and an authorization code that never
 	// leaves this function, then redeem it as the code flow does, so
 	// that grant replacement and the token response are the same.
-	ac, grant, err := p.completePending(ctx, rec.ID, rec.Subject, rec.AuthorizationParams, now)
+	setup, err := p.pendingSetup(rec, nil)
+	if err != nil {
+		return nil, err
+	}
+	ac, grant, err := p.completePending(ctx, rec.ID, rec.Subject, rec.AuthorizationParams, setup, now)
 	switch {
 	case errors.Is(err, storage.ErrConflict), errors.Is(err, storage.ErrNotFound):
 		return nil, oauth.ErrInvalidGrant.WithDescription("device code already used")

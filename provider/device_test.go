@@ -51,7 +51,7 @@ func TestDeviceFlow(t *testing.T) {
 	_, err = poll()
 	wantOAuthError(t, err, oauth.ErrAuthorizationPending, "poll after the longer interval")
 
-	if _, err := e.p.Approve(ctx, da.UserCode, "alice"); err != nil {
+	if _, err := e.p.Approve(ctx, da.UserCode, "alice", nil); err != nil {
 		t.Fatal(err)
 	}
 	e.clk.Advance(15 * time.Second)
@@ -96,7 +96,7 @@ func TestDeviceExpired(t *testing.T) {
 	e.clk.Advance(provider.DefaultPendingTTL)
 	_, err := e.p.ExchangeDeviceCode(ctx, c, da.DeviceCode)
 	wantOAuthError(t, err, oauth.ErrExpiredToken, "poll after expiry")
-	if _, err := e.p.Approve(ctx, da.UserCode, "alice"); !errors.Is(err, oauth.ErrUnknownRequest) {
+	if _, err := e.p.Approve(ctx, da.UserCode, "alice", nil); !errors.Is(err, oauth.ErrUnknownRequest) {
 		t.Errorf("approving an expired device request: %v", err)
 	}
 }
@@ -122,7 +122,7 @@ func TestDeviceCodeChecks(t *testing.T) {
 func TestDeviceRacingPolls(t *testing.T) {
 	e := newEnv(t, nil)
 	c, da := e.device(t)
-	if _, err := e.p.Approve(ctx, da.UserCode, "alice"); err != nil {
+	if _, err := e.p.Approve(ctx, da.UserCode, "alice", nil); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,6 +66,12 @@ type Options struct {
 	// Resource is the canonical URL of the protected MCP endpoint (RFC 8707,
 	// RFC 9728 "resource"); access tokens carry it as their audience.
 	Resource string
+	// Resources are the canonical URLs of further MCP endpoints that this
+	// authorization server issues tokens for: each token carries the one
+	// its authorization asked for as its audience, and LoadAccessToken
+	// accepts any of Resource and Resources (the resource server compares
+	// AccessToken.Resource with its own; mcpauth does).
+	Resources []string
 	// AccessTokenTTL is the lifetime of access tokens; zero means 1 hour.
 	AccessTokenTTL time.Duration
 	// RefreshTokenTTL is the lifetime of each refresh token; zero means 30 days.
@@ -78,8 +85,8 @@ type Options struct {
 	ClientTTL time.Duration
 	// SigningAlgorithm is "ES256" (the default) or "EdDSA" for new keys.
 	SigningAlgorithm string
-	// KeyEncryptionKeys, when set, encrypt private signing keys at rest
-	// with AES-256-GCM: each key is 32 bytes; the first encrypts new keys
+	// KeyEncryptionKeys, when set, encrypt private signing keys and the
+	// data keys of grants at rest with AES-256-GCM: each key is 32 bytes; the first encrypts new keys
 	// and all of them decrypt. To rotate: give every replica the new KEK
 	// (second, after the old one), then make it first everywhere, call
 	// RotateKeys, and drop the old KEK once the keys it sealed are gone
@@ -109,6 +116,27 @@ type Options struct {
 	// process sharing the store is honoured within 750 ms (see
 	// LoadAccessToken).
 	VerifiedTokenCacheSize int
+	// TokenClaims, when set, returns custom claims for each access token
+	// of grant g, issued or refreshed (a tenant, a role); they are added
+	// after the claims its setup step returned (g.Claims), and replace
+	// those of the same name. A reserved name (see oauth.ErrReservedClaim)
+	// or JSON over MaxCustomClaimsSize fails the token request with
+	// server_error and a logged error naming the claim. An error fails it
+	// the same way.
+	TokenClaims func(ctx context.Context, g *oauth.Grant) (map[string]any, error)
+	// OnGrantEnd, when set, is called once a grant has ended (revoked,
+	// replaced, its client deleted, its subject removed, or swept as
+	// expired), after the store has deleted its data, with what it kept:
+	// for instance to revoke an upstream key. It is called by the process
+	// that ended the grant, once; it must not block for long (a sweep
+	// waits for it).
+	OnGrantEnd func(ctx context.Context, e *oauth.GrantEnd)
+	// MaxGrantValueSize bounds each value kept with a grant, in bytes;
+	// zero means DefaultMaxGrantValueSize (16 KiB).
+	MaxGrantValueSize int
+	// MaxGrantValues bounds how many values a grant keeps; zero means
+	// DefaultMaxGrantValues (16).
+	MaxGrantValues int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives operational events; nil means no logging. Tokens,
@@ -159,6 +187,15 @@ func New(ctx context.Context, store storage.Store, opts Options) (*Provider, err
 	if err := checkBaseURL("Resource", opts.Resource); err != nil {
 		return nil, err
 	}
+	opts.Resources = slices.Clone(opts.Resources)
+	for i, r := range opts.Resources {
+		if err := checkBaseURL(fmt.Sprintf("Resources[%d]", i), r); err != nil {
+			return nil, err
+		}
+		if r == opts.Resource || slices.Index(opts.Resources, r) < i {
+			return nil, fmt.Errorf("provider: Resources[%d] %q is named twice", i, r)
+		}
+	}
 	setDefault(&opts.AccessTokenTTL, DefaultAccessTokenTTL)
 	setDefault(&opts.RefreshTokenTTL, DefaultRefreshTokenTTL)
 	setDefault(&opts.CodeTTL, DefaultCodeTTL)
@@ -169,6 +206,12 @@ func New(ctx context.Context, store storage.Store, opts Options) (*Provider, err
 	}
 	if opts.SigningAlgorithm != jwtkeys.ES256 && opts.SigningAlgorithm != jwtkeys.EdDSA {
 		return nil, fmt.Errorf("provider: unsupported SigningAlgorithm %q (want ES256 or EdDSA)", opts.SigningAlgorithm)
+	}
+	if opts.MaxGrantValueSize <= 0 {
+		opts.MaxGrantValueSize = DefaultMaxGrantValueSize
+	}
+	if opts.MaxGrantValues <= 0 {
+		opts.MaxGrantValues = DefaultMaxGrantValues
 	}
 	if opts.ApprovalPath == "" {
 		opts.ApprovalPath = defaultApprovalPath
@@ -192,11 +235,11 @@ func New(ctx context.Context, store storage.Store, opts Options) (*Provider, err
 		log:        log,
 	}
 	p.verifier = jwtkeys.Verifier{
-		Issuer:   opts.Issuer,
-		Audience: opts.Resource,
-		Lookup:   p.lookupKey,
-		Leeway:   5 * time.Second,
-		Now:      opts.Now,
+		Issuer:    opts.Issuer,
+		Audiences: append([]string{opts.Resource}, opts.Resources...),
+		Lookup:    p.lookupKey,
+		Leeway:    5 * time.Second,
+		Now:       opts.Now,
 	}
 	if err := p.reloadKeys(ctx); err != nil {
 		return nil, err

@@ -150,7 +150,7 @@ func must(t *testing.T, err error) {
 func (e *env) issue(t *testing.T, c *oauth.Client) *oauth.TokenResponse {
 	t.Helper()
 	h, code := e.pending(t, c)
-	if _, err := e.p.Approve(ctx, code, "alice"); err != nil {
+	if _, err := e.p.Approve(ctx, code, "alice", nil); err != nil {
 		t.Fatal(err)
 	}
 	to, err := complete(e.p, h, code)
@@ -179,7 +179,7 @@ func TestApprovalErrors(t *testing.T) {
 		"empty subject": {code, "", nil},
 		"long subject":  {code, strings.Repeat("a", 256), nil},
 	} {
-		_, err := e.p.Approve(ctx, tc.code, tc.subject)
+		_, err := e.p.Approve(ctx, tc.code, tc.subject, nil)
 		if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
 			t.Errorf("%s: %v", name, err)
 		}
@@ -193,10 +193,10 @@ func TestApprovalErrors(t *testing.T) {
 		}
 	}
 	// Lower case, no hyphen.
-	if _, err := e.p.Approve(ctx, strings.ToLower(strings.ReplaceAll(code, "-", "")), "alice"); err != nil {
+	if _, err := e.p.Approve(ctx, strings.ToLower(strings.ReplaceAll(code, "-", "")), "alice", nil); err != nil {
 		t.Fatalf("approve normalized code: %v", err)
 	}
-	if _, err := e.p.Approve(ctx, code, "bob"); !errors.Is(err, oauth.ErrAlreadyDecided) {
+	if _, err := e.p.Approve(ctx, code, "bob", nil); !errors.Is(err, oauth.ErrAlreadyDecided) {
 		t.Fatalf("second approval: %v", err)
 	}
 	if _, err := e.p.Deny(ctx, code); !errors.Is(err, oauth.ErrAlreadyDecided) {
@@ -229,7 +229,7 @@ func TestPendingExpires(t *testing.T) {
 		t.Fatalf("ListPending = %v", list)
 	}
 	e.clk.Advance(10 * time.Minute)
-	if _, err := e.p.Approve(ctx, code, "alice"); !errors.Is(err, oauth.ErrUnknownRequest) {
+	if _, err := e.p.Approve(ctx, code, "alice", nil); !errors.Is(err, oauth.ErrUnknownRequest) {
 		t.Fatalf("approve after 10 minutes: %v", err)
 	}
 }
@@ -238,7 +238,7 @@ func TestCodeAndTokenExpiry(t *testing.T) {
 	e := newEnv(t, nil)
 	c, _ := e.client(t, "none")
 	h, code := e.pending(t, c)
-	e.p.Approve(ctx, code, "alice")
+	e.p.Approve(ctx, code, "alice", nil)
 	to, _ := complete(e.p, h, code)
 	u, _ := url.Parse(to)
 	e.clk.Advance(10 * time.Minute)
@@ -467,7 +467,7 @@ func TestPendingMetadataClientWithoutResolver(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].Client.ID != id {
 		t.Fatalf("ListPending without a resolver = %v, %v", list, err)
 	}
-	if _, err := admin.Approve(ctx, code, "alice"); err != nil {
+	if _, err := admin.Approve(ctx, code, "alice", nil); err != nil {
 		t.Fatalf("Approve without a resolver: %v", err)
 	}
 }

@@ -44,6 +44,15 @@ func (p *Provider) ExchangeRefreshToken(ctx context.Context, client *oauth.Clien
 		Scopes: rt.Scopes, Resource: rt.Resource, CreatedAt: now, ExpiresAt: now.Add(p.opts.RefreshTokenTTL),
 		Parent: secret.Hash(rt.Token),
 	}
+	if len(scopes) == 0 {
+		scopes = rt.Scopes
+	}
+	// The access token is made first: a failure to make it (a hook's
+	// error, a reserved claim) must not spend the refresh token.
+	resp, err := p.tokenResponse(ctx, client.ID, rt.GrantID, rt.Subject, scopes, rt.Resource)
+	if err != nil {
+		return nil, err
+	}
 	switch err := p.store.RotateRefreshToken(ctx, rec.Parent, rt.Rotation, rec, now); {
 	case errors.Is(err, storage.ErrConflict), errors.Is(err, storage.ErrNotFound):
 		return nil, oauth.ErrInvalidGrant.WithDescription("refresh token already used or revoked")
@@ -51,8 +60,6 @@ func (p *Provider) ExchangeRefreshToken(ctx context.Context, client *oauth.Clien
 		return nil, fmt.Errorf("provider: rotate refresh token: %w", err)
 	}
 	p.touch(ctx, client)
-	if len(scopes) == 0 {
-		scopes = rt.Scopes
-	}
-	return p.tokenResponse(ctx, client.ID, rt.GrantID, rt.Subject, scopes, rt.Resource, next)
+	resp.RefreshToken = next
+	return resp, nil
 }

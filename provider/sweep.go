@@ -16,9 +16,13 @@ import (
 func (p *Provider) Sweep(ctx context.Context) error {
 	now := p.now()
 	p.lastSweep.Store(now.UnixNano())
-	n, err := p.store.Sweep(ctx, now)
+	res, err := p.store.Sweep(ctx, now)
 	if err != nil {
 		return fmt.Errorf("provider: sweep: %w", err)
+	}
+	n := res.Rows
+	for _, g := range res.Ended {
+		p.grantEnded(ctx, g, EndExpired)
 	}
 	if err := p.reloadKeys(ctx); err != nil {
 		return err

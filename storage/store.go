@@ -44,19 +44,34 @@ type Store interface {
 	RefreshTokenStore
 	PendingStore
 	KeyStore
+	GrantDataStore
 
 	// Sweep deletes every row that can no longer be used at now: expired
-	// codes, pending requests, refresh tokens and client registrations
-	// (with their grants), revoked grants, and grants left with neither a
-	// code nor a refresh token (a code that expired unredeemed, or a last
-	// refresh token that expired); a backend that is also an AccountStore
-	// deletes expired console sessions too. It returns the number of rows
-	// deleted.
+	// codes, pending requests, refresh tokens, grant data values and
+	// client registrations (with their grants), revoked grants, and
+	// grants left with neither a code nor a refresh token (a code that
+	// expired unredeemed, or a last refresh token that expired), each
+	// with its data; a backend that is also an AccountStore deletes
+	// expired console sessions too. It returns the number of rows deleted
+	// and the grants that were active until this sweep deleted them, with
+	// their data key and unexpired data (so that the Provider can tell the
+	// host, exactly once, that they ended).
 	// It is safe to call concurrently with everything else.
-	Sweep(ctx context.Context, now time.Time) (int64, error)
+	Sweep(ctx context.Context, now time.Time) (*SweepResult, error)
 
 	// Close releases the backend's resources.
 	Close() error
+}
+
+// SweepResult is what Store.Sweep deleted.
+type SweepResult struct {
+	// Rows counts every row deleted.
+	Rows int64
+	// Ended are the grants that were active when this sweep deleted them
+	// (with their client's lapsed registration, or left with neither a
+	// code nor a refresh token), each with its DataKey and the Data that
+	// was unexpired at now; revoked grants are not among them.
+	Ended []*GrantRecord
 }
 
 // ClientStore persists registered clients (RFC 7591).
@@ -69,8 +84,11 @@ type ClientStore interface {
 	// TouchClient renews a registration on use: ExpiresAt becomes expiresAt.
 	TouchClient(ctx context.Context, id string, expiresAt time.Time) error
 	// DeleteClient removes the client and revokes all of its grants,
-	// deleting their codes and refresh tokens. ErrNotFound if absent.
-	DeleteClient(ctx context.Context, id string, now time.Time) error
+	// deleting their codes, refresh tokens, data keys and data, in one
+	// transaction. It returns the grants that were active until then,
+	// each with its DataKey and the Data that was unexpired at now.
+	// ErrNotFound if absent.
+	DeleteClient(ctx context.Context, id string, now time.Time) ([]*GrantRecord, error)
 	// ListClients returns all live clients, oldest first.
 	ListClients(ctx context.Context, now time.Time) ([]*oauth.Client, error)
 }
@@ -83,10 +101,13 @@ type GrantStore interface {
 	ListGrants(ctx context.Context) ([]*oauth.Grant, error)
 	// ListSubjectGrants returns the subject's active grants, oldest first.
 	ListSubjectGrants(ctx context.Context, subject string) ([]*oauth.Grant, error)
-	// RevokeGrant marks the grant revoked at now and deletes its codes and
-	// refresh tokens. Revoking a revoked grant is not an error; ErrNotFound
-	// if absent.
-	RevokeGrant(ctx context.Context, id string, now time.Time) error
+	// RevokeGrant marks the grant revoked at now and deletes its codes,
+	// refresh tokens, data key and data, in one transaction. If this call
+	// revoked it, it returns the grant as it was (RevokedAt zero), with
+	// its DataKey and the Data that was unexpired at now; revoking a
+	// revoked grant returns
+	// nil and no error. ErrNotFound if absent.
+	RevokeGrant(ctx context.Context, id string, now time.Time) (*GrantRecord, error)
 	// RevocationCount returns a counter of revocations: grants that
 	// stopped being active and client registrations that were deleted. It
 	// increases, atomically with the change, whenever an active grant is
@@ -191,7 +212,11 @@ type PendingRecord struct {
 	DeviceCodeHash string
 	Status         oauth.PendingStatus
 	// Subject is the owner who approved; empty until then.
-	Subject   string
+	Subject string
+	// Setup is what a setup step completed with when the owner approved
+	// (opaque: sealed by the Provider), kept until CompletePending, which
+	// clears it; empty when there was none.
+	Setup     []byte
 	CreatedAt time.Time
 	ExpiresAt time.Time
 }
@@ -210,16 +235,71 @@ type PendingStore interface {
 	// RFC 8628 §3.5), or ErrNotFound; an empty hash is never found.
 	GetPendingByDeviceCode(ctx context.Context, deviceCodeHash string) (*PendingRecord, error)
 	// DecidePending moves a waiting, unexpired request to status (approved
-	// or denied) with subject. ErrConflict if it was already decided,
-	// ErrNotFound if absent or expired.
-	DecidePending(ctx context.Context, id string, status oauth.PendingStatus, subject string, now time.Time) error
+	// or denied) with subject and setup (nil for none). ErrConflict if it
+	// was already decided, ErrNotFound if absent or expired.
+	DecidePending(ctx context.Context, id string, status oauth.PendingStatus, subject string, setup []byte, now time.Time) error
 	// CompletePending atomically moves an approved, unexpired request to
-	// completed and stores grant and code. ErrConflict if the request is
-	// not in the approved state (so it yields at most one code).
-	CompletePending(ctx context.Context, id string, grant *oauth.Grant, code *CodeRecord, now time.Time) error
+	// completed, clears its Setup, and stores grant (with its DataKey and
+	// Data) and code.
+	// ErrConflict if the request is not in the approved state (so it
+	// yields at most one code).
+	CompletePending(ctx context.Context, id string, grant *GrantRecord, code *CodeRecord, now time.Time) error
 	// ListPending returns the unexpired requests still waiting, oldest first.
 	ListPending(ctx context.Context, now time.Time) ([]*PendingRecord, error)
 }
+
+// GrantRecord is a grant as stored: the grant, its data key and its data.
+type GrantRecord struct {
+	oauth.Grant
+	// DataKey is the grant's data key, wrapped by the Provider (with its
+	// key-encryption key when one is configured); the store keeps it with
+	// the grant and deletes it when the grant is revoked or deleted. Empty
+	// for a grant with no data key.
+	DataKey []byte
+	// Data are the grant's values: the initial ones for CompletePending,
+	// the unexpired ones in what RevokeGrant, DeleteClient and Sweep
+	// return.
+	Data []*GrantDataRecord
+}
+
+// GrantDataRecord is one named value kept with a grant, sealed by the
+// Provider under the grant's data key: the store sees only ciphertext.
+type GrantDataRecord struct {
+	GrantID string
+	// Name identifies the value within its grant (at most 64 bytes).
+	Name string
+	// Sealed is the ciphertext.
+	Sealed []byte
+	// ExpiresAt is when the value lapses; zero means with the grant.
+	ExpiresAt time.Time
+}
+
+// GrantDataStore persists grant data. A grant's values live only while it
+// is active: revoking or deleting the grant deletes them in the same
+// transaction (see GrantStore.RevokeGrant, ClientStore.DeleteClient,
+// Store.Sweep).
+type GrantDataStore interface {
+	// GetGrantData returns the data key of the active grant grantID and
+	// its unexpired value name, in one read. ErrNotFound if the grant is
+	// absent or revoked, or the value is absent or expired.
+	GetGrantData(ctx context.Context, grantID, name string, now time.Time) (dataKey []byte, rec *GrantDataRecord, err error)
+	// GetGrantKey returns the data key of the active grant (empty for a
+	// grant made without one); ErrNotFound if the grant is absent or
+	// revoked.
+	GetGrantKey(ctx context.Context, grantID string) ([]byte, error)
+	// PutGrantData stores rec, replacing the grant's value of the same
+	// name, if the grant is active and, counting rec, would have at most
+	// maxValues unexpired values (maxValues is positive; rec counts even
+	// if it expires at now). ErrNotFound if the grant is absent or
+	// revoked, ErrLimit if it would have more values.
+	PutGrantData(ctx context.Context, rec *GrantDataRecord, maxValues int, now time.Time) error
+	// DeleteGrantData deletes the value; deleting an absent one is not an
+	// error.
+	DeleteGrantData(ctx context.Context, grantID, name string) error
+}
+
+// ErrLimit is returned when a write would exceed a limit the caller set.
+var ErrLimit = errors.New("storage: limit reached")
 
 // KeyRecord is a signing key for access tokens.
 type KeyRecord struct {

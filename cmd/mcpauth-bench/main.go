@@ -234,7 +234,7 @@ func run(ctx context.Context, cfg config) (results, error) {
 	if err != nil {
 		return res, err
 	}
-	v := jwtkeys.Verifier{Issuer: authBase, Audience: h.Resource(), Lookup: func(string) *jwtkeys.Key { return key }}
+	v := jwtkeys.Verifier{Issuer: authBase, Audiences: []string{h.Resource()}, Lookup: func(string) *jwtkeys.Key { return key }}
 	// Alternate the two, token by token, so that drift hits both alike;
 	// the raw check does not touch the provider's cache.
 	res.rawVerify, res.unseen = latency2(len(unseen),
@@ -445,7 +445,7 @@ func codes(ctx context.Context, p *provider.Provider, base string, n int) (*oaut
 			return nil, nil, err
 		}
 		u, _ := url.Parse(to)
-		if _, err := p.Approve(ctx, u.Query().Get("user_code"), fmt.Sprintf("user%d", i)); err != nil {
+		if _, err := p.Approve(ctx, u.Query().Get("user_code"), fmt.Sprintf("user%d", i), nil); err != nil {
 			return nil, nil, err
 		}
 		_, back, err := p.Poll(ctx, &oauth.PollRequest{Handle: u.Query().Get("request"), UserCode: u.Query().Get("user_code")})

@@ -113,6 +113,80 @@ type Claims struct {
 	Scope string `json:"scope,omitempty"`
 	// GrantID (gid) identifies the grant; revoking it stops the token.
 	GrantID string `json:"gid"`
+	// Extra are the custom claims, beside the ones above; a name for
+	// which Reserved is true is refused when signing and ignored when
+	// parsing.
+	Extra map[string]any `json:"-"`
+}
+
+// reserved are the registered claims of RFC 7519 §4.1, the JWT access
+// token claims of RFC 9068 §2.2, the claims of RFC 8693 §4 (act, may_act)
+// and RFC 7800 §3.1 (cnf), which carry security meaning to resource
+// servers, and this library's gid.
+var reserved = map[string]bool{
+	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true,
+	"client_id": true, "scope": true, "auth_time": true, "acr": true, "amr": true,
+	"azp": true, "nonce": true, "act": true, "may_act": true, "cnf": true,
+	"gid": true,
+}
+
+// Reserved reports whether a custom claim may not have name: it is one of
+// the registered or security-relevant claims above, or begins with
+// "mcpauth" (kept for this library).
+func Reserved(name string) bool {
+	return reserved[name] || strings.HasPrefix(name, "mcpauth")
+}
+
+// claimsJSON is Claims without its methods, for encoding/json.
+type claimsJSON Claims
+
+// MarshalJSON implements json.Marshaler: the claims above, then Extra.
+func (c Claims) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(claimsJSON(c))
+	if err != nil || len(c.Extra) == 0 {
+		return b, err
+	}
+	for name := range c.Extra {
+		if Reserved(name) {
+			return nil, fmt.Errorf("jwtkeys: custom claim %q: %w", name, oauth.ErrReservedClaim)
+		}
+	}
+	extra, err := json.Marshal(c.Extra)
+	if err != nil {
+		return nil, fmt.Errorf("jwtkeys: custom claims: %w", err)
+	}
+	// Both are non-empty JSON objects: splice them.
+	out := make([]byte, 0, len(b)+len(extra))
+	out = append(out, b[:len(b)-1]...)
+	out = append(out, ',')
+	return append(out, extra[1:]...), nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler: the claims above, and every
+// other claim not Reserved into Extra.
+func (c *Claims) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, (*claimsJSON)(c)); err != nil {
+		return err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	c.Extra = nil
+	for name, raw := range all {
+		if Reserved(name) {
+			continue
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return err
+		}
+		if c.Extra == nil {
+			c.Extra = map[string]any{}
+		}
+		c.Extra[name] = v
+	}
+	return nil
 }
 
 // Sign returns the compact JWS of claims signed by k with typ "at+jwt".
@@ -138,8 +212,9 @@ var ErrUnknownKey = errors.New("jwtkeys: unknown key id")
 type Verifier struct {
 	// Issuer is the required "iss".
 	Issuer string
-	// Audience is the required "aud" member (RFC 8707 resource).
-	Audience string
+	// Audiences are the accepted "aud" values (RFC 8707 resources): a
+	// token must name one of them.
+	Audiences []string
 	// Lookup returns the verification key for a kid, or nil.
 	Lookup func(kid string) *Key
 	// Leeway tolerates clock skew on exp, nbf and iat.
@@ -156,7 +231,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods([]string{ES256, EdDSA}),
 		jwt.WithIssuer(v.Issuer),
-		jwt.WithAudience(v.Audience),
+		jwt.WithAudience(v.Audiences...),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(v.Leeway),
 	}
@@ -189,7 +264,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 // AccessToken converts verified claims to the domain type.
 func (c *Claims) AccessToken(token string) *oauth.AccessToken {
 	at := &oauth.AccessToken{Token: token, ID: c.ID, ClientID: c.ClientID, GrantID: c.GrantID, Subject: c.Subject,
-		Scopes: strings.Fields(c.Scope)}
+		Scopes: strings.Fields(c.Scope), Claims: c.Extra}
 	if len(c.Audience) > 0 {
 		at.Resource = c.Audience[0]
 	}

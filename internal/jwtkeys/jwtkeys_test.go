@@ -1,9 +1,14 @@
 package jwtkeys
 
 import (
+	"encoding/json"
+	"errors"
+
 	"strings"
 	"testing"
 	"time"
+
+	oauth "github.com/mcp-oauth/oauth"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -32,7 +37,7 @@ func TestSignVerify(t *testing.T) {
 			}
 			other, _ := Generate(alg, now)
 			ok, _ := Parse(other)
-			v := &Verifier{Issuer: "https://as.example", Audience: "https://rs.example/mcp", Lookup: func(kid string) *Key {
+			v := &Verifier{Issuer: "https://as.example", Audiences: []string{"https://rs.example/mcp"}, Lookup: func(kid string) *Key {
 				if kid == k.ID {
 					return k
 				}
@@ -85,7 +90,7 @@ func TestWrongTyp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &Verifier{Issuer: "https://as.example", Audience: "https://rs.example/mcp", Lookup: func(string) *Key { return k }}
+	v := &Verifier{Issuer: "https://as.example", Audiences: []string{"https://rs.example/mcp"}, Lookup: func(string) *Key { return k }}
 	if _, err := v.Verify(s); err == nil {
 		t.Fatal("a JWT without typ at+jwt verified")
 	}
@@ -114,7 +119,7 @@ func TestJWKSRoundTrip(t *testing.T) {
 			t.Errorf("key %d: %s/%s, want %s/%s", i, k.ID, k.Algorithm, keys[i].ID, keys[i].Algorithm)
 		}
 		tok, _ := keys[i].Sign(claims(time.Now()))
-		v := &Verifier{Issuer: "https://as.example", Audience: "https://rs.example/mcp", Lookup: func(string) *Key { return k }}
+		v := &Verifier{Issuer: "https://as.example", Audiences: []string{"https://rs.example/mcp"}, Lookup: func(string) *Key { return k }}
 		if _, err := v.Verify(tok); err != nil {
 			t.Errorf("key %d parsed from JWKS does not verify: %v", i, err)
 		}
@@ -150,7 +155,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add("eyJhbGciOiJub25lIn0.e30.")
 	f.Add("..")
 	f.Add("a.b.c.d")
-	v := &Verifier{Issuer: "https://as.example", Audience: "https://rs.example/mcp", Lookup: func(string) *Key { return k }}
+	v := &Verifier{Issuer: "https://as.example", Audiences: []string{"https://rs.example/mcp"}, Lookup: func(string) *Key { return k }}
 	f.Fuzz(func(t *testing.T, s string) {
 		if s == tok {
 			return
@@ -159,4 +164,49 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("verified %q", s)
 		}
 	})
+}
+
+// TestCustomClaims: custom claims travel in the token and come back in
+// Extra (and in the AccessToken); a reserved name is refused at signing,
+// whatever its value, and never lands in Extra when parsing.
+func TestCustomClaims(t *testing.T) {
+	now := time.Now()
+	rec, _ := Generate(ES256, now)
+	k, _ := Parse(rec)
+	v := &Verifier{Issuer: "https://as.example", Audiences: []string{"https://rs.example/mcp"}, Lookup: func(string) *Key { return k }}
+	c := claims(now)
+	c.Extra = map[string]any{"tenant": "acme", "role": "admin", "limits": map[string]any{"rpm": 60.0}}
+	tok, err := k.Sign(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Extra) != 3 || got.Extra["tenant"] != "acme" || got.Extra["role"] != "admin" || got.Extra["limits"].(map[string]any)["rpm"] != 60.0 {
+		t.Fatalf("Extra = %#v", got.Extra)
+	}
+	if at := got.AccessToken(tok); at.Claims["tenant"] != "acme" || at.Subject != "alice" {
+		t.Fatalf("AccessToken = %+v", at)
+	}
+	// Without custom claims, Extra stays nil and the token is as before.
+	plain, _ := k.Sign(claims(now))
+	if got, err := v.Verify(plain); err != nil || got.Extra != nil {
+		t.Fatalf("plain: Extra = %#v, %v", got.Extra, err)
+	}
+	for _, name := range []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "gid", "cnf", "act", "mcpauth_x"} {
+		c := claims(now)
+		c.Extra = map[string]any{"tenant": "acme", name: "x"}
+		if _, err := k.Sign(c); !errors.Is(err, oauth.ErrReservedClaim) || !strings.Contains(err.Error(), name) {
+			t.Errorf("Sign with custom %q = %v, want ErrReservedClaim naming it", name, err)
+		}
+	}
+	var parsed Claims
+	if err := json.Unmarshal([]byte(`{"sub":"a","mcpauth_y":1,"scope":"mcp","x":true}`), &parsed); err != nil {
+		t.Fatal(err)
+	}
+	if len(parsed.Extra) != 1 || parsed.Extra["x"] != true || parsed.Scope != "mcp" {
+		t.Fatalf("parsed = %+v", parsed)
+	}
 }

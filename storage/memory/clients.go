@@ -49,22 +49,27 @@ func (s *Store) TouchClient(ctx context.Context, id string, expiresAt time.Time)
 }
 
 // DeleteClient removes the client and revokes all of its grants at now,
-// deleting their codes and refresh tokens; storage.ErrNotFound if there is
-// no such client.
-func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) error {
+// deleting their codes, refresh tokens, data keys and data, under one lock.
+// It returns the grants that were active, as they were, with their data
+// keys and the values unexpired at now; storage.ErrNotFound if there is no
+// such client.
+func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) ([]*storage.GrantRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.clients[id]; !ok {
-		return storage.ErrNotFound
+		return nil, storage.ErrNotFound
 	}
+	var ended []*storage.GrantRecord
 	for _, g := range s.grants {
 		if g.ClientID == id {
-			s.revokeLocked(g.Grant, now)
+			if rec, _ := s.revokeLocked(g, now); rec != nil {
+				ended = append(ended, rec)
+			}
 		}
 	}
 	delete(s.clients, id)
 	s.revocations++
-	return nil
+	return ended, nil
 }
 
 // ListClients returns copies of all live clients, oldest (by IssuedAt)

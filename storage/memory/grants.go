@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"time"
@@ -51,47 +52,84 @@ func (s *Store) ListSubjectGrants(ctx context.Context, subject string) ([]*oauth
 	return s.listGrants(func(r *grantRow) bool { return r.Subject == subject }), nil
 }
 
-// RevokeGrant marks the grant revoked at now and deletes its codes and
-// refresh tokens. Revoking a revoked grant succeeds and keeps the first
-// revocation time; storage.ErrNotFound if absent.
-func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error {
+// RevokeGrant marks the grant revoked at now and deletes its codes,
+// refresh tokens, data key and data, under one lock. If the grant was
+// active it returns it as it was (RevokedAt zero), with its data key and
+// the values unexpired at now; revoking a revoked grant returns nil and
+// keeps the first revocation time. storage.ErrNotFound if absent.
+func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) (*storage.GrantRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.grants[id]
 	if !ok {
-		return storage.ErrNotFound
+		return nil, storage.ErrNotFound
 	}
-	s.revokeLocked(r.Grant, now)
-	return nil
+	rec, _ := s.revokeLocked(r, now)
+	return rec, nil
 }
 
-// revokeLocked marks g revoked (unless it already is) and deletes its codes
-// and refresh tokens, returning how many it deleted.
-func (s *Store) revokeLocked(g *oauth.Grant, now time.Time) int64 {
-	if g.RevokedAt.IsZero() {
-		g.RevokedAt = now
+// revokeLocked marks r revoked (unless it already is) and deletes its
+// codes, refresh tokens, data key and data. It returns the number of rows
+// it deleted and, if r was active, r as it was with its data key and the
+// values unexpired at now.
+func (s *Store) revokeLocked(r *grantRow, now time.Time) (*storage.GrantRecord, int64) {
+	var rec *storage.GrantRecord
+	if r.RevokedAt.IsZero() {
+		rec = s.recordLocked(r, now)
+		r.RevokedAt = now
 		s.revocations++
 	}
+	return rec, s.deleteGrantRowsLocked(r)
+}
+
+// deleteGrantRowsLocked deletes r's codes, refresh tokens, data key and
+// data, returning how many rows it deleted (the key is no row of its own).
+func (s *Store) deleteGrantRowsLocked(r *grantRow) int64 {
 	var n int64
 	for h, c := range s.codes {
-		if c.GrantID == g.ID {
+		if c.GrantID == r.ID {
 			delete(s.codes, h)
 			n++
 		}
 	}
-	for h, r := range s.refresh {
-		if r.GrantID == g.ID {
+	for h, t := range s.refresh {
+		if t.GrantID == r.ID {
 			delete(s.refresh, h)
 			n++
 		}
 	}
+	r.dataKey = nil
+	n += int64(len(s.data[r.ID]))
+	delete(s.data, r.ID)
 	return n
+}
+
+// recordLocked returns a copy of r with its data key and its values
+// unexpired at now, ordered by name.
+func (s *Store) recordLocked(r *grantRow, now time.Time) *storage.GrantRecord {
+	rec := &storage.GrantRecord{Grant: *copyGrant(r.Grant), DataKey: slices.Clone(r.dataKey)}
+	for _, d := range s.data[r.ID] {
+		if !expired(d.ExpiresAt, now) {
+			rec.Data = append(rec.Data, copyGrantData(d))
+		}
+	}
+	slices.SortFunc(rec.Data, func(a, b *storage.GrantDataRecord) int { return cmp.Compare(a.Name, b.Name) })
+	return rec
 }
 
 // grantActiveLocked reports whether the grant exists and is not revoked.
 func (s *Store) grantActiveLocked(id string) bool {
+	_, ok := s.activeGrantLocked(id)
+	return ok
+}
+
+// activeGrantLocked returns the grant if it exists and is not revoked.
+func (s *Store) activeGrantLocked(id string) (*grantRow, bool) {
 	r, ok := s.grants[id]
-	return ok && r.RevokedAt.IsZero()
+	if !ok || !r.RevokedAt.IsZero() {
+		return nil, false
+	}
+	return r, true
 }
 
 // RevocationCount implements storage.GrantStore.

@@ -92,10 +92,10 @@ func (s *Store) GetPendingByUserCode(ctx context.Context, userCodeHash string, n
 }
 
 // DecidePending moves a waiting, unexpired request to status
-// (oauth.PendingApproved or oauth.PendingDenied) with subject.
-// storage.ErrNotFound if absent or expired, storage.ErrConflict if it is no
-// longer waiting; any other status is an error.
-func (s *Store) DecidePending(ctx context.Context, id string, status oauth.PendingStatus, subject string, now time.Time) error {
+// (oauth.PendingApproved or oauth.PendingDenied) with subject and a copy
+// of setup. storage.ErrNotFound if absent or expired, storage.ErrConflict
+// if it is no longer waiting; any other status is an error.
+func (s *Store) DecidePending(ctx context.Context, id string, status oauth.PendingStatus, subject string, setup []byte, now time.Time) error {
 	if status != oauth.PendingApproved && status != oauth.PendingDenied {
 		return fmt.Errorf("memory: decide pending request: invalid status %q", status)
 	}
@@ -108,16 +108,37 @@ func (s *Store) DecidePending(ctx context.Context, id string, status oauth.Pendi
 	if r.Status != oauth.PendingWaiting {
 		return fmt.Errorf("memory: pending request is %s: %w", r.Status, storage.ErrConflict)
 	}
-	r.Status, r.Subject = status, subject
+	r.Status, r.Subject, r.Setup = status, subject, slices.Clone(setup)
 	return nil
 }
 
-// CompletePending moves an approved, unexpired request to completed and
-// stores copies of grant and code, under one lock. storage.ErrNotFound if
-// the request is absent or expired; storage.ErrConflict if it is not
-// approved, or a grant with grant's ID or a code with code's hash already
-// exists.
-func (s *Store) CompletePending(ctx context.Context, id string, grant *oauth.Grant, code *storage.CodeRecord, now time.Time) error {
+// CompletePending moves an approved, unexpired request to completed,
+// clears its Setup, and stores copies of grant (with its data key and
+// data) and code, under one lock. The values are stored under grant's ID,
+// whatever their GrantID.
+// storage.ErrNotFound if the request is absent or expired;
+// storage.ErrConflict if it is not approved, a grant with grant's ID or a
+// code with code's hash already exists, or two values share a name; an
+// error if the claims have no JSON encoding.
+func (s *Store) CompletePending(ctx context.Context, id string, grant *storage.GrantRecord, code *storage.CodeRecord, now time.Time) error {
+	claims, err := normalizeClaims(grant.Claims)
+	if err != nil {
+		return fmt.Errorf("memory: complete pending: %w", err)
+	}
+	g := grant.Grant
+	g.Claims = nil
+	g = *copyGrant(&g)
+	g.Claims = claims
+	data := make(map[string]*storage.GrantDataRecord, len(grant.Data))
+	for _, d := range grant.Data {
+		if _, dup := data[d.Name]; dup {
+			return fmt.Errorf("memory: complete pending: grant data %q given twice: %w", d.Name, storage.ErrConflict)
+		}
+		c := copyGrantData(d)
+		c.GrantID = grant.ID
+		data[d.Name] = c
+	}
+
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.livePendingLocked(id, now)
@@ -133,8 +154,11 @@ func (s *Store) CompletePending(ctx context.Context, id string, grant *oauth.Gra
 	if _, dup := s.codes[code.Hash]; dup {
 		return fmt.Errorf("memory: code exists: %w", storage.ErrConflict)
 	}
-	r.Status = oauth.PendingCompleted
-	s.grants[grant.ID] = &grantRow{Grant: copyGrant(grant), seq: s.next()}
+	r.Status, r.Setup = oauth.PendingCompleted, nil
+	s.grants[grant.ID] = &grantRow{Grant: &g, dataKey: slices.Clone(grant.DataKey), seq: s.next()}
+	if len(data) > 0 {
+		s.data[grant.ID] = data
+	}
 	s.codes[code.Hash] = copyCode(code)
 	return nil
 }

@@ -9,6 +9,8 @@ package memory
 
 import (
 	"cmp"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -32,6 +34,9 @@ type Store struct {
 	pending map[string]*pendingRow // by ID
 	keys    map[string]*keyRow     // by ID
 
+	// data holds the grants' values: grant ID → name → value (grantdata.go).
+	data map[string]map[string]*storage.GrantDataRecord
+
 	pendingByHandle   map[string]string // handle hash → pending ID
 	pendingByUserCode map[string]string // user code hash → pending ID
 	pendingByDevice   map[string]string // device code hash → pending ID
@@ -48,9 +53,14 @@ type clientRow struct {
 	seq int64
 }
 
+// grantRow is a stored grant. Its Claims went through a JSON round trip on
+// the way in, so they hold what encoding/json decodes (numbers are
+// float64), as in the SQL backends; dataKey is the wrapped data key, nil
+// once the grant is revoked.
 type grantRow struct {
 	*oauth.Grant
-	seq int64
+	dataKey []byte
+	seq     int64
 }
 
 type pendingRow struct {
@@ -74,6 +84,7 @@ func New() *Store {
 		refresh:           map[string]*storage.RefreshRecord{},
 		pending:           map[string]*pendingRow{},
 		keys:              map[string]*keyRow{},
+		data:              map[string]map[string]*storage.GrantDataRecord{},
 		pendingByHandle:   map[string]string{},
 		pendingByUserCode: map[string]string{},
 		pendingByDevice:   map[string]string{},
@@ -115,9 +126,59 @@ func copyClient(c *oauth.Client) *oauth.Client {
 	return &d
 }
 
+// copyGrant copies g, claims included; g's claims must be what
+// normalizeClaims returns.
 func copyGrant(g *oauth.Grant) *oauth.Grant {
 	d := *g
 	d.Scopes = slices.Clone(g.Scopes)
+	if len(g.Claims) == 0 {
+		d.Claims = nil
+	} else {
+		d.Claims = copyJSON(g.Claims).(map[string]any)
+	}
+	return &d
+}
+
+// normalizeClaims returns claims as encoding/json decodes their encoding
+// (a deep copy, numbers as float64), nil for none. It fails for claims
+// that have no JSON encoding.
+func normalizeClaims(claims map[string]any) (map[string]any, error) {
+	if len(claims) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(claims)
+	if err != nil {
+		return nil, fmt.Errorf("encode claims: %w", err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("decode claims: %w", err)
+	}
+	return out, nil
+}
+
+// copyJSON deep-copies a value that encoding/json decoded into an any.
+func copyJSON(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(v))
+		for k, e := range v {
+			m[k] = copyJSON(e)
+		}
+		return m
+	case []any:
+		l := make([]any, len(v))
+		for i, e := range v {
+			l[i] = copyJSON(e)
+		}
+		return l
+	}
+	return v // nil, bool, float64, string
+}
+
+func copyGrantData(r *storage.GrantDataRecord) *storage.GrantDataRecord {
+	d := *r
+	d.Sealed = slices.Clone(r.Sealed)
 	return &d
 }
 
@@ -143,6 +204,7 @@ func copyRefresh(r *storage.RefreshRecord) *storage.RefreshRecord {
 func copyPending(p *storage.PendingRecord) *storage.PendingRecord {
 	d := *p
 	d.AuthorizationParams = copyParams(p.AuthorizationParams)
+	d.Setup = slices.Clone(p.Setup)
 	return &d
 }
 

@@ -3,48 +3,70 @@ package memory
 import (
 	"context"
 	"time"
+
+	"github.com/mcp-oauth/oauth/storage"
 )
 
 // Sweep deletes every row that can no longer be used at now: expired codes,
-// pending requests and refresh tokens; lapsed clients with their grants and
-// those grants' codes and refresh tokens; and revoked grants. It returns the
-// number of rows deleted, counting every row of every kind.
-func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
+// pending requests, refresh tokens and grant data values; lapsed clients
+// with their grants and those grants' codes, refresh tokens and data;
+// revoked grants; and grants left with neither a code nor a refresh token,
+// with their data. It returns the number of rows deleted, counting every
+// row of every kind, and the grants that were active until this sweep
+// deleted them, each as it was, with its data key and the values
+// unexpired at now.
+func (s *Store) Sweep(ctx context.Context, now time.Time) (*storage.SweepResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var n int64
+	res := &storage.SweepResult{}
+	// Ended records are taken before anything of theirs is deleted.
 	for id, c := range s.clients {
 		if !expired(c.ExpiresAt, now) {
 			continue
 		}
 		for gid, g := range s.grants {
 			if g.ClientID == id {
-				n += s.revokeLocked(g.Grant, now)
+				rec, n := s.revokeLocked(g, now)
+				if rec != nil {
+					res.Ended = append(res.Ended, rec)
+				}
 				delete(s.grants, gid)
-				n++
+				res.Rows += n + 1
 			}
 		}
 		delete(s.clients, id)
 		s.revocations++
-		n++
+		res.Rows++
 	}
 	for gid, g := range s.grants {
 		if !g.RevokedAt.IsZero() {
-			n += s.revokeLocked(g.Grant, now) // none left, unless a caller stored some
+			// Nothing is left of it, unless a caller stored a grant that
+			// was revoked already.
+			res.Rows += s.deleteGrantRowsLocked(g) + 1
 			delete(s.grants, gid)
-			n++
 		}
 	}
 	for h, c := range s.codes {
 		if expired(c.ExpiresAt, now) {
 			delete(s.codes, h)
-			n++
+			res.Rows++
 		}
 	}
 	for h, r := range s.refresh {
 		if expired(r.ExpiresAt, now) {
 			delete(s.refresh, h)
-			n++
+			res.Rows++
+		}
+	}
+	for gid, values := range s.data {
+		for name, d := range values {
+			if expired(d.ExpiresAt, now) {
+				delete(values, name)
+				res.Rows++
+			}
+		}
+		if len(values) == 0 {
+			delete(s.data, gid)
 		}
 	}
 	for id, p := range s.pending {
@@ -53,10 +75,10 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 			delete(s.pendingByHandle, p.HandleHash)
 			delete(s.pendingByUserCode, p.UserCodeHash)
 			delete(s.pendingByDevice, p.DeviceCodeHash)
-			n++
+			res.Rows++
 		}
 	}
-	n += s.sweepSessionsLocked(now)
+	res.Rows += s.sweepSessionsLocked(now)
 	// Grants with neither a code nor a refresh token left can issue nothing.
 	used := make(map[string]bool, len(s.codes)+len(s.refresh))
 	for _, c := range s.codes {
@@ -66,13 +88,15 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int64, error) {
 		used[r.GrantID] = true
 	}
 	for gid, g := range s.grants {
-		if !used[gid] {
-			if g.RevokedAt.IsZero() {
-				s.revocations++
-			}
-			delete(s.grants, gid)
-			n++
+		if used[gid] {
+			continue
 		}
+		rec, n := s.revokeLocked(g, now)
+		if rec != nil {
+			res.Ended = append(res.Ended, rec)
+		}
+		delete(s.grants, gid)
+		res.Rows += n + 1
 	}
-	return n, nil
+	return res, nil
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/storage"
 )
 
 const clientCols = `id, secret_hash, metadata, issued_at, expires_at`
@@ -21,12 +23,27 @@ var (
 	qTouchClient  = `UPDATE clients SET expires_at = $2 WHERE id = $1`
 
 	// DeleteClient's statements, in lock order: client, grants, codes,
-	// tokens.
-	qDeleteClient       = `DELETE FROM clients WHERE id = $1`
-	qRevokeClientGrants = `UPDATE grants SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL`
+	// tokens, values.
+	qDeleteClient = `DELETE FROM clients WHERE id = $1`
+	// qRevokeClientGrants revokes the client's active grants, deleting
+	// their data keys, and returns them as they were: what the update
+	// leaves as it was, and the data key it deletes.
+	qRevokeClientGrants = `WITH old AS (SELECT id, data_key FROM grants WHERE client_id = $1 AND revoked_at IS NULL FOR NO KEY UPDATE)
+UPDATE grants g SET revoked_at = $2, data_key = NULL FROM old WHERE g.id = old.id
+RETURNING ` + qualify("g", grantCols) + `, old.data_key`
 	qDeleteClientCodes  = `DELETE FROM codes WHERE grant_id IN (SELECT id FROM grants WHERE client_id = $1)`
 	qDeleteClientTokens = `DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE client_id = $1)`
+	qDeleteClientData   = `DELETE FROM grant_data WHERE grant_id IN (SELECT id FROM grants WHERE client_id = $1) RETURNING ` + dataCols
 )
+
+// qualify prefixes each of the comma-separated columns cols with table.
+func qualify(table, cols string) string {
+	l := strings.Split(cols, ", ")
+	for i, c := range l {
+		l[i] = table + "." + c
+	}
+	return strings.Join(l, ", ")
+}
 
 func scanClient(row pgx.Row) (*oauth.Client, error) {
 	var c oauth.Client
@@ -66,17 +83,24 @@ func (s *Store) TouchClient(ctx context.Context, id string, expiresAt time.Time)
 }
 
 // DeleteClient implements storage.ClientStore in one transaction: the
-// client is deleted, then its grants are revoked as by RevokeGrant.
-func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) error {
-	return wrap("delete client", s.tx(ctx, func(tx pgx.Tx) error {
+// client is deleted, then its grants are revoked as by RevokeGrant, and
+// those that were active are returned with their data keys and live
+// values.
+func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) ([]*storage.GrantRecord, error) {
+	var ended []*storage.GrantRecord
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		ended = nil
 		if err := affected(tx.Exec(ctx, qDeleteClient, id)); err != nil {
 			return err
 		}
 		// Revoking locks the grant rows before their codes and tokens are
 		// deleted; see the package comment.
-		tag, err := tx.Exec(ctx, qRevokeClientGrants, id, ts(now))
+		recs, err := list(ctx, tx, scanGrantRecord, qRevokeClientGrants, id, ts(now))
 		if err != nil {
 			return err
+		}
+		for _, r := range recs {
+			r.RevokedAt = time.Time{} // as it was
 		}
 		if _, err := tx.Exec(ctx, qDeleteClientCodes, id); err != nil {
 			return err
@@ -84,8 +108,18 @@ func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) erro
 		if _, err := tx.Exec(ctx, qDeleteClientTokens, id); err != nil {
 			return err
 		}
-		return countRevocations(ctx, tx, tag.RowsAffected()+1) // the grants and the client
-	}))
+		data, _, err := deleteData(ctx, tx, now, qDeleteClientData, id)
+		if err != nil {
+			return err
+		}
+		attachData(recs, data)
+		ended = recs
+		return countRevocations(ctx, tx, int64(len(recs))+1) // the grants and the client
+	})
+	if err != nil {
+		return nil, wrap("delete client", err)
+	}
+	return ended, nil
 }
 
 // ListClients implements storage.ClientStore, ordering by IssuedAt, then

@@ -2,22 +2,26 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/storage"
 )
 
 var (
 	qGetGrant          = `SELECT ` + grantCols + ` FROM grants WHERE id = $1`
 	qListGrants        = `SELECT ` + grantCols + ` FROM grants WHERE revoked_at IS NULL ORDER BY created_at NULLS FIRST, seq`
 	qListSubjectGrants = `SELECT ` + grantCols + ` FROM grants WHERE subject = $1 AND revoked_at IS NULL ORDER BY created_at NULLS FIRST, seq`
-	// qLockGrant locks the grant row, revoked or not, and tells whether it
-	// is active; qRevokeGrant then revokes it if it is.
-	qLockGrant       = `SELECT revoked_at IS NULL FROM grants WHERE id = $1 FOR NO KEY UPDATE`
-	qRevokeGrant     = `UPDATE grants SET revoked_at = $2 WHERE id = $1`
+	// qLockGrant locks the grant row, revoked or not, and reads it with
+	// its data key; qRevokeGrant then revokes it, if it is active, and
+	// deletes its data key.
+	qLockGrant       = `SELECT ` + grantCols + `, data_key FROM grants WHERE id = $1 FOR NO KEY UPDATE`
+	qRevokeGrant     = `UPDATE grants SET revoked_at = $2, data_key = NULL WHERE id = $1`
 	qRevocationCount = `SELECT n FROM revocation_count WHERE id = 1`
 	// qCountRevocations adds to the revocation count and signals the
 	// listeners of WatchRevocations, both when the transaction commits.
@@ -25,17 +29,70 @@ var (
 SELECT pg_notify('` + revocationChannel + `', current_schema()) FROM c`
 	qDeleteGrantCodes  = `DELETE FROM codes WHERE grant_id = $1`
 	qDeleteGrantTokens = `DELETE FROM refresh_tokens WHERE grant_id = $1`
+	// qDeleteGrantData deletes the grant's values and returns them.
+	qDeleteGrantData = `DELETE FROM grant_data WHERE grant_id = $1 RETURNING ` + dataCols
 )
 
 func scanGrant(row pgx.Row) (*oauth.Grant, error) {
 	var g oauth.Grant
-	var created, used, revoked pgtype.Timestamptz
-	if err := row.Scan(&g.ID, &g.ClientID, &g.Subject, &g.Scopes, &g.Resource, &created, &used, &revoked, &g.RedirectURI); err != nil {
+	if err := scanGrantInto(row, &g); err != nil {
 		return nil, err
 	}
-	g.Scopes = decodeList(g.Scopes)
-	g.CreatedAt, g.LastUsedAt, g.RevokedAt = fromTS(created), fromTS(used), fromTS(revoked)
 	return &g, nil
+}
+
+// scanGrantInto scans grantCols, then the columns of extra, into g and
+// extra.
+func scanGrantInto(row pgx.Row, g *oauth.Grant, extra ...any) error {
+	var created, used, revoked pgtype.Timestamptz
+	var claims []byte
+	dest := []any{&g.ID, &g.ClientID, &g.Subject, &g.Scopes, &g.Resource, &created, &used, &revoked, &g.RedirectURI, &claims}
+	if err := row.Scan(append(dest, extra...)...); err != nil {
+		return err
+	}
+	g.Scopes = decodeList(g.Scopes)
+	var err error
+	if g.Claims, err = decodeClaims(claims); err != nil {
+		return err
+	}
+	g.CreatedAt, g.LastUsedAt, g.RevokedAt = fromTS(created), fromTS(used), fromTS(revoked)
+	return nil
+}
+
+// scanGrantRecord scans grantCols and data_key.
+func scanGrantRecord(row pgx.Row) (*storage.GrantRecord, error) {
+	r := new(storage.GrantRecord)
+	if err := scanGrantInto(row, &r.Grant, &r.DataKey); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// encodeClaims returns the claims column: a JSON object, NULL for none.
+func encodeClaims(claims map[string]any) (any, error) {
+	if len(claims) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(claims)
+	if err != nil {
+		return nil, fmt.Errorf("encode claims: %w", err)
+	}
+	return string(b), nil
+}
+
+// decodeClaims decodes the claims column; NULL, null and {} are nil.
+func decodeClaims(b []byte) (map[string]any, error) {
+	if b == nil {
+		return nil, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("decode claims: %w", err)
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
 }
 
 // GetGrant implements storage.GrantStore.
@@ -58,14 +115,19 @@ func (s *Store) ListSubjectGrants(ctx context.Context, subject string) ([]*oauth
 }
 
 // RevokeGrant implements storage.GrantStore in one transaction: the grant
-// row is updated (and so locked) first, then its codes and refresh tokens
-// are deleted. A grant that is already revoked keeps its first RevokedAt.
-func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error {
-	return wrap("revoke grant", s.tx(ctx, func(tx pgx.Tx) error {
-		var active bool
-		if err := tx.QueryRow(ctx, qLockGrant, id).Scan(&active); err != nil {
+// row is locked and read first, then revoked (its data key deleted), then
+// its codes, refresh tokens and values are deleted, the values returned
+// with the grant. A grant that is already revoked keeps its first
+// RevokedAt, and nil is returned.
+func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) (*storage.GrantRecord, error) {
+	var rec *storage.GrantRecord
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		rec = nil
+		g, err := scanGrantRecord(tx.QueryRow(ctx, qLockGrant, id))
+		if err != nil {
 			return err
 		}
+		active := g.RevokedAt.IsZero()
 		if active {
 			if _, err := tx.Exec(ctx, qRevokeGrant, id, ts(now)); err != nil {
 				return err
@@ -77,11 +139,21 @@ func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error
 		if _, err := tx.Exec(ctx, qDeleteGrantTokens, id); err != nil {
 			return err
 		}
-		if active {
-			return countRevocations(ctx, tx, 1)
+		data, _, err := deleteData(ctx, tx, now, qDeleteGrantData, id)
+		if err != nil {
+			return err
 		}
-		return nil
-	}))
+		if !active {
+			return nil
+		}
+		g.Data = data
+		rec = g
+		return countRevocations(ctx, tx, 1)
+	})
+	if err != nil {
+		return nil, wrap("revoke grant", err)
+	}
+	return rec, nil
 }
 
 // countRevocations adds n grants that stopped being active to the

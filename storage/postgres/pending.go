@@ -12,23 +12,23 @@ import (
 	"github.com/mcp-oauth/oauth/storage"
 )
 
-const pendingCols = `id, handle_hash, user_code_hash, ` + paramCols + `, status, subject, created_at, expires_at, device_code_hash`
+const pendingCols = `id, handle_hash, user_code_hash, ` + paramCols + `, status, subject, created_at, expires_at, device_code_hash, setup`
 
 var (
-	qCreatePending   = `INSERT INTO pending (` + pendingCols + `) VALUES (` + placeholders(1, 15) + `)`
+	qCreatePending   = `INSERT INTO pending (` + pendingCols + `) VALUES (` + placeholders(1, 16) + `)`
 	qPendingByDevice = `SELECT ` + pendingCols + ` FROM pending WHERE device_code_hash = $1 AND device_code_hash <> ''`
 	qPendingByHandle = `SELECT ` + pendingCols + ` FROM pending WHERE handle_hash = $1 AND ` + live(2)
 	qPendingByCode   = `SELECT ` + pendingCols + ` FROM pending WHERE user_code_hash = $1 AND ` + live(2)
 	qListPending     = `SELECT ` + pendingCols + ` FROM pending WHERE status = $1 AND ` + live(2) + ` ORDER BY created_at NULLS FIRST, seq`
 	// qDecide and qComplete are the compare-and-sets on status.
-	qDecide      = `UPDATE pending SET status = $2, subject = $3 WHERE id = $1 AND status = $4 AND ` + live(5)
-	qComplete    = `UPDATE pending SET status = $2 WHERE id = $1 AND status = $3 AND ` + live(4)
+	qDecide      = `UPDATE pending SET status = $2, subject = $3, setup = $6 WHERE id = $1 AND status = $4 AND ` + live(5)
+	qComplete    = `UPDATE pending SET status = $2, setup = NULL WHERE id = $1 AND status = $3 AND ` + live(4)
 	qPendingLive = `SELECT EXISTS (SELECT 1 FROM pending WHERE id = $1 AND ` + live(2) + `)`
 )
 
 // CompletePending's inserts of the grant and the code.
 var (
-	qInsertGrant = `INSERT INTO grants (` + grantCols + `) VALUES (` + placeholders(1, 9) + `)`
+	qInsertGrant = `INSERT INTO grants (` + grantCols + `, data_key) VALUES (` + placeholders(1, 11) + `)`
 	qInsertCode  = `INSERT INTO codes (` + codeCols + `) VALUES (` + placeholders(1, 12) + `)`
 )
 
@@ -36,7 +36,7 @@ func scanPending(row pgx.Row) (*storage.PendingRecord, error) {
 	var p storage.PendingRecord
 	var created, exp pgtype.Timestamptz
 	dest := append([]any{&p.ID, &p.HandleHash, &p.UserCodeHash}, paramDest(&p.AuthorizationParams)...)
-	if err := row.Scan(append(dest, &p.Status, &p.Subject, &created, &exp, &p.DeviceCodeHash)...); err != nil {
+	if err := row.Scan(append(dest, &p.Status, &p.Subject, &created, &exp, &p.DeviceCodeHash, &p.Setup)...); err != nil {
 		return nil, err
 	}
 	p.Scopes = decodeList(p.Scopes)
@@ -44,9 +44,14 @@ func scanPending(row pgx.Row) (*storage.PendingRecord, error) {
 	return &p, nil
 }
 
-func grantArgs(g *oauth.Grant) []any {
+// grantArgs returns the arguments of qInsertGrant for g.
+func grantArgs(g *storage.GrantRecord) ([]any, error) {
+	claims, err := encodeClaims(g.Claims)
+	if err != nil {
+		return nil, err
+	}
 	return []any{g.ID, g.ClientID, g.Subject, encodeList(g.Scopes), g.Resource,
-		ts(g.CreatedAt), ts(g.LastUsedAt), ts(g.RevokedAt), g.RedirectURI}
+		ts(g.CreatedAt), ts(g.LastUsedAt), ts(g.RevokedAt), g.RedirectURI, claims, g.DataKey}, nil
 }
 
 func codeArgs(c *storage.CodeRecord) []any {
@@ -58,7 +63,7 @@ func codeArgs(c *storage.CodeRecord) []any {
 // codes stay taken until Sweep deletes the expired request.
 func (s *Store) CreatePending(ctx context.Context, p *storage.PendingRecord) error {
 	args := append([]any{p.ID, p.HandleHash, p.UserCodeHash}, paramArgs(&p.AuthorizationParams)...)
-	args = append(args, p.Status, p.Subject, ts(p.CreatedAt), ts(p.ExpiresAt), p.DeviceCodeHash)
+	args = append(args, p.Status, p.Subject, ts(p.CreatedAt), ts(p.ExpiresAt), p.DeviceCodeHash, p.Setup)
 	_, err := s.pool.Exec(ctx, qCreatePending, args...)
 	return wrap("create pending", err)
 }
@@ -104,22 +109,28 @@ func casPending(ctx context.Context, tx pgx.Tx, id string, now time.Time, query 
 // DecidePending implements storage.PendingStore with a compare-and-set on
 // the request's status. A status other than oauth.PendingApproved or
 // oauth.PendingDenied is an error.
-func (s *Store) DecidePending(ctx context.Context, id string, status oauth.PendingStatus, subject string, now time.Time) error {
+func (s *Store) DecidePending(ctx context.Context, id string, status oauth.PendingStatus, subject string, setup []byte, now time.Time) error {
 	if status != oauth.PendingApproved && status != oauth.PendingDenied {
 		return fmt.Errorf("postgres: decide pending: invalid status %q", status)
 	}
 	return wrap("decide pending", s.tx(ctx, func(tx pgx.Tx) error {
-		return casPending(ctx, tx, id, now, qDecide, id, status, subject, oauth.PendingWaiting, now)
+		return casPending(ctx, tx, id, now, qDecide, id, status, subject, oauth.PendingWaiting, now, setup)
 	}))
 }
 
 // CompletePending implements storage.PendingStore in one transaction: a
-// compare-and-set of the request's status from approved to completed, then
-// the grant and the code are inserted. storage.ErrNotFound if the request
-// is missing or expired; storage.ErrConflict if it is not approved or the
-// grant's ID or the code's hash is taken.
-func (s *Store) CompletePending(ctx context.Context, id string, grant *oauth.Grant, code *storage.CodeRecord, now time.Time) error {
-	gArgs, cArgs := grantArgs(grant), codeArgs(code)
+// compare-and-set of the request's status from approved to completed
+// (clearing its setup), then the grant, its values and the code are
+// inserted; the values under the grant's ID, whatever their GrantID.
+// storage.ErrNotFound if the request is missing or expired;
+// storage.ErrConflict if it is not approved, the grant's ID or the code's
+// hash is taken, or two values share a name.
+func (s *Store) CompletePending(ctx context.Context, id string, grant *storage.GrantRecord, code *storage.CodeRecord, now time.Time) error {
+	gArgs, err := grantArgs(grant)
+	if err != nil {
+		return fmt.Errorf("postgres: complete pending: %w", err)
+	}
+	cArgs := codeArgs(code)
 	return wrap("complete pending", s.tx(ctx, func(tx pgx.Tx) error {
 		err := casPending(ctx, tx, id, now, qComplete, id, oauth.PendingCompleted, oauth.PendingApproved, now)
 		if err != nil {
@@ -127,6 +138,11 @@ func (s *Store) CompletePending(ctx context.Context, id string, grant *oauth.Gra
 		}
 		if _, err := tx.Exec(ctx, qInsertGrant, gArgs...); err != nil {
 			return err
+		}
+		for _, d := range grant.Data {
+			if _, err := tx.Exec(ctx, qInsertData, dataArgs(grant.ID, d)...); err != nil {
+				return err
+			}
 		}
 		_, err = tx.Exec(ctx, qInsertCode, cArgs...)
 		return err

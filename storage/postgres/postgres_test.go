@@ -274,7 +274,7 @@ func TestDeleteClientRacesRotate(t *testing.T) {
 		})
 		wg.Go(func() {
 			<-start
-			delErr = stores[1].DeleteClient(ctx, g.ClientID, now)
+			_, delErr = stores[1].DeleteClient(ctx, g.ClientID, now)
 		})
 		close(start)
 		wg.Wait()
@@ -651,27 +651,27 @@ func TestWatchRevocations(t *testing.T) {
 	g1, _ := storetest.Issue(t, a, "1", now)
 	g2, _ := storetest.Issue(t, a, "2", now)
 	og, _ := storetest.Issue(t, other, "1", now)
-	if err := other.RevokeGrant(ctx, og.ID, now); err != nil {
+	if _, err := other.RevokeGrant(ctx, og.ID, now); err != nil {
 		t.Fatal(err)
 	}
 	sig.quiet(t, "for issuing grants and for a revocation in another schema")
 
-	if err := a.RevokeGrant(ctx, g1.ID, now); err != nil {
+	if _, err := a.RevokeGrant(ctx, g1.ID, now); err != nil {
 		t.Fatal(err)
 	}
 	sig.wait(t, "after RevokeGrant on the other store")
-	if err := a.RevokeGrant(ctx, g1.ID, now); err != nil {
+	if _, err := a.RevokeGrant(ctx, g1.ID, now); err != nil {
 		t.Fatal(err)
 	}
 	sig.quiet(t, "for revoking a revoked grant")
-	if err := a.DeleteClient(ctx, g2.ClientID, now); err != nil {
+	if _, err := a.DeleteClient(ctx, g2.ClientID, now); err != nil {
 		t.Fatal(err)
 	}
 	sig.wait(t, "after DeleteClient")
 
 	stop()
 	g3, _ := storetest.Issue(t, a, "3", now)
-	if err := a.RevokeGrant(ctx, g3.ID, now); err != nil {
+	if _, err := a.RevokeGrant(ctx, g3.ID, now); err != nil {
 		t.Fatal(err)
 	}
 	sig.quiet(t, "after stop")
@@ -692,7 +692,7 @@ func TestWatchReconnects(t *testing.T) {
 WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid() AND datname = current_database()`)
 	sig.wait(t, "after the listening session was terminated")
 	g, _ := storetest.Issue(t, a, "1", now)
-	if err := a.RevokeGrant(ctx, g.ID, now); err != nil {
+	if _, err := a.RevokeGrant(ctx, g.ID, now); err != nil {
 		t.Fatal(err)
 	}
 	sig.wait(t, "for a revocation after reconnecting")

@@ -50,7 +50,8 @@
 // rolls back, a waiter re-checks the unchanged row and may win instead.
 //
 // Transactions that lock existing rows of several tables lock them in one
-// global order (client, grant, code, refresh token, pending request), so
+// global order (client, grant, code, refresh token, grant data value,
+// pending request), so
 // that they cannot deadlock, and that order also makes revocation
 // complete: RevokeGrant and DeleteClient lock the grant row first and
 // delete its codes and tokens in later statements, each of which sees
@@ -64,7 +65,12 @@
 // active, before the code, by setting the grant's last-used time first: a
 // revocation either waits for the redemption to commit, and then deletes
 // the token it stored, or the redemption waits for the revocation and
-// finds the code gone. AddKey serializes with itself through a table lock.
+// finds the code gone. PutGrantData locks its active grant's row (FOR NO
+// KEY UPDATE) before it counts and writes the grant's values: the puts of
+// one grant run one at a time, so that none exceeds the limit on values,
+// and a revocation either waits for a put to commit, and then deletes and
+// returns its value, or the put waits for the revocation and finds the
+// grant revoked. AddKey serializes with itself through a table lock.
 // Transactions that fail with a serialization failure or a deadlock anyway
 // are retried a few times.
 //
@@ -82,8 +88,10 @@
 // UTC; the zero time.Time is stored as NULL and read back as the zero time,
 // and an expiry of NULL never expires. Scope lists are text[]; an empty list
 // is stored as '{}' and read back as nil. Client registration metadata is
-// its RFC 7591 JSON, in a jsonb column. Lists ordered "oldest first" are
-// ordered by their timestamp (NULL first), then by insertion.
+// its RFC 7591 JSON, in a jsonb column; a grant's custom claims are a JSON
+// object in a json column, NULL for none (read back as nil). Data keys,
+// values and setups are bytea. Lists ordered "oldest first" are ordered by
+// their timestamp (NULL first), then by insertion.
 //
 // # Errors
 //
@@ -425,7 +433,8 @@ func paramDest(p *oauth.AuthorizationParams) []any {
 	return []any{&p.ClientID, &p.RedirectURI, &p.RedirectURIExplicit, &p.State, &p.Scopes, &p.CodeChallenge, &p.Resource}
 }
 
-const grantCols = `id, client_id, subject, scopes, resource, created_at, last_used_at, revoked_at, redirect_uri`
+// grantCols are the columns of oauth.Grant, in the order of scanGrantInto.
+const grantCols = `id, client_id, subject, scopes, resource, created_at, last_used_at, revoked_at, redirect_uri, claims`
 
 const codeCols = `hash, grant_id, subject, ` + paramCols + `, expires_at, consumed_at`
 

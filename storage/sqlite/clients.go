@@ -7,6 +7,7 @@ import (
 	"time"
 
 	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/storage"
 )
 
 const clientCols = `id, secret_hash, metadata, issued_at, expires_at`
@@ -21,7 +22,8 @@ var (
 	qTouchClient        = `UPDATE clients SET expires_at = ? WHERE id = ?`
 	qDeleteClientCodes  = `DELETE FROM codes WHERE grant_id IN (SELECT id FROM grants WHERE client_id = ?)`
 	qDeleteClientTokens = `DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE client_id = ?)`
-	qRevokeClientGrants = `UPDATE grants SET revoked_at = ? WHERE client_id = ? AND revoked_at = 0`
+	qDeleteClientData   = `DELETE FROM grant_data WHERE grant_id IN (SELECT id FROM grants WHERE client_id = ?)`
+	qRevokeClientGrants = `UPDATE grants SET revoked_at = ?, data_key = NULL WHERE client_id = ? AND revoked_at = 0`
 	qDeleteClient       = `DELETE FROM clients WHERE id = ?`
 )
 
@@ -63,14 +65,19 @@ func (s *Store) TouchClient(ctx context.Context, id string, expiresAt time.Time)
 }
 
 // DeleteClient implements storage.ClientStore in one transaction: the
-// client's grants are revoked as by RevokeGrant, then the client is deleted.
-func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) error {
-	return wrap("delete client", s.update(ctx, func(t wtx) error {
-		if _, err := t.exec(qDeleteClientCodes, id); err != nil {
+// client's active grants are read with their data keys and live values,
+// its grants are revoked as by RevokeGrant, then the client is deleted.
+func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) ([]*storage.GrantRecord, error) {
+	var ended []*storage.GrantRecord
+	err := s.update(ctx, func(t wtx) error {
+		var err error
+		if ended, err = t.records(rqClient, now, id); err != nil {
 			return err
 		}
-		if _, err := t.exec(qDeleteClientTokens, id); err != nil {
-			return err
+		for _, q := range []string{qDeleteClientCodes, qDeleteClientTokens, qDeleteClientData} {
+			if _, err := t.exec(q, id); err != nil {
+				return err
+			}
 		}
 		n, err := t.execN(qRevokeClientGrants, ms(now), id)
 		if err != nil {
@@ -80,7 +87,11 @@ func (s *Store) DeleteClient(ctx context.Context, id string, now time.Time) erro
 			return err
 		}
 		return t.countRevocations(n + 1) // the grants and the client
-	}))
+	})
+	if err != nil {
+		return nil, wrap("delete client", err)
+	}
+	return ended, nil
 }
 
 // ListClients implements storage.ClientStore, ordering by IssuedAt, then

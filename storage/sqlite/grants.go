@@ -3,9 +3,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"fmt"
 	"time"
 
 	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/storage"
 )
 
 var (
@@ -15,30 +18,72 @@ var (
 )
 
 var (
-	// qRevokeGrant revokes an active grant; a revoked one keeps its first
-	// RevokedAt.
-	qRevokeGrant       = `UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at = 0`
+	// qRevokeGrant revokes an active grant and deletes its data key; a
+	// revoked one keeps its first RevokedAt.
+	qRevokeGrant       = `UPDATE grants SET revoked_at = ?, data_key = NULL WHERE id = ? AND revoked_at = 0`
 	qGrantExists       = `SELECT 1 FROM grants WHERE id = ?`
 	qCountRevocations  = `UPDATE revocation_count SET n = n + ? WHERE id = 1`
 	qRevocationCount   = `SELECT n FROM revocation_count WHERE id = 1`
 	qDeleteGrantCodes  = `DELETE FROM codes WHERE grant_id = ?`
 	qDeleteGrantTokens = `DELETE FROM refresh_tokens WHERE grant_id = ?`
+	qDeleteGrantData   = `DELETE FROM grant_data WHERE grant_id = ?`
 	qTouchActiveGrant  = `UPDATE grants SET last_used_at = ? WHERE id = ? AND revoked_at = 0`
 )
 
 func scanGrant(row scanner) (*oauth.Grant, error) {
 	var g oauth.Grant
+	if err := scanGrantInto(row, &g); err != nil {
+		return nil, err
+	}
+	return &g, nil
+}
+
+// scanGrantInto scans grantCols, then the columns of extra, into g and
+// extra.
+func scanGrantInto(row scanner, g *oauth.Grant, extra ...any) error {
 	var scopes string
 	var created, used, revoked int64
-	if err := row.Scan(&g.ID, &g.ClientID, &g.Subject, &scopes, &g.Resource, &created, &used, &revoked, &g.RedirectURI); err != nil {
-		return nil, err
+	var claims sql.NullString
+	dest := []any{&g.ID, &g.ClientID, &g.Subject, &scopes, &g.Resource, &created, &used, &revoked, &g.RedirectURI, &claims}
+	if err := row.Scan(append(dest, extra...)...); err != nil {
+		return err
 	}
 	var err error
 	if g.Scopes, err = decodeList(scopes); err != nil {
-		return nil, err
+		return err
+	}
+	if g.Claims, err = decodeClaims(claims); err != nil {
+		return err
 	}
 	g.CreatedAt, g.LastUsedAt, g.RevokedAt = fromMS(created), fromMS(used), fromMS(revoked)
-	return &g, nil
+	return nil
+}
+
+// encodeClaims returns the claims column: a JSON object, NULL for none.
+func encodeClaims(claims map[string]any) (any, error) {
+	if len(claims) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(claims)
+	if err != nil {
+		return nil, fmt.Errorf("encode claims: %w", err)
+	}
+	return string(b), nil
+}
+
+// decodeClaims decodes the claims column; NULL and {} are nil.
+func decodeClaims(s sql.NullString) (map[string]any, error) {
+	if !s.Valid {
+		return nil, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s.String), &m); err != nil {
+		return nil, fmt.Errorf("decode claims: %w", err)
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
 }
 
 // GetGrant implements storage.GrantStore.
@@ -60,10 +105,18 @@ func (s *Store) ListSubjectGrants(ctx context.Context, subject string) ([]*oauth
 	return out, wrap("list subject grants", err)
 }
 
-// RevokeGrant implements storage.GrantStore in one transaction. A grant
-// that is already revoked keeps its first RevokedAt.
-func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error {
-	return wrap("revoke grant", s.update(ctx, func(t wtx) error {
+// RevokeGrant implements storage.GrantStore in one transaction: the grant
+// is read with its data key and live values, revoked (its key deleted),
+// and its codes, refresh tokens and values are deleted. A grant that is
+// already revoked keeps its first RevokedAt, and nil is returned.
+func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) (*storage.GrantRecord, error) {
+	var rec *storage.GrantRecord
+	err := s.update(ctx, func(t wtx) error {
+		rec = nil
+		recs, err := t.records(rqGrant, now, id)
+		if err != nil {
+			return err
+		}
 		n, err := t.execN(qRevokeGrant, ms(now), id)
 		if err != nil {
 			return err
@@ -78,12 +131,20 @@ func (s *Store) RevokeGrant(ctx context.Context, id string, now time.Time) error
 		if err := t.countRevocations(n); err != nil {
 			return err
 		}
-		if _, err := t.exec(qDeleteGrantCodes, id); err != nil {
-			return err
+		for _, q := range []string{qDeleteGrantCodes, qDeleteGrantTokens, qDeleteGrantData} {
+			if _, err := t.exec(q, id); err != nil {
+				return err
+			}
 		}
-		_, err = t.exec(qDeleteGrantTokens, id)
-		return err
-	}))
+		if n == 1 && len(recs) == 1 {
+			rec = recs[0]
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("revoke grant", err)
+	}
+	return rec, nil
 }
 
 // touchActiveGrant records the use of grant id at now if it is active, and

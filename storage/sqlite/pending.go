@@ -9,23 +9,23 @@ import (
 	"github.com/mcp-oauth/oauth/storage"
 )
 
-const pendingCols = `id, handle_hash, user_code_hash, ` + paramCols + `, status, subject, created_at, expires_at, device_code_hash`
+const pendingCols = `id, handle_hash, user_code_hash, ` + paramCols + `, status, subject, created_at, expires_at, device_code_hash, setup`
 
 var (
-	qCreatePending   = `INSERT INTO pending (` + pendingCols + `) VALUES (` + placeholders(15) + `)`
+	qCreatePending   = `INSERT INTO pending (` + pendingCols + `) VALUES (` + placeholders(16) + `)`
 	qPendingByDevice = `SELECT ` + pendingCols + ` FROM pending WHERE device_code_hash = ? AND device_code_hash <> ''`
 	qPendingByHandle = `SELECT ` + pendingCols + ` FROM pending WHERE handle_hash = ? AND ` + live
 	qPendingByCode   = `SELECT ` + pendingCols + ` FROM pending WHERE user_code_hash = ? AND ` + live
 	qListPending     = `SELECT ` + pendingCols + ` FROM pending WHERE status = ? AND ` + live + ` ORDER BY created_at, rowid`
 	// qDecide and qComplete are the compare-and-sets on status.
-	qDecide      = `UPDATE pending SET status = ?, subject = ? WHERE id = ? AND status = ? AND ` + live
-	qComplete    = `UPDATE pending SET status = ? WHERE id = ? AND status = ? AND ` + live
+	qDecide      = `UPDATE pending SET status = ?, subject = ?, setup = ? WHERE id = ? AND status = ? AND ` + live
+	qComplete    = `UPDATE pending SET status = ?, setup = NULL WHERE id = ? AND status = ? AND ` + live
 	qPendingLive = `SELECT 1 FROM pending WHERE id = ? AND ` + live
 )
 
 // CompletePending's inserts of the grant and the code.
 var (
-	qInsertGrant = `INSERT INTO grants (` + grantCols + `) VALUES (` + placeholders(9) + `)`
+	qInsertGrant = `INSERT INTO grants (` + grantCols + `, data_key) VALUES (` + placeholders(11) + `)`
 	qInsertCode  = `INSERT INTO codes (` + codeCols + `) VALUES (` + placeholders(12) + `)`
 )
 
@@ -34,7 +34,7 @@ func scanPending(row scanner) (*storage.PendingRecord, error) {
 	var scopes string
 	var created, exp int64
 	dest := append([]any{&p.ID, &p.HandleHash, &p.UserCodeHash}, paramDest(&p.AuthorizationParams, &scopes)...)
-	if err := row.Scan(append(dest, &p.Status, &p.Subject, &created, &exp, &p.DeviceCodeHash)...); err != nil {
+	if err := row.Scan(append(dest, &p.Status, &p.Subject, &created, &exp, &p.DeviceCodeHash, &p.Setup)...); err != nil {
 		return nil, err
 	}
 	var err error
@@ -53,7 +53,7 @@ func (s *Store) CreatePending(ctx context.Context, p *storage.PendingRecord) err
 		return fmt.Errorf("sqlite: create pending: %w", err)
 	}
 	args := append([]any{p.ID, p.HandleHash, p.UserCodeHash}, params...)
-	args = append(args, p.Status, p.Subject, ms(p.CreatedAt), ms(p.ExpiresAt), p.DeviceCodeHash)
+	args = append(args, p.Status, p.Subject, ms(p.CreatedAt), ms(p.ExpiresAt), p.DeviceCodeHash, nullBlob(p.Setup))
 	_, err = s.exec(ctx, qCreatePending, args...)
 	return wrap("create pending", err)
 }
@@ -99,22 +99,28 @@ func casPending(t wtx, id string, now time.Time, query string, args ...any) erro
 // DecidePending implements storage.PendingStore with a compare-and-set on
 // the request's status. A status other than oauth.PendingApproved or
 // oauth.PendingDenied is an error.
-func (s *Store) DecidePending(ctx context.Context, id string, status oauth.PendingStatus, subject string, now time.Time) error {
+func (s *Store) DecidePending(ctx context.Context, id string, status oauth.PendingStatus, subject string, setup []byte, now time.Time) error {
 	if status != oauth.PendingApproved && status != oauth.PendingDenied {
 		return fmt.Errorf("sqlite: decide pending: invalid status %q", status)
 	}
 	return wrap("decide pending", s.update(ctx, func(t wtx) error {
-		return casPending(t, id, now, qDecide, status, subject, id, oauth.PendingWaiting, ms(now))
+		return casPending(t, id, now, qDecide, status, subject, nullBlob(setup), id, oauth.PendingWaiting, ms(now))
 	}))
 }
 
 // CompletePending implements storage.PendingStore in one write transaction:
-// a compare-and-set of the request's status from approved to completed,
-// then the grant and the code are inserted. storage.ErrNotFound if the
-// request is missing or expired; storage.ErrConflict if it is not approved
-// or the grant's ID or the code's hash is taken.
-func (s *Store) CompletePending(ctx context.Context, id string, grant *oauth.Grant, code *storage.CodeRecord, now time.Time) error {
+// a compare-and-set of the request's status from approved to completed
+// (clearing its setup), then the grant, its values and the code are
+// inserted; the values under the grant's ID, whatever their GrantID.
+// storage.ErrNotFound if the request is missing or expired;
+// storage.ErrConflict if it is not approved, the grant's ID or the code's
+// hash is taken, or two values share a name.
+func (s *Store) CompletePending(ctx context.Context, id string, grant *storage.GrantRecord, code *storage.CodeRecord, now time.Time) error {
 	gScopes, err := encodeList(grant.Scopes)
+	if err != nil {
+		return fmt.Errorf("sqlite: complete pending: %w", err)
+	}
+	claims, err := encodeClaims(grant.Claims)
 	if err != nil {
 		return fmt.Errorf("sqlite: complete pending: %w", err)
 	}
@@ -130,12 +136,25 @@ func (s *Store) CompletePending(ctx context.Context, id string, grant *oauth.Gra
 			return err
 		}
 		if _, err := t.exec(qInsertGrant, grant.ID, grant.ClientID, grant.Subject, gScopes, grant.Resource,
-			ms(grant.CreatedAt), ms(grant.LastUsedAt), ms(grant.RevokedAt), grant.RedirectURI); err != nil {
+			ms(grant.CreatedAt), ms(grant.LastUsedAt), ms(grant.RevokedAt), grant.RedirectURI, claims, nullBlob(grant.DataKey)); err != nil {
 			return err
+		}
+		for _, d := range grant.Data {
+			if _, err := t.exec(qInsertData, dataArgs(grant.ID, d)...); err != nil {
+				return err
+			}
 		}
 		_, err = t.exec(qInsertCode, codeArgs...)
 		return err
 	}))
+}
+
+// nullBlob returns b for a nullable BLOB column: NULL when b is nil.
+func nullBlob(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return b
 }
 
 // ListPending implements storage.PendingStore, ordering by CreatedAt, then

@@ -121,7 +121,7 @@ func TestPendingRace(t *testing.T) {
 		t.Fatal(err)
 	}
 	wins := storetest.Race(t, 100, func(i int) error {
-		return s.DecidePending(ctx, p.ID, oauth.PendingApproved, fmt.Sprint("user", i), now)
+		return s.DecidePending(ctx, p.ID, oauth.PendingApproved, fmt.Sprint("user", i), nil, now)
 	})
 	if wins != 1 {
 		t.Fatalf("%d decisions succeeded, want 1", wins)
@@ -134,7 +134,7 @@ func TestPendingRace(t *testing.T) {
 		t.Fatalf("after the race: status %q, subject %q", got.Status, got.Subject)
 	}
 	wins = storetest.Race(t, 100, func(i int) error {
-		g := &oauth.Grant{ID: fmt.Sprint("grant", i), CreatedAt: now}
+		g := &storage.GrantRecord{Grant: oauth.Grant{ID: fmt.Sprint("grant", i), CreatedAt: now}}
 		c := &storage.CodeRecord{Hash: storetest.Hash(), AuthorizationCode: oauth.AuthorizationCode{GrantID: g.ID, ExpiresAt: now.Add(time.Minute)}}
 		return s.CompletePending(ctx, p.ID, g, c, now)
 	})

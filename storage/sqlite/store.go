@@ -23,7 +23,8 @@
 // A 5 s busy timeout covers contention with other processes.
 //
 // Every multi-row operation (revoking, deleting a client, adding a key,
-// sweeping) is one transaction on the writer. Those that must pick one
+// storing a grant data value under its grant's limit, sweeping) is one
+// transaction on the writer. Those that must pick one
 // winner among concurrent callers (redeeming a code, rotating a refresh
 // token, deciding or completing a pending request) hinge on a conditional
 // UPDATE (compare-and-set) inside that transaction, so the database itself,
@@ -42,7 +43,9 @@
 // Times are stored as INTEGER Unix milliseconds (UTC), so they round-trip
 // with millisecond precision and come back in UTC; the zero time.Time is
 // stored as 0 and comes back as the zero time. An expiry of 0 never expires.
-// Scope lists are JSON arrays; an empty list comes back as nil.
+// Scope lists are JSON arrays; an empty list comes back as nil. A grant's
+// custom claims are a JSON object, NULL for none (which comes back as nil);
+// data keys, values and setups are BLOBs.
 package sqlite
 
 import (
@@ -363,6 +366,14 @@ func (t wtx) execN(query string, args ...any) (int64, error) {
 	return res.RowsAffected()
 }
 
+// query runs a query in the transaction.
+func (t wtx) query(query string, args ...any) (*sql.Rows, error) {
+	if st, ok := t.s.ws[query]; ok {
+		return t.tx.StmtContext(t.ctx, st).QueryContext(t.ctx, args...)
+	}
+	return t.tx.QueryContext(t.ctx, query, args...)
+}
+
 func (t wtx) row(query string, args ...any) *sql.Row {
 	if st, ok := t.s.ws[query]; ok {
 		return t.tx.StmtContext(t.ctx, st).QueryRowContext(t.ctx, args...)
@@ -518,7 +529,8 @@ func paramDest(p *oauth.AuthorizationParams, scopes *string) []any {
 	return []any{&p.ClientID, &p.RedirectURI, &p.RedirectURIExplicit, &p.State, scopes, &p.CodeChallenge, &p.Resource}
 }
 
-const grantCols = `id, client_id, subject, scopes, resource, created_at, last_used_at, revoked_at, redirect_uri`
+// grantCols are the columns of oauth.Grant, in the order of scanGrant.
+const grantCols = `id, client_id, subject, scopes, resource, created_at, last_used_at, revoked_at, redirect_uri, claims`
 
 const codeCols = `hash, grant_id, subject, ` + paramCols + `, expires_at, consumed_at`
 
@@ -543,12 +555,13 @@ var (
 	readerQueries = []string{
 		qGetClient, qListClients, qGetGrant, qListGrants, qListSubjectGrants, qRevocationCount, qGetCode, qGetRefresh,
 		qPendingByHandle, qPendingByCode, qPendingByDevice, qListPending, qListKeys,
-		qGetUser, qListUsers, qGetSession,
+		qGetUser, qListUsers, qGetSession, qGetGrantData, qGetGrantKey,
 	}
 	writerQueries = func() []string {
 		q := []string{
 			qCreateClient, qTouchClient, qDeleteClientCodes, qDeleteClientTokens, qRevokeClientGrants, qDeleteClient,
 			qInsertGrant, qRevokeGrant, qGrantExists, qCountRevocations, qDeleteGrantCodes, qDeleteGrantTokens, qTouchActiveGrant,
+			qInsertData, qPutData, qGrantActive, qCountData, qDeleteData, qDeleteGrantData, qDeleteClientData,
 			qInsertCode, qConsumeCode, qCodeLive,
 			qInsertRefresh, qRotate, qRefreshLive, qSpend,
 			qCreatePending, qDecide, qComplete, qPendingLive,
@@ -559,6 +572,9 @@ var (
 		}
 		for _, sw := range sweeps {
 			q = append(q, sw.query)
+		}
+		for _, rq := range []recordQueries{rqGrant, rqClient, rqLapsed, rqOrphan} {
+			q = append(q, rq.grants, rq.data)
 		}
 		return q
 	}()

@@ -18,6 +18,8 @@ var clientTests = []test{
 	{"TouchAbsent", testClientTouchAbsent},
 	{"Delete", testClientDelete},
 	{"DeleteAbsent", testClientDeleteAbsent},
+	{"DeleteReturnsGrants", testClientDeleteReturnsGrants},
+	{"DeleteDeletesData", testClientDeleteDeletesData},
 	{"List", testClientList},
 	{"ListOrderIsByIssuedAt", testClientListOrder},
 }
@@ -178,7 +180,7 @@ func testClientDelete(t *testing.T, f *fixture) {
 	rb1 := f.redeem(b1, base.Add(time.Minute), long)
 
 	at := base.Add(5*time.Minute + fine)
-	f.must(f.s.DeleteClient(f.ctx, a.ID, at), "DeleteClient")
+	f.must(errOf(f.s.DeleteClient(f.ctx, a.ID, at)), "DeleteClient")
 
 	f.clientGone(a.ID, base)
 	for _, g := range []*oauth.Grant{a1.grant, a2.grant} {
@@ -204,13 +206,17 @@ func testClientDelete(t *testing.T, f *fixture) {
 	f.must(err, "ListClients")
 	checkIDs(t, "ListClients after DeleteClient", ids(clients, clientID), []string{b.ID})
 
-	wantErr(t, f.s.DeleteClient(f.ctx, a.ID, at), storage.ErrNotFound, "DeleteClient again")
+	wantErr(t, errOf(f.s.DeleteClient(f.ctx, a.ID, at)), storage.ErrNotFound, "DeleteClient again")
 }
 
 // testClientDeleteAbsent: DeleteClient of an unknown client is ErrNotFound.
 func testClientDeleteAbsent(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
-	wantErr(t, f.s.DeleteClient(f.ctx, "no-such-client", base), storage.ErrNotFound, "DeleteClient of an unknown client")
+	got, err := f.s.DeleteClient(f.ctx, "no-such-client", base)
+	wantErr(t, err, storage.ErrNotFound, "DeleteClient of an unknown client")
+	if len(got) != 0 {
+		t.Errorf("DeleteClient of an unknown client returned %d grants", len(got))
+	}
 	f.client(c.ID, base)
 }
 

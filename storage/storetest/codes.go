@@ -30,7 +30,7 @@ var codeTests = []test{
 func testCodeRoundTrip(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	p := f.createPending(c.ID, base, base.Add(pendingTTL))
-	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", base), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", nil, base), "DecidePending")
 	g, code := f.newGrantAndCode(p, "alice", base, base.Add(10*time.Minute+fine))
 	checkAllSet(t, "code", code, "Code", "ConsumedAt")
 	want := clone(code)
@@ -47,7 +47,7 @@ func testCodeRoundTrip(t *testing.T, f *fixture) {
 func testCodePlaintextNotKept(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	p := f.createPending(c.ID, base, base.Add(pendingTTL))
-	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", base), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", nil, base), "DecidePending")
 	g, code := f.newGrantAndCode(p, "alice", base, base.Add(10*time.Minute))
 	code.Code = "mcp_code_plaintext-must-not-be-stored"
 	f.must(f.s.CompletePending(f.ctx, p.ID, g, code, base), "CompletePending")
@@ -61,7 +61,7 @@ func testCodePlaintextNotKept(t *testing.T, f *fixture) {
 func testCodeCopies(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	p := f.createPending(c.ID, base, base.Add(pendingTTL))
-	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", base), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", nil, base), "DecidePending")
 	g, code := f.newGrantAndCode(p, "alice", base, base.Add(10*time.Minute))
 	want := clone(code)
 	f.must(f.s.CompletePending(f.ctx, p.ID, g, code, base), "CompletePending")
@@ -197,7 +197,7 @@ func testCodeRedeemAbsent(t *testing.T, f *fixture) {
 func testCodeRedeemRevokedGrant(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	p := f.createPending(c.ID, base, base.Add(pendingTTL))
-	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", base), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", nil, base), "DecidePending")
 	g, code := f.newGrantAndCode(p, "alice", base, base.Add(10*time.Minute))
 	g.RevokedAt = base
 	f.must(f.s.CompletePending(f.ctx, p.ID, g, code, base), "CompletePending with a revoked grant")
@@ -206,7 +206,7 @@ func testCodeRedeemRevokedGrant(t *testing.T, f *fixture) {
 	}
 	f.code(code.Hash, base) // the code is live
 
-	rt := newRefresh(g, "", base.Add(time.Minute), base.Add(time.Hour))
+	rt := newRefresh(&g.Grant, "", base.Add(time.Minute), base.Add(time.Hour))
 	wantErr(t, f.s.RedeemCode(f.ctx, code.Hash, base.Add(time.Minute), rt), storage.ErrConflict, "RedeemCode of a code whose grant is revoked")
 	f.refreshGone(rt.Hash, base)
 }
@@ -216,7 +216,7 @@ func testCodeRedeemRevokedGrant(t *testing.T, f *fixture) {
 func testCodeRedeemAfterRevokeGrant(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	is := f.issue(c.ID, base, base.Add(10*time.Minute))
-	f.must(f.s.RevokeGrant(f.ctx, is.grant.ID, base.Add(time.Minute)), "RevokeGrant")
+	f.must(errOf(f.s.RevokeGrant(f.ctx, is.grant.ID, base.Add(time.Minute))), "RevokeGrant")
 	rt := newRefresh(is.grant, "", base.Add(2*time.Minute), base.Add(time.Hour))
 	wantErr(t, f.s.RedeemCode(f.ctx, is.code.Hash, base.Add(2*time.Minute), rt), storage.ErrNotFound, "RedeemCode after RevokeGrant")
 	f.refreshGone(rt.Hash, base)
@@ -269,7 +269,7 @@ func testCodeRedeemRacesRevoke(t *testing.T, f *fixture) {
 			if i == 0 {
 				return f.s.RedeemCode(f.ctx, is.code.Hash, at, rt)
 			}
-			return f.s.RevokeGrant(f.ctx, is.grant.ID, at)
+			return errOf(f.s.RevokeGrant(f.ctx, is.grant.ID, at))
 		})
 		if err := errs[0]; err != nil && !errors.Is(err, storage.ErrConflict) && !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("round %d: RedeemCode racing RevokeGrant: %v", round, err)

@@ -13,7 +13,7 @@ var timeType = reflect.TypeFor[time.Time]()
 
 // checkEqual reports every field in which got differs from want. Times are
 // equal when within Precision of each other (and zero only when both are);
-// nil and empty slices are equal.
+// nil and empty slices are equal, as are nil and empty maps.
 func checkEqual[T any](t *testing.T, what string, got, want T) {
 	t.Helper()
 	if d := diff(got, want); len(d) > 0 {
@@ -56,6 +56,13 @@ func diffValue(path string, got, want reflect.Value, out *[]string) {
 		}
 		for i := range got.Len() {
 			diffValue(fmt.Sprintf("%s[%d]", path, i), got.Index(i), want.Index(i), out)
+		}
+	case reflect.Map:
+		if got.Len() == 0 && want.Len() == 0 {
+			return
+		}
+		if !reflect.DeepEqual(got.Interface(), want.Interface()) {
+			*out = append(*out, fmt.Sprintf("%s = %#v, want %#v", path, got.Interface(), want.Interface()))
 		}
 	default:
 		if !reflect.DeepEqual(got.Interface(), want.Interface()) {
@@ -127,14 +134,33 @@ func deepCopy(dst, src reflect.Value) {
 			deepCopy(s.Index(i), src.Index(i))
 		}
 		dst.Set(s)
+	case src.Kind() == reflect.Map && !src.IsNil():
+		m := reflect.MakeMapWithSize(src.Type(), src.Len())
+		for it := src.MapRange(); it.Next(); {
+			v := reflect.New(src.Type().Elem()).Elem()
+			deepCopy(v, it.Value())
+			m.SetMapIndex(it.Key(), v)
+		}
+		dst.Set(m)
+	case src.Kind() == reflect.Interface && !src.IsNil():
+		v := reflect.New(src.Elem().Type()).Elem()
+		deepCopy(v, src.Elem())
+		dst.Set(v)
+	case src.Kind() == reflect.Pointer && !src.IsNil():
+		p := reflect.New(src.Elem().Type())
+		deepCopy(p.Elem(), src.Elem())
+		dst.Set(p)
 	default:
 		dst.Set(src)
 	}
 }
 
 // scribble overwrites, in place, every element of every slice inside the
-// record v points to, and reports how many elements it changed. A store
-// that kept or handed out its callers' slices would see the change.
+// record v points to, every value of every map of JSON values
+// (map[string]any, such as Grant.Claims, nested maps and lists included)
+// and the records that slices of pointers point to, and reports how many
+// elements it changed. A store that kept or handed out its callers' slices
+// or maps would see the change.
 func scribble(v any) int {
 	return scribbleValue(reflect.ValueOf(v).Elem())
 }
@@ -147,6 +173,10 @@ func scribbleValue(v reflect.Value) int {
 		for i := range v.NumField() {
 			n += scribbleValue(v.Field(i))
 		}
+	case v.Kind() == reflect.Map && v.Type() == jsonObjectType:
+		if !v.IsNil() {
+			n += scribbleJSON(v.Interface())
+		}
 	case v.Kind() == reflect.Slice:
 		for i := range v.Len() {
 			e := v.Index(i)
@@ -155,10 +185,52 @@ func scribbleValue(v reflect.Value) int {
 				e.SetString(e.String() + "-scribbled")
 			case reflect.Uint8:
 				e.SetUint(e.Uint() ^ 0xff)
+			case reflect.Pointer:
+				if !e.IsNil() {
+					n += scribbleValue(e.Elem())
+				}
+				continue
 			default:
 				panic("storetest: scribble: unsupported slice element " + e.Type().String())
 			}
 			n++
+		}
+	}
+	return n
+}
+
+var jsonObjectType = reflect.TypeFor[map[string]any]()
+
+// scribbleJSON changes, in place, every scalar inside a map or list of
+// JSON values, and returns how many it changed.
+func scribbleJSON(v any) int {
+	n := 0
+	change := func(e any) any {
+		switch e := e.(type) {
+		case map[string]any, []any:
+			n += scribbleJSON(e)
+			return e
+		case string:
+			n++
+			return e + "-scribbled"
+		case float64:
+			n++
+			return e + 1
+		case bool:
+			n++
+			return !e
+		}
+		n++
+		return "scribbled"
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			v[k] = change(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = change(e)
 		}
 	}
 	return n
@@ -178,7 +250,7 @@ func unset(v any, except ...string) []string {
 			}
 			return
 		}
-		if v.IsZero() || (v.Kind() == reflect.Slice && v.Len() == 0) {
+		if v.IsZero() || ((v.Kind() == reflect.Slice || v.Kind() == reflect.Map) && v.Len() == 0) {
 			for _, e := range except {
 				if path == e || strings.HasSuffix(path, "."+e) {
 					return

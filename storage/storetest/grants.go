@@ -18,6 +18,10 @@ var grantTests = []test{
 	{"Revoke", testGrantRevoke},
 	{"RevokeTwice", testGrantRevokeTwice},
 	{"RevokeAbsent", testGrantRevokeAbsent},
+	{"Claims", testGrantClaims},
+	{"ClaimsWithoutJSON", testGrantClaimsWithoutJSON},
+	{"RevokeReturnsGrant", testGrantRevokeReturns},
+	{"RevokeDeletesData", testGrantRevokeDeletesData},
 }
 
 func grantID(g *oauth.Grant) string { return g.ID }
@@ -27,14 +31,14 @@ func grantID(g *oauth.Grant) string { return g.ID }
 func testGrantRoundTrip(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	p := f.createPending(c.ID, base, base.Add(pendingTTL))
-	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", base), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", nil, base), "DecidePending")
 	g, code := f.newGrantAndCode(p, "alice", base, base.Add(time.Minute))
 	g.CreatedAt = base.Add(fine)
 	g.LastUsedAt = base.Add(time.Second + fine)
-	checkAllSet(t, "grant", g, "RevokedAt")
+	checkAllSet(t, "grant", &g.Grant, "RevokedAt")
 	want := clone(g)
 	f.must(f.s.CompletePending(f.ctx, p.ID, g, code, base), "CompletePending")
-	checkEqual(t, "GetGrant", f.grant(g.ID), want)
+	checkEqual(t, "GetGrant", f.grant(g.ID), &want.Grant)
 }
 
 // testGrantCopies: neither the caller's grant nor a returned grant aliases
@@ -42,7 +46,7 @@ func testGrantRoundTrip(t *testing.T, f *fixture) {
 func testGrantCopies(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	p := f.createPending(c.ID, base, base.Add(pendingTTL))
-	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", base), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", nil, base), "DecidePending")
 	g, code := f.newGrantAndCode(p, "alice", base, base.Add(time.Minute))
 	want := clone(g)
 	f.must(f.s.CompletePending(f.ctx, p.ID, g, code, base), "CompletePending")
@@ -50,15 +54,27 @@ func testGrantCopies(t *testing.T, f *fixture) {
 		t.Fatal("fixture grant has no slice elements to scribble on")
 	}
 	got := f.grant(want.ID)
-	checkEqual(t, "GetGrant after the caller changed its grant", got, want)
+	checkEqual(t, "GetGrant after the caller changed its grant", got, &want.Grant)
 	scribble(got)
-	checkEqual(t, "GetGrant after the caller changed a returned grant", f.grant(want.ID), want)
+	checkEqual(t, "GetGrant after the caller changed a returned grant", f.grant(want.ID), &want.Grant)
 	list, err := f.s.ListGrants(f.ctx)
 	f.must(err, "ListGrants")
 	for _, g := range list {
 		scribble(g)
 	}
-	checkEqual(t, "GetGrant after the caller changed a listed grant", f.grant(want.ID), want)
+	checkEqual(t, "GetGrant after the caller changed a listed grant", f.grant(want.ID), &want.Grant)
+	list, err = f.s.ListSubjectGrants(f.ctx, want.Subject)
+	f.must(err, "ListSubjectGrants")
+	for _, g := range list {
+		scribble(g)
+	}
+	checkEqual(t, "GetGrant after the caller changed a subject's listed grant", f.grant(want.ID), &want.Grant)
+	key, err := f.s.GetGrantKey(f.ctx, want.ID)
+	f.must(err, "GetGrantKey")
+	scribble(&struct{ DataKey []byte }{key})
+	key, err = f.s.GetGrantKey(f.ctx, want.ID)
+	f.must(err, "GetGrantKey")
+	checkEqual(t, "GetGrantKey after the caller changed the caller's key and a returned one", key, want.DataKey)
 }
 
 // testGrantGetAbsent: GetGrant of an unknown ID is ErrNotFound.
@@ -82,7 +98,7 @@ func testGrantList(t *testing.T, f *fixture) {
 	revoked := f.issue(c.ID, base.Add(2*time.Second), exp).grant
 	g2 := f.issue(c.ID, base.Add(3*time.Second), exp).grant
 	g3 := f.issue(c.ID, base.Add(4*time.Second), exp).grant
-	f.must(f.s.RevokeGrant(f.ctx, revoked.ID, base.Add(time.Minute)), "RevokeGrant")
+	f.must(errOf(f.s.RevokeGrant(f.ctx, revoked.ID, base.Add(time.Minute))), "RevokeGrant")
 
 	list, err = f.s.ListGrants(f.ctx)
 	f.must(err, "ListGrants")
@@ -120,7 +136,7 @@ func testGrantRevoke(t *testing.T, f *fixture) {
 	ro := f.redeem(other, base.Add(time.Minute), long)
 
 	at := base.Add(10*time.Minute + fine)
-	f.must(f.s.RevokeGrant(f.ctx, victim.grant.ID, at), "RevokeGrant")
+	f.must(errOf(f.s.RevokeGrant(f.ctx, victim.grant.ID, at)), "RevokeGrant")
 
 	want := clone(victim.grant)
 	want.RevokedAt = at
@@ -139,14 +155,23 @@ func testGrantRevoke(t *testing.T, f *fixture) {
 	}
 }
 
-// testGrantRevokeTwice: revoking a revoked grant is not an error, and the
-// grant stays revoked as of the first revocation.
+// testGrantRevokeTwice: revoking a revoked grant is not an error and
+// returns no grant, and the grant stays revoked as of the first
+// revocation.
 func testGrantRevokeTwice(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	g := f.issue(c.ID, base, base.Add(time.Hour)).grant
 	first, second := base.Add(time.Minute), base.Add(2*time.Minute)
-	f.must(f.s.RevokeGrant(f.ctx, g.ID, first), "RevokeGrant")
-	f.must(f.s.RevokeGrant(f.ctx, g.ID, second), "RevokeGrant of a revoked grant")
+	rec, err := f.s.RevokeGrant(f.ctx, g.ID, first)
+	f.must(err, "RevokeGrant")
+	if rec == nil {
+		t.Error("RevokeGrant of an active grant returned no grant")
+	}
+	rec, err = f.s.RevokeGrant(f.ctx, g.ID, second)
+	f.must(err, "RevokeGrant of a revoked grant")
+	if rec != nil {
+		t.Errorf("RevokeGrant of a revoked grant returned grant %s, want nil: only the call that revokes it returns it", rec.ID)
+	}
 	checkTime(t, "RevokedAt after revoking twice", f.grant(g.ID).RevokedAt, first)
 	list, err := f.s.ListGrants(f.ctx)
 	f.must(err, "ListGrants")
@@ -157,7 +182,11 @@ func testGrantRevokeTwice(t *testing.T, f *fixture) {
 
 // testGrantRevokeAbsent: RevokeGrant of an unknown grant is ErrNotFound.
 func testGrantRevokeAbsent(t *testing.T, f *fixture) {
-	wantErr(t, f.s.RevokeGrant(f.ctx, "no-such-grant", base), storage.ErrNotFound, "RevokeGrant of an unknown grant")
+	rec, err := f.s.RevokeGrant(f.ctx, "no-such-grant", base)
+	wantErr(t, err, storage.ErrNotFound, "RevokeGrant of an unknown grant")
+	if rec != nil {
+		t.Error("RevokeGrant of an unknown grant returned a grant")
+	}
 	f.grantGone("no-such-grant")
 }
 
@@ -169,15 +198,19 @@ func testGrantListSubject(t *testing.T, f *fixture) {
 	a1 := f.issue(c.ID, base, long)
 	f.issue(c.ID, base, long) // another subject
 	p := f.createPending(c.ID, base.Add(time.Minute), long)
-	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, a1.grant.Subject, base.Add(time.Minute)), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, a1.grant.Subject, nil, base.Add(time.Minute)), "DecidePending")
 	g2, code2 := f.newGrantAndCode(p, a1.grant.Subject, base.Add(time.Minute), long)
 	f.must(f.s.CompletePending(f.ctx, p.ID, g2, code2, base.Add(time.Minute)), "CompletePending")
 	a3 := f.issue(c.ID, base, long)
-	f.must(f.s.RevokeGrant(f.ctx, a3.grant.ID, base), "RevokeGrant")
+	f.must(errOf(f.s.RevokeGrant(f.ctx, a3.grant.ID, base)), "RevokeGrant")
 
 	got, err := f.s.ListSubjectGrants(f.ctx, a1.grant.Subject)
 	f.must(err, "ListSubjectGrants")
 	checkIDs(t, "ListSubjectGrants", ids(got, grantID), []string{a1.grant.ID, g2.ID})
+	if len(got) == 2 {
+		checkEqual(t, "listed grant "+a1.grant.ID, got[0], a1.grant)
+		checkEqual(t, "listed grant "+g2.ID, got[1], &g2.Grant)
+	}
 	none, err := f.s.ListSubjectGrants(f.ctx, a3.grant.Subject)
 	f.must(err, "ListSubjectGrants")
 	checkIDs(t, "ListSubjectGrants of a subject whose only grant is revoked", ids(none, grantID), nil)

@@ -81,7 +81,8 @@ func TestCloneAndScribble(t *testing.T) {
 }
 
 func TestUnset(t *testing.T) {
-	g := &oauth.Grant{ID: "g", ClientID: "c", Subject: "s", Scopes: []string{"a"}, Resource: "r", RedirectURI: "https://a.example/cb", CreatedAt: base, LastUsedAt: base}
+	g := &oauth.Grant{ID: "g", ClientID: "c", Subject: "s", Scopes: []string{"a"}, Resource: "r", RedirectURI: "https://a.example/cb",
+		CreatedAt: base, LastUsedAt: base, Claims: map[string]any{"k": "v"}}
 	if u := unset(g); len(u) != 1 || u[0] != "RevokedAt" {
 		t.Errorf("unset = %q, want [RevokedAt]", u)
 	}
@@ -91,5 +92,34 @@ func TestUnset(t *testing.T) {
 	g.Scopes = []string{}
 	if u := unset(g, "RevokedAt"); len(u) != 1 || u[0] != "Scopes" {
 		t.Errorf("unset with an empty slice = %q, want [Scopes]", u)
+	}
+	g.Scopes, g.Claims = []string{"a"}, map[string]any{}
+	if u := unset(g, "RevokedAt"); len(u) != 1 || u[0] != "Claims" {
+		t.Errorf("unset with an empty map = %q, want [Claims]", u)
+	}
+}
+
+func TestMapsAndPointers(t *testing.T) {
+	if d := diff(&oauth.Grant{Claims: map[string]any{}}, &oauth.Grant{}); len(d) != 0 {
+		t.Errorf("empty and nil claims differ: %q", d)
+	}
+	if d := diff(&oauth.Grant{Claims: map[string]any{"n": 3}}, &oauth.Grant{Claims: map[string]any{"n": float64(3)}}); len(d) != 1 {
+		t.Errorf("an int claim and a float64 one: diff = %q, want 1 difference", d)
+	}
+	r := &storage.GrantRecord{
+		Grant:   oauth.Grant{Claims: map[string]any{"s": "x", "l": []any{"y", 1.0}, "o": map[string]any{"b": true}}},
+		DataKey: []byte{1, 2},
+		Data:    []*storage.GrantDataRecord{{Name: "v", Sealed: []byte{3}}},
+	}
+	k := clone(r)
+	// 4 JSON scalars in the claims, 2 key bytes, 1 sealed byte.
+	if n := scribble(r); n != 7 {
+		t.Errorf("scribble changed %d elements, want 7", n)
+	}
+	if d := diff(k, r); len(d) != 4 { // Claims (one map), DataKey[0], DataKey[1], Data[0].Sealed[0]
+		t.Errorf("clone shares maps or records with the original: diff = %q", d)
+	}
+	if k.Claims["o"].(map[string]any)["b"] != true || k.Data[0].Sealed[0] != 3 {
+		t.Errorf("clone changed by scribbling the original: %#v", k)
 	}
 }

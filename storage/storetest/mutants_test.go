@@ -3,6 +3,7 @@ package storetest_test
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"os/exec"
 	"slices"
@@ -76,6 +77,44 @@ var mutants = []mutant{
 		[]string{"Users/SetPasswordEndsSessions"}},
 	{"RevocationCountPerWrite", func(s *memory.Store) storage.Store { return &revocationCountPerWrite{Store: s} },
 		[]string{"RevocationCount/NotChangedByIssuing", "RevocationCount/SweepOfRevokedGrant"}},
+
+	// Claims, grant data and what ends with a grant.
+	{"ClaimsNotStored", func(s *memory.Store) storage.Store { return claimsNotStored{s} },
+		[]string{"Grants/RoundTrip", "Grants/Claims", "Grants/List", "Pending/Complete"}},
+	{"ClaimsKeptAsGiven", func(s *memory.Store) storage.Store { return &claimsKeptAsGiven{Store: s} },
+		[]string{"Grants/Claims", "Grants/CopiesInAndOut"}},
+	{"CompleteDropsData", func(s *memory.Store) storage.Store { return completeDropsData{s} },
+		[]string{"GrantData/StoredByCompletePending", "Pending/Complete"}},
+	{"DecideDropsSetup", func(s *memory.Store) storage.Store { return decideDropsSetup{s} },
+		[]string{"Pending/Decide"}},
+	{"CompleteKeepsSetup", func(s *memory.Store) storage.Store { return &completeKeepsSetup{Store: s} },
+		[]string{"Pending/Complete"}},
+	{"RevokeKeepsData", func(s *memory.Store) storage.Store { return &keepsData{Store: s, onRevoke: true} },
+		[]string{"Grants/RevokeDeletesData", "GrantData/GetAbsent", "GrantData/GetKey"}},
+	{"DeleteClientKeepsData", func(s *memory.Store) storage.Store { return &keepsData{Store: s, onDelete: true} },
+		[]string{"Clients/DeleteDeletesData", "GrantData/GetAbsent"}},
+	{"RevokeReturnsNothing", func(s *memory.Store) storage.Store { return revokeReturnsNothing{s} },
+		[]string{"Grants/RevokeReturnsGrant", "Grants/RevokeTwice", "Grants/Claims", "GrantData/PutRacesRevoke"}},
+	{"RevokeTwiceReturnsGrant", func(s *memory.Store) storage.Store { return &revokeTwiceReturnsGrant{Store: s} },
+		[]string{"Grants/RevokeTwice"}},
+	{"DeleteClientDropsData", func(s *memory.Store) storage.Store { return deleteClientDropsData{s} },
+		[]string{"Clients/DeleteReturnsGrants"}},
+	{"GetGrantDataReturnsExpired", func(s *memory.Store) storage.Store { return getGrantDataReturnsExpired{s} },
+		[]string{"GrantData/Expiry", "GrantData/StoredByCompletePending"}},
+	{"PutIgnoresLimit", func(s *memory.Store) storage.Store { return putIgnoresLimit{s} },
+		[]string{"GrantData/Limit", "GrantData/LimitConcurrent"}},
+	{"PutCountsReplacedValue", func(s *memory.Store) storage.Store { return putCountsReplaced{s} },
+		[]string{"GrantData/Limit/ReplaceAtLimit", "GrantData/Limit/MaxOneReplace"}},
+	{"PutCountsExpiredValues", func(s *memory.Store) storage.Store { return putCountsExpired{s} },
+		[]string{"GrantData/Limit/ExpiredDoNotCount"}},
+	{"PutOnRevokedGrant", func(s *memory.Store) storage.Store { return putOnRevokedGrant{s} },
+		[]string{"GrantData/PutInactiveGrant", "Grants/RevokeDeletesData"}},
+	{"SweepForgetsEnded", func(s *memory.Store) storage.Store { return sweepForgetsEnded{s} },
+		[]string{"Sweep/EndedGrants", "Sweep/DeletesDeadRows", "Sweep/DeletesGrantsThatCanIssueNothing", "Sweep/EndedOnce"}},
+	{"SweepRepeatsEnded", func(s *memory.Store) storage.Store { return &sweepRepeatsEnded{Store: s} },
+		[]string{"Sweep/EndedOnce", "Sweep/EndedGrants"}},
+	{"SweepEndsRevoked", func(s *memory.Store) storage.Store { return &sweepEndsRevoked{Store: s} },
+		[]string{"Sweep/EndedExcludesRevoked", "Grants/RevokeDeletesData"}},
 }
 
 func TestMutant(t *testing.T) {
@@ -152,8 +191,8 @@ func (s rotateIgnoresConflict) RotateRefreshToken(ctx context.Context, oldHash, 
 
 type decideIgnoresConflict struct{ *memory.Store }
 
-func (s decideIgnoresConflict) DecidePending(ctx context.Context, id string, status oauth.PendingStatus, subject string, now time.Time) error {
-	if err := s.Store.DecidePending(ctx, id, status, subject, now); !errors.Is(err, storage.ErrConflict) {
+func (s decideIgnoresConflict) DecidePending(ctx context.Context, id string, status oauth.PendingStatus, subject string, setup []byte, now time.Time) error {
+	if err := s.Store.DecidePending(ctx, id, status, subject, setup, now); !errors.Is(err, storage.ErrConflict) {
 		return err
 	}
 	return nil
@@ -161,7 +200,7 @@ func (s decideIgnoresConflict) DecidePending(ctx context.Context, id string, sta
 
 type completeIgnoresConflict struct{ *memory.Store }
 
-func (s completeIgnoresConflict) CompletePending(ctx context.Context, id string, g *oauth.Grant, c *storage.CodeRecord, now time.Time) error {
+func (s completeIgnoresConflict) CompletePending(ctx context.Context, id string, g *storage.GrantRecord, c *storage.CodeRecord, now time.Time) error {
 	if err := s.Store.CompletePending(ctx, id, g, c, now); !errors.Is(err, storage.ErrConflict) {
 		return err
 	}
@@ -230,9 +269,9 @@ func (s secondsPrecision) CreateClient(ctx context.Context, c *oauth.Client) err
 
 type revokeTwiceFails struct{ *memory.Store }
 
-func (s revokeTwiceFails) RevokeGrant(ctx context.Context, id string, now time.Time) error {
+func (s revokeTwiceFails) RevokeGrant(ctx context.Context, id string, now time.Time) (*storage.GrantRecord, error) {
 	if g, err := s.Store.GetGrant(ctx, id); err == nil && !g.RevokedAt.IsZero() {
-		return storage.ErrConflict
+		return nil, storage.ErrConflict
 	}
 	return s.Store.RevokeGrant(ctx, id, now)
 }
@@ -253,13 +292,18 @@ func (s codePlaintextKept) GetCode(ctx context.Context, hash string, now time.Ti
 
 type sweepDoesNothing struct{ *memory.Store }
 
-func (sweepDoesNothing) Sweep(context.Context, time.Time) (int64, error) { return 0, nil }
+func (sweepDoesNothing) Sweep(context.Context, time.Time) (*storage.SweepResult, error) {
+	return &storage.SweepResult{}, nil
+}
 
 type sweepOvercounts struct{ *memory.Store }
 
-func (s sweepOvercounts) Sweep(ctx context.Context, now time.Time) (int64, error) {
-	n, err := s.Store.Sweep(ctx, now)
-	return n + 1, err
+func (s sweepOvercounts) Sweep(ctx context.Context, now time.Time) (*storage.SweepResult, error) {
+	res, err := s.Store.Sweep(ctx, now)
+	if err == nil {
+		res.Rows++
+	}
+	return res, err
 }
 
 type revocationCountFrozen struct{ *memory.Store }
@@ -283,7 +327,7 @@ func (s *revocationCountPerWrite) RedeemCode(ctx context.Context, hash string, n
 	return s.Store.RedeemCode(ctx, hash, now, rt)
 }
 
-func (s *revocationCountPerWrite) Sweep(ctx context.Context, now time.Time) (int64, error) {
+func (s *revocationCountPerWrite) Sweep(ctx context.Context, now time.Time) (*storage.SweepResult, error) {
 	s.writes.Add(1)
 	return s.Store.Sweep(ctx, now)
 }
@@ -334,4 +378,315 @@ func (s *setPasswordKeepsSessions) SetPassword(ctx context.Context, name, hash s
 		}
 	}
 	return nil
+}
+
+// claimsNotStored stores grants without their claims.
+type claimsNotStored struct{ *memory.Store }
+
+func (s claimsNotStored) CompletePending(ctx context.Context, id string, g *storage.GrantRecord, c *storage.CodeRecord, now time.Time) error {
+	d := *g
+	d.Claims = nil
+	return s.Store.CompletePending(ctx, id, &d, c, now)
+}
+
+// claimsKeptAsGiven returns the caller's own claims map, Go types and all,
+// instead of their JSON.
+type claimsKeptAsGiven struct {
+	*memory.Store
+	mu     sync.Mutex
+	claims map[string]map[string]any
+}
+
+func (s *claimsKeptAsGiven) CompletePending(ctx context.Context, id string, g *storage.GrantRecord, c *storage.CodeRecord, now time.Time) error {
+	if err := s.Store.CompletePending(ctx, id, g, c, now); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.claims == nil {
+		s.claims = map[string]map[string]any{}
+	}
+	s.claims[g.ID] = g.Claims
+	return nil
+}
+
+func (s *claimsKeptAsGiven) GetGrant(ctx context.Context, id string) (*oauth.Grant, error) {
+	g, err := s.Store.GetGrant(ctx, id)
+	if err == nil {
+		s.mu.Lock()
+		g.Claims = s.claims[id]
+		s.mu.Unlock()
+	}
+	return g, err
+}
+
+// completeDropsData stores grants without their data key and data.
+type completeDropsData struct{ *memory.Store }
+
+func (s completeDropsData) CompletePending(ctx context.Context, id string, g *storage.GrantRecord, c *storage.CodeRecord, now time.Time) error {
+	return s.Store.CompletePending(ctx, id, &storage.GrantRecord{Grant: g.Grant}, c, now)
+}
+
+type decideDropsSetup struct{ *memory.Store }
+
+func (s decideDropsSetup) DecidePending(ctx context.Context, id string, status oauth.PendingStatus, subject string, _ []byte, now time.Time) error {
+	return s.Store.DecidePending(ctx, id, status, subject, nil, now)
+}
+
+// completeKeepsSetup still shows a completed request's setup.
+type completeKeepsSetup struct {
+	*memory.Store
+	mu     sync.Mutex
+	setups map[string][]byte
+}
+
+func (s *completeKeepsSetup) DecidePending(ctx context.Context, id string, status oauth.PendingStatus, subject string, setup []byte, now time.Time) error {
+	s.mu.Lock()
+	if s.setups == nil {
+		s.setups = map[string][]byte{}
+	}
+	s.setups[id] = slices.Clone(setup)
+	s.mu.Unlock()
+	return s.Store.DecidePending(ctx, id, status, subject, setup, now)
+}
+
+func (s *completeKeepsSetup) GetPendingByHandle(ctx context.Context, handleHash string, now time.Time) (*storage.PendingRecord, error) {
+	p, err := s.Store.GetPendingByHandle(ctx, handleHash, now)
+	if err == nil && p.Status == oauth.PendingCompleted {
+		s.mu.Lock()
+		p.Setup = slices.Clone(s.setups[p.ID])
+		s.mu.Unlock()
+	}
+	return p, err
+}
+
+// keepsData leaves a grant's data key and values in place when RevokeGrant
+// (onRevoke) or DeleteClient (onDelete) ends it, like a backend that
+// forgets to delete them and reads values without checking the grant, and
+// counts them when Sweep deletes them with the grant.
+type keepsData struct {
+	*memory.Store
+	onRevoke, onDelete bool
+	mu                 sync.Mutex
+	kept               map[string]*storage.GrantRecord
+}
+
+func (s *keepsData) keep(recs ...*storage.GrantRecord) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kept == nil {
+		s.kept = map[string]*storage.GrantRecord{}
+	}
+	for _, r := range recs {
+		if r != nil {
+			s.kept[r.ID] = r
+		}
+	}
+}
+
+func (s *keepsData) RevokeGrant(ctx context.Context, id string, now time.Time) (*storage.GrantRecord, error) {
+	rec, err := s.Store.RevokeGrant(ctx, id, now)
+	if s.onRevoke {
+		s.keep(rec)
+	}
+	return rec, err
+}
+
+func (s *keepsData) DeleteClient(ctx context.Context, id string, now time.Time) ([]*storage.GrantRecord, error) {
+	recs, err := s.Store.DeleteClient(ctx, id, now)
+	if s.onDelete {
+		s.keep(recs...)
+	}
+	return recs, err
+}
+
+func (s *keepsData) GetGrantData(ctx context.Context, grantID, name string, now time.Time) ([]byte, *storage.GrantDataRecord, error) {
+	key, rec, err := s.Store.GetGrantData(ctx, grantID, name, now)
+	if !errors.Is(err, storage.ErrNotFound) {
+		return key, rec, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if k, ok := s.kept[grantID]; ok {
+		for _, d := range k.Data {
+			if d.Name == name && (d.ExpiresAt.IsZero() || d.ExpiresAt.After(now)) {
+				return k.DataKey, d, nil
+			}
+		}
+	}
+	return key, rec, err
+}
+
+func (s *keepsData) GetGrantKey(ctx context.Context, grantID string) ([]byte, error) {
+	key, err := s.Store.GetGrantKey(ctx, grantID)
+	if errors.Is(err, storage.ErrNotFound) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if k, ok := s.kept[grantID]; ok {
+			return k.DataKey, nil
+		}
+	}
+	return key, err
+}
+
+func (s *keepsData) Sweep(ctx context.Context, now time.Time) (*storage.SweepResult, error) {
+	res, err := s.Store.Sweep(ctx, now)
+	if err != nil {
+		return res, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, k := range s.kept {
+		if _, err := s.Store.GetGrant(ctx, id); errors.Is(err, storage.ErrNotFound) {
+			res.Rows += int64(len(k.Data))
+			delete(s.kept, id)
+		}
+	}
+	return res, nil
+}
+
+type revokeReturnsNothing struct{ *memory.Store }
+
+func (s revokeReturnsNothing) RevokeGrant(ctx context.Context, id string, now time.Time) (*storage.GrantRecord, error) {
+	_, err := s.Store.RevokeGrant(ctx, id, now)
+	return nil, err
+}
+
+// revokeTwiceReturnsGrant returns the grant again from later revocations.
+type revokeTwiceReturnsGrant struct {
+	*memory.Store
+	mu      sync.Mutex
+	revoked map[string]*storage.GrantRecord
+}
+
+func (s *revokeTwiceReturnsGrant) RevokeGrant(ctx context.Context, id string, now time.Time) (*storage.GrantRecord, error) {
+	rec, err := s.Store.RevokeGrant(ctx, id, now)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rec != nil {
+		if s.revoked == nil {
+			s.revoked = map[string]*storage.GrantRecord{}
+		}
+		s.revoked[id] = rec
+	} else if err == nil {
+		rec = s.revoked[id]
+	}
+	return rec, err
+}
+
+type deleteClientDropsData struct{ *memory.Store }
+
+func (s deleteClientDropsData) DeleteClient(ctx context.Context, id string, now time.Time) ([]*storage.GrantRecord, error) {
+	recs, err := s.Store.DeleteClient(ctx, id, now)
+	for _, r := range recs {
+		r.Data = nil
+	}
+	return recs, err
+}
+
+// getGrantDataReturnsExpired reads values as if they never lapsed.
+type getGrantDataReturnsExpired struct{ *memory.Store }
+
+func (s getGrantDataReturnsExpired) GetGrantData(ctx context.Context, grantID, name string, now time.Time) ([]byte, *storage.GrantDataRecord, error) {
+	return s.Store.GetGrantData(ctx, grantID, name, time.Time{})
+}
+
+type putIgnoresLimit struct{ *memory.Store }
+
+func (s putIgnoresLimit) PutGrantData(ctx context.Context, rec *storage.GrantDataRecord, _ int, now time.Time) error {
+	return s.Store.PutGrantData(ctx, rec, math.MaxInt, now)
+}
+
+// putCountsReplaced counts the value a put replaces as well as the new one.
+type putCountsReplaced struct{ *memory.Store }
+
+func (s putCountsReplaced) PutGrantData(ctx context.Context, rec *storage.GrantDataRecord, maxValues int, now time.Time) error {
+	if _, _, err := s.GetGrantData(ctx, rec.GrantID, rec.Name, now); err == nil {
+		maxValues--
+	}
+	return s.Store.PutGrantData(ctx, rec, maxValues, now)
+}
+
+// putCountsExpired counts values as if none had lapsed.
+type putCountsExpired struct{ *memory.Store }
+
+func (s putCountsExpired) PutGrantData(ctx context.Context, rec *storage.GrantDataRecord, maxValues int, now time.Time) error {
+	return s.Store.PutGrantData(ctx, rec, maxValues, time.Time{})
+}
+
+// putOnRevokedGrant reports success for puts to grants that are not active.
+type putOnRevokedGrant struct{ *memory.Store }
+
+func (s putOnRevokedGrant) PutGrantData(ctx context.Context, rec *storage.GrantDataRecord, maxValues int, now time.Time) error {
+	if err := s.Store.PutGrantData(ctx, rec, maxValues, now); !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+type sweepForgetsEnded struct{ *memory.Store }
+
+func (s sweepForgetsEnded) Sweep(ctx context.Context, now time.Time) (*storage.SweepResult, error) {
+	res, err := s.Store.Sweep(ctx, now)
+	if err == nil {
+		res.Ended = nil
+	}
+	return res, err
+}
+
+// sweepRepeatsEnded reports every grant that ever ended in every later
+// sweep, like a backend that reads ended grants from a log it never clears.
+type sweepRepeatsEnded struct {
+	*memory.Store
+	mu    sync.Mutex
+	ended []*storage.GrantRecord
+}
+
+func (s *sweepRepeatsEnded) Sweep(ctx context.Context, now time.Time) (*storage.SweepResult, error) {
+	s.mu.Lock() // held across the sweep, so that the log is in sweep order
+	defer s.mu.Unlock()
+	res, err := s.Store.Sweep(ctx, now)
+	if err != nil {
+		return res, err
+	}
+	prev := s.ended
+	s.ended = append(s.ended, res.Ended...)
+	res.Ended = append(prev[:len(prev):len(prev)], res.Ended...)
+	return res, nil
+}
+
+// sweepEndsRevoked reports revoked grants as ended when Sweep deletes them.
+type sweepEndsRevoked struct {
+	*memory.Store
+	mu      sync.Mutex
+	revoked []*storage.GrantRecord
+}
+
+func (s *sweepEndsRevoked) RevokeGrant(ctx context.Context, id string, now time.Time) (*storage.GrantRecord, error) {
+	rec, err := s.Store.RevokeGrant(ctx, id, now)
+	if rec != nil {
+		s.mu.Lock()
+		s.revoked = append(s.revoked, rec)
+		s.mu.Unlock()
+	}
+	return rec, err
+}
+
+func (s *sweepEndsRevoked) Sweep(ctx context.Context, now time.Time) (*storage.SweepResult, error) {
+	res, err := s.Store.Sweep(ctx, now)
+	if err != nil {
+		return res, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := s.revoked[:0]
+	for _, r := range s.revoked {
+		if _, err := s.Store.GetGrant(ctx, r.ID); errors.Is(err, storage.ErrNotFound) {
+			res.Ended = append(res.Ended, r)
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	s.revoked = kept
+	return res, nil
 }

@@ -37,7 +37,7 @@ func pendingID(p *storage.PendingRecord) string { return p.ID }
 func testPendingRoundTrip(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	p := f.newPending(c.ID, base.Add(fine), base.Add(pendingTTL+fine))
-	checkAllSet(t, "pending request", p, "Subject")
+	checkAllSet(t, "pending request", p, "Subject", "Setup")
 	want := clone(p)
 	f.must(f.s.CreatePending(f.ctx, p), "CreatePending")
 	now := base.Add(time.Minute)
@@ -147,7 +147,7 @@ func testPendingExpiry(t *testing.T, f *fixture) {
 	exp := base.Add(pendingTTL)
 	waiting := f.createPending(c.ID, base, exp)
 	approved := f.createPending(c.ID, base, exp)
-	f.must(f.s.DecidePending(f.ctx, approved.ID, oauth.PendingApproved, "alice", base), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, approved.ID, oauth.PendingApproved, "alice", nil, base), "DecidePending")
 	for _, tc := range []struct {
 		name string
 		now  time.Time
@@ -184,26 +184,33 @@ func testPendingExpiry(t *testing.T, f *fixture) {
 }
 
 // testPendingDecide: DecidePending moves a waiting request to the given
-// status with the given subject, and it is no longer listed as waiting.
+// status with the given subject and setup (a copy of it), and it is no
+// longer listed as waiting.
 func testPendingDecide(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	for _, tc := range []struct {
 		name    string
 		status  oauth.PendingStatus
 		subject string
+		setup   []byte
 	}{
-		{"Approve", oauth.PendingApproved, "alice"},
-		{"Deny", oauth.PendingDenied, ""},
-		{"DenyWithSubject", oauth.PendingDenied, "bob"},
+		{"Approve", oauth.PendingApproved, "alice", nil},
+		{"ApproveWithSetup", oauth.PendingApproved, "alice", randomBytes(200)},
+		{"Deny", oauth.PendingDenied, "", nil},
+		{"DenyWithSubject", oauth.PendingDenied, "bob", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := f.sub(t)
 			p := f.createPending(c.ID, base, base.Add(pendingTTL))
 			bystander := f.createPending(c.ID, base, base.Add(pendingTTL))
 			now := base.Add(time.Minute)
-			f.must(f.s.DecidePending(f.ctx, p.ID, tc.status, tc.subject, now), "DecidePending")
+			setup := slices.Clone(tc.setup)
+			f.must(f.s.DecidePending(f.ctx, p.ID, tc.status, tc.subject, setup, now), "DecidePending")
+			for i := range setup {
+				setup[i] ^= 0xff // the store keeps a copy
+			}
 			want := clone(p)
-			want.Status, want.Subject = tc.status, tc.subject
+			want.Status, want.Subject, want.Setup = tc.status, tc.subject, tc.setup
 			checkEqual(t, "decided request by handle", f.pendingByHandle(p.HandleHash, now), want)
 			got, err := f.s.GetPendingByUserCode(f.ctx, p.UserCodeHash, now)
 			f.must(err, "GetPendingByUserCode")
@@ -236,13 +243,13 @@ func testPendingDecideTwice(t *testing.T, f *fixture) {
 				if first == oauth.PendingCompleted {
 					status = oauth.PendingApproved
 				}
-				f.must(f.s.DecidePending(f.ctx, p.ID, status, "alice", base), "first DecidePending")
+				f.must(f.s.DecidePending(f.ctx, p.ID, status, "alice", nil, base), "first DecidePending")
 				if first == oauth.PendingCompleted {
 					g, code := f.newGrantAndCode(p, "alice", base, base.Add(time.Minute))
 					f.must(f.s.CompletePending(f.ctx, p.ID, g, code, base), "CompletePending")
 				}
 				now := base.Add(time.Minute)
-				wantErr(t, f.s.DecidePending(f.ctx, p.ID, second, "mallory", now), storage.ErrConflict, "second DecidePending")
+				wantErr(t, f.s.DecidePending(f.ctx, p.ID, second, "mallory", nil, now), storage.ErrConflict, "second DecidePending")
 				got := f.pendingByHandle(p.HandleHash, now)
 				if got.Status != first || got.Subject != "alice" {
 					t.Errorf("after the second decision: Status %q, Subject %q; want %q, %q", got.Status, got.Subject, first, "alice")
@@ -256,11 +263,11 @@ func testPendingDecideTwice(t *testing.T, f *fixture) {
 // ErrNotFound and changes nothing.
 func testPendingDecideAbsent(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
-	wantErr(t, f.s.DecidePending(f.ctx, "no-such-request", oauth.PendingApproved, "alice", base), storage.ErrNotFound,
+	wantErr(t, f.s.DecidePending(f.ctx, "no-such-request", oauth.PendingApproved, "alice", nil, base), storage.ErrNotFound,
 		"DecidePending of an unknown request")
 	p := f.createPending(c.ID, base, base.Add(pendingTTL))
 	for _, now := range []time.Time{p.ExpiresAt, p.ExpiresAt.Add(time.Second)} {
-		wantErr(t, f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", now), storage.ErrNotFound,
+		wantErr(t, f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", nil, now), storage.ErrNotFound,
 			"DecidePending of a request expired at %s", fmtTime(now))
 	}
 	checkEqual(t, "expired request after failed decisions", f.pendingByHandle(p.HandleHash, base), p)
@@ -282,7 +289,7 @@ func testPendingDecideConcurrent(t *testing.T, f *fixture) {
 		subjects[i] = fmt.Sprintf("user-%d", i)
 	}
 	errs := race(concurrency, func(i int) error {
-		return f.s.DecidePending(f.ctx, p.ID, status(i), subjects[i], base)
+		return f.s.DecidePending(f.ctx, p.ID, status(i), subjects[i], nil, base)
 	})
 	winner := oneWinner(t, "DecidePending", errs)
 	if winner < 0 {
@@ -295,24 +302,32 @@ func testPendingDecideConcurrent(t *testing.T, f *fixture) {
 }
 
 // testPendingComplete: CompletePending moves an approved request to
-// completed and stores the grant and the code.
+// completed, clears the setup its approval kept, and stores the grant (its
+// claims, data key and data included) and the code.
 func testPendingComplete(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	p := f.createPending(c.ID, base, base.Add(pendingTTL))
-	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", base), "DecidePending")
+	setup := randomBytes(64)
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", setup, base), "DecidePending")
 	now := base.Add(time.Minute)
 	g, code := f.newGrantAndCode(p, "alice", now, now.Add(10*time.Minute))
+	g.Data = []*storage.GrantDataRecord{newValue(g.ID, "token", time.Time{}), newValue(g.ID, "otp", now.Add(time.Hour))}
 	wantG, wantC := clone(g), clone(code)
 	f.must(f.s.CompletePending(f.ctx, p.ID, g, code, now), "CompletePending")
 
 	want := clone(p)
 	want.Status, want.Subject = oauth.PendingCompleted, "alice"
-	checkEqual(t, "completed request", f.pendingByHandle(p.HandleHash, now), want)
-	checkEqual(t, "grant stored by CompletePending", f.grant(g.ID), wantG)
+	checkEqual(t, "completed request (its Setup cleared)", f.pendingByHandle(p.HandleHash, now), want)
+	checkEqual(t, "grant stored by CompletePending", f.grant(g.ID), &wantG.Grant)
 	checkEqual(t, "code stored by CompletePending", f.code(code.Hash, now), wantC)
 	list, err := f.s.ListGrants(f.ctx)
 	f.must(err, "ListGrants")
 	checkIDs(t, "ListGrants", ids(list, grantID), []string{g.ID})
+	for _, d := range wantG.Data {
+		key, got := f.grantData(g.ID, d.Name, now)
+		checkEqual(t, "data key stored by CompletePending", key, wantG.DataKey)
+		checkEqual(t, "value "+d.Name+" stored by CompletePending", got, d)
+	}
 }
 
 // testPendingCompleteStates: CompletePending gives ErrConflict unless the
@@ -327,10 +342,10 @@ func testPendingCompleteStates(t *testing.T, f *fixture) {
 	}{
 		{"Waiting", func(*fixture, *storage.PendingRecord) {}, oauth.PendingWaiting},
 		{"Denied", func(f *fixture, p *storage.PendingRecord) {
-			f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingDenied, "", base), "DecidePending")
+			f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingDenied, "", nil, base), "DecidePending")
 		}, oauth.PendingDenied},
 		{"Completed", func(f *fixture, p *storage.PendingRecord) {
-			f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", base), "DecidePending")
+			f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", nil, base), "DecidePending")
 			g, code := f.newGrantAndCode(p, "alice", base, base.Add(10*time.Minute))
 			f.must(f.s.CompletePending(f.ctx, p.ID, g, code, base), "first CompletePending")
 		}, oauth.PendingCompleted},
@@ -356,7 +371,7 @@ func testPendingCompleteStates(t *testing.T, f *fixture) {
 func testPendingCompleteAbsent(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	p := f.createPending(c.ID, base, base.Add(pendingTTL))
-	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", base), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", nil, base), "DecidePending")
 	for _, tc := range []struct {
 		name, id string
 		now      time.Time
@@ -384,7 +399,7 @@ func testPendingCompleteAbsent(t *testing.T, f *fixture) {
 func testPendingCompleteConcurrent(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	p := f.createPending(c.ID, base, base.Add(pendingTTL))
-	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", base), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", nil, base), "DecidePending")
 	now := base.Add(time.Minute)
 	type pair struct {
 		g    string
@@ -442,8 +457,8 @@ func testPendingList(t *testing.T, f *fixture) {
 	denied := f.createPending(c.ID, base.Add(5*time.Second), exp)
 	completed := f.issue(c.ID, base.Add(6*time.Second), exp).pending
 	w3 := f.createPending(c.ID, base.Add(7*time.Second), exp)
-	f.must(f.s.DecidePending(f.ctx, approved.ID, oauth.PendingApproved, "alice", base.Add(time.Minute)), "DecidePending")
-	f.must(f.s.DecidePending(f.ctx, denied.ID, oauth.PendingDenied, "", base.Add(time.Minute)), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, approved.ID, oauth.PendingApproved, "alice", nil, base.Add(time.Minute)), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, denied.ID, oauth.PendingDenied, "", nil, base.Add(time.Minute)), "DecidePending")
 	_, _ = expired, completed
 
 	list, err = f.s.ListPending(f.ctx, now)

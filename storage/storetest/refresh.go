@@ -261,7 +261,7 @@ func testRefreshRotateAbsent(t *testing.T, f *fixture) {
 func testRefreshRotateRevokedGrant(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	revoked := f.issue(c.ID, base, base.Add(10*time.Minute))
-	f.must(f.s.RevokeGrant(f.ctx, revoked.grant.ID, base), "RevokeGrant")
+	f.must(errOf(f.s.RevokeGrant(f.ctx, revoked.grant.ID, base)), "RevokeGrant")
 	carrier := f.issue(c.ID, base, base.Add(10*time.Minute))
 	rt := newRefresh(revoked.grant, "", base.Add(time.Minute), base.Add(refreshTTL))
 	if err := f.s.RedeemCode(f.ctx, carrier.code.Hash, base.Add(time.Minute), rt); err != nil {
@@ -279,7 +279,7 @@ func testRefreshRotateRevokedGrant(t *testing.T, f *fixture) {
 // tokens, so rotating one afterwards finds no token (ErrNotFound).
 func testRefreshRotateAfterRevokeGrant(t *testing.T, f *fixture) {
 	ch := f.newChain()
-	f.must(f.s.RevokeGrant(f.ctx, ch.grant.ID, base.Add(2*time.Minute)), "RevokeGrant")
+	f.must(errOf(f.s.RevokeGrant(f.ctx, ch.grant.ID, base.Add(2*time.Minute))), "RevokeGrant")
 	at := base.Add(3 * time.Minute)
 	next := ch.next(ch.r0, at)
 	wantErr(t, f.s.RotateRefreshToken(f.ctx, ch.r0.Hash, "", next, at), storage.ErrNotFound, "RotateRefreshToken after RevokeGrant")
@@ -352,7 +352,7 @@ func testRefreshRotateRacesRevoke(t *testing.T, f *fixture) {
 			if i == 0 {
 				return f.s.RotateRefreshToken(f.ctx, ch.r0.Hash, "", next, at)
 			}
-			return f.s.RevokeGrant(f.ctx, ch.grant.ID, at)
+			return errOf(f.s.RevokeGrant(f.ctx, ch.grant.ID, at))
 		})
 		if err := errs[0]; err != nil && !errors.Is(err, storage.ErrConflict) && !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("round %d: RotateRefreshToken racing RevokeGrant: %v", round, err)

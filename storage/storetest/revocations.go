@@ -62,11 +62,11 @@ func testRevocationsRevoke(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	g := f.issue(c.ID, base, base.Add(time.Hour)).grant
 	n := f.count()
-	f.must(f.s.RevokeGrant(f.ctx, g.ID, base.Add(time.Minute)), "RevokeGrant")
+	f.must(errOf(f.s.RevokeGrant(f.ctx, g.ID, base.Add(time.Minute))), "RevokeGrant")
 	n = f.wantCount("RevokeGrant of an active grant", n, 1, true)
-	f.must(f.s.RevokeGrant(f.ctx, g.ID, base.Add(2*time.Minute)), "RevokeGrant again")
+	f.must(errOf(f.s.RevokeGrant(f.ctx, g.ID, base.Add(2*time.Minute))), "RevokeGrant again")
 	n = f.wantCount("RevokeGrant of a revoked grant", n, 0, false)
-	_ = f.s.RevokeGrant(f.ctx, "no-such-grant", base)
+	_, _ = f.s.RevokeGrant(f.ctx, "no-such-grant", base)
 	f.wantCount("RevokeGrant of an unknown grant", n, 0, false)
 }
 
@@ -77,7 +77,7 @@ func testRevocationsDeleteClient(t *testing.T, f *fixture) {
 	f.issue(c.ID, base, base.Add(time.Hour))
 	f.issue(c.ID, base, base.Add(time.Hour))
 	n := f.count()
-	f.must(f.s.DeleteClient(f.ctx, c.ID, base.Add(time.Minute)), "DeleteClient")
+	f.must(errOf(f.s.DeleteClient(f.ctx, c.ID, base.Add(time.Minute))), "DeleteClient")
 	f.wantCount("DeleteClient with two active grants", n, 2, false)
 }
 
@@ -112,7 +112,7 @@ func testRevocationsSweepOrphan(t *testing.T, f *fixture) {
 func testRevocationsSweepRevoked(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	is := f.issue(c.ID, base, base.Add(time.Hour))
-	f.must(f.s.RevokeGrant(f.ctx, is.grant.ID, base.Add(time.Minute)), "RevokeGrant")
+	f.must(errOf(f.s.RevokeGrant(f.ctx, is.grant.ID, base.Add(time.Minute))), "RevokeGrant")
 	n := f.count()
 	_, err := f.s.Sweep(f.ctx, base.Add(2*time.Minute))
 	f.must(err, "Sweep")
@@ -125,7 +125,7 @@ func testRevocationsSweepRevoked(t *testing.T, f *fixture) {
 func testRevocationsDeleteBareClient(t *testing.T, f *fixture) {
 	c := f.createClient(base, time.Time{})
 	n := f.count()
-	f.must(f.s.DeleteClient(f.ctx, c.ID, base.Add(time.Minute)), "DeleteClient")
+	f.must(errOf(f.s.DeleteClient(f.ctx, c.ID, base.Add(time.Minute))), "DeleteClient")
 	f.wantCount("DeleteClient of a client without grants", n, 1, false)
 }
 

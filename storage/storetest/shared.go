@@ -80,7 +80,7 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (storage.Store, storage.
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := a.RevokeGrant(ctx, g.ID, sharedNow); err != nil {
+		if _, err := a.RevokeGrant(ctx, g.ID, sharedNow); err != nil {
 			t.Fatal(err)
 		}
 		after, err := b.RevocationCount(ctx)
@@ -89,6 +89,106 @@ func RunShared(t *testing.T, newPair func(t *testing.T) (storage.Store, storage.
 		}
 		if after != before+1 {
 			t.Errorf("RevocationCount read from the other store went from %d to %d after a revocation, want +1", before, after)
+		}
+	})
+	t.Run("GrantDataLimitAcrossStores", func(t *testing.T) {
+		a, b := newPair(t)
+		stores := []storage.Store{a, b}
+		g, _ := Issue(t, a, "1", sharedNow)
+		const n, limit = 100, 3
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				rec := &storage.GrantDataRecord{GrantID: g.ID, Name: fmt.Sprint("v", i), Sealed: []byte{byte(i)}}
+				errs[i] = stores[i%2].PutGrantData(context.Background(), rec, limit, sharedNow)
+			})
+		}
+		close(start)
+		wg.Wait()
+		wins := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				wins++
+			case !errors.Is(err, storage.ErrLimit):
+				t.Errorf("put %d: %v, want nil or ErrLimit", i, err)
+			}
+		}
+		if wins != limit {
+			t.Errorf("%d puts with maxValues %d across two stores: %d succeeded, want %d", n, limit, wins, limit)
+		}
+	})
+	t.Run("PutRacesRevokeAcrossStores", func(t *testing.T) {
+		a, b := newPair(t)
+		ctx := context.Background()
+		for round := range 10 {
+			g, _ := Issue(t, a, fmt.Sprint(round), sharedNow)
+			rec := &storage.GrantDataRecord{GrantID: g.ID, Name: "v", Sealed: []byte("sealed")}
+			var putErr, revokeErr error
+			var ended *storage.GrantRecord
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			wg.Go(func() { <-start; putErr = b.PutGrantData(ctx, rec, 10, sharedNow) })
+			wg.Go(func() { <-start; ended, revokeErr = a.RevokeGrant(ctx, g.ID, sharedNow) })
+			close(start)
+			wg.Wait()
+			if revokeErr != nil || ended == nil {
+				t.Fatalf("round %d: RevokeGrant = %v, %v; want the grant", round, ended, revokeErr)
+			}
+			switch {
+			case putErr == nil && len(ended.Data) != 1:
+				t.Errorf("round %d: the value was stored, but RevokeGrant returned %d values", round, len(ended.Data))
+			case errors.Is(putErr, storage.ErrNotFound) && len(ended.Data) != 0:
+				t.Errorf("round %d: the value was refused, but RevokeGrant returned it", round)
+			case putErr != nil && !errors.Is(putErr, storage.ErrNotFound):
+				t.Errorf("round %d: PutGrantData racing RevokeGrant: %v", round, putErr)
+			}
+		}
+	})
+	t.Run("SweepEndedAcrossStores", func(t *testing.T) {
+		a, b := newPair(t)
+		stores := []storage.Store{a, b}
+		const grants, sweeps = 10, 10
+		for i := range grants {
+			Issue(t, a, fmt.Sprint(i), sharedNow) // codes lapse a minute later, unredeemed
+		}
+		results := make([]*storage.SweepResult, sweeps)
+		errs := make([]error, sweeps)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range sweeps {
+			wg.Go(func() {
+				<-start
+				results[i], errs[i] = stores[i%2].Sweep(context.Background(), sharedNow.Add(time.Hour))
+			})
+		}
+		close(start)
+		wg.Wait()
+		// A sweep may leave work to one running at the same time; one
+		// more, after them, finds the rest.
+		last, err := a.Sweep(context.Background(), sharedNow.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]int{}
+		for i, res := range append(results, last) {
+			if i < sweeps && errs[i] != nil {
+				t.Fatalf("sweep %d: %v", i, errs[i])
+			}
+			for _, g := range res.Ended {
+				seen[g.ID]++
+			}
+		}
+		if len(seen) != grants {
+			t.Errorf("sweeps ended %d grants, want %d", len(seen), grants)
+		}
+		for id, n := range seen {
+			if n != 1 {
+				t.Errorf("grant %s ended in %d sweeps, want 1", id, n)
+			}
 		}
 	})
 }
@@ -107,7 +207,7 @@ func Hash() string {
 
 // Issue stores client "client-"+id (if absent) and takes a request through
 // approval to a code at time at, returning the grant and the code's hash;
-// the code expires a minute later.
+// the code expires a minute later. The grant has a data key and no data.
 func Issue(t testing.TB, s storage.Store, id string, at time.Time) (*oauth.Grant, string) {
 	t.Helper()
 	ctx := context.Background()
@@ -122,13 +222,13 @@ func Issue(t testing.TB, s storage.Store, id string, at time.Time) (*oauth.Grant
 	if err := s.CreatePending(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DecidePending(ctx, p.ID, oauth.PendingApproved, "alice", at); err != nil {
+	if err := s.DecidePending(ctx, p.ID, oauth.PendingApproved, "alice", nil, at); err != nil {
 		t.Fatal(err)
 	}
 	g := &oauth.Grant{ID: "grant-" + id, ClientID: c.ID, Subject: "alice", Scopes: params.Scopes, CreatedAt: at}
 	code := &storage.CodeRecord{Hash: Hash(), AuthorizationCode: oauth.AuthorizationCode{
 		GrantID: g.ID, Subject: "alice", ExpiresAt: at.Add(time.Minute), AuthorizationParams: params}}
-	if err := s.CompletePending(ctx, p.ID, g, code, at); err != nil {
+	if err := s.CompletePending(ctx, p.ID, &storage.GrantRecord{Grant: *g, DataKey: []byte("data key of " + g.ID)}, code, at); err != nil {
 		t.Fatal(err)
 	}
 	return g, code.Hash

@@ -2,8 +2,9 @@
 // contracts of package storage, in the manner of testing/fstest. It has two
 // entry points, each taking a constructor for empty stores:
 //
-//   - Run checks a storage.Store: clients, grants, codes, refresh tokens,
-//     pending requests, signing keys, Sweep and the revocation count;
+//   - Run checks a storage.Store: clients, grants (with their claims),
+//     codes, refresh tokens, pending requests, signing keys, grant data
+//     (and its deletion with the grant), Sweep and the revocation count;
 //   - RunAccounts checks a storage.AccountStore: the users and sessions of
 //     the console's built-in sign-in (package approval). If the store also
 //     has storage.Store's Sweep, it checks that Sweep deletes expired
@@ -100,6 +101,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"RefreshTokens", refreshTests},
 		{"Pending", pendingTests},
 		{"Keys", keyTests},
+		{"GrantData", grantDataTests},
 		{"Sweep", sweepTests},
 		{"RevocationCount", revocationTests},
 	}
@@ -246,17 +248,23 @@ func (f *fixture) createPending(clientID string, createdAt, expiresAt time.Time)
 }
 
 // newGrantAndCode returns the grant and code that completing p at now
-// stores, the code expiring at codeExpiresAt.
-func (f *fixture) newGrantAndCode(p *storage.PendingRecord, subject string, now, codeExpiresAt time.Time) (*oauth.Grant, *storage.CodeRecord) {
-	g := &oauth.Grant{
-		ID:          f.id("grant"),
-		ClientID:    p.ClientID,
-		Subject:     subject,
-		Scopes:      slices.Clone(p.Scopes),
-		Resource:    p.Resource,
-		RedirectURI: p.RedirectURI,
-		CreatedAt:   now,
-		LastUsedAt:  now,
+// stores, the code expiring at codeExpiresAt. The grant has custom claims
+// (of every JSON kind, numbers as float64 as they come back) and a data
+// key, and no data.
+func (f *fixture) newGrantAndCode(p *storage.PendingRecord, subject string, now, codeExpiresAt time.Time) (*storage.GrantRecord, *storage.CodeRecord) {
+	g := &storage.GrantRecord{
+		Grant: oauth.Grant{
+			ID:          f.id("grant"),
+			ClientID:    p.ClientID,
+			Subject:     subject,
+			Scopes:      slices.Clone(p.Scopes),
+			Resource:    p.Resource,
+			RedirectURI: p.RedirectURI,
+			CreatedAt:   now,
+			LastUsedAt:  now,
+			Claims:      sampleClaims(),
+		},
+		DataKey: randomBytes(40),
 	}
 	c := &storage.CodeRecord{
 		Hash: newHash(),
@@ -271,11 +279,32 @@ func (f *fixture) newGrantAndCode(p *storage.PendingRecord, subject string, now,
 	return g, c
 }
 
+// sampleClaims returns custom claims with a value of every JSON kind, as
+// encoding/json decodes them.
+func sampleClaims() map[string]any {
+	return map[string]any{
+		"tenant": "acme",
+		"level":  float64(3),
+		"ratio":  0.25,
+		"admin":  true,
+		"none":   nil,
+		"roles":  []any{"reader", "writer"},
+		"org":    map[string]any{"id": "o-1", "seats": float64(12), "tags": []any{"eu"}},
+	}
+}
+
+// newValue returns a grant data value of grantID with random ciphertext.
+func newValue(grantID, name string, expiresAt time.Time) *storage.GrantDataRecord {
+	return &storage.GrantDataRecord{GrantID: grantID, Name: name, Sealed: randomBytes(48), ExpiresAt: expiresAt}
+}
+
 // issued is what running a request through approval produces.
 type issued struct {
 	pending *storage.PendingRecord
-	grant   *oauth.Grant
-	code    *storage.CodeRecord
+	// grant is &rec.Grant.
+	grant *oauth.Grant
+	rec   *storage.GrantRecord
+	code  *storage.CodeRecord
 }
 
 // pendingTTL is how long the requests that issue creates live.
@@ -283,17 +312,34 @@ const pendingTTL = 10 * time.Minute
 
 // issue creates a request of clientID at at (expiring pendingTTL later),
 // approves it for a fresh subject and completes it at at, returning the
-// stored request, grant and code (expiring at codeExpiresAt).
-func (f *fixture) issue(clientID string, at, codeExpiresAt time.Time) issued {
+// stored request, grant and code (expiring at codeExpiresAt). The grant
+// has a data key and, named by values, data values of its own that never
+// expire.
+func (f *fixture) issue(clientID string, at, codeExpiresAt time.Time, values ...string) issued {
+	f.t.Helper()
+	var data []*storage.GrantDataRecord
+	for _, name := range values {
+		data = append(data, newValue("", name, time.Time{}))
+	}
+	return f.issueData(clientID, at, codeExpiresAt, data...)
+}
+
+// issueData is issue with the given initial data values, whose GrantID it
+// sets.
+func (f *fixture) issueData(clientID string, at, codeExpiresAt time.Time, data ...*storage.GrantDataRecord) issued {
 	f.t.Helper()
 	p := f.createPending(clientID, at, at.Add(pendingTTL))
 	subject := f.id("user")
-	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, subject, at), "DecidePending(%s)", p.ID)
+	f.must(f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, subject, nil, at), "DecidePending(%s)", p.ID)
 	p.Status, p.Subject = oauth.PendingApproved, subject
 	g, c := f.newGrantAndCode(p, subject, at, codeExpiresAt)
+	for _, d := range data {
+		d.GrantID = g.ID
+	}
+	g.Data = data
 	f.must(f.s.CompletePending(f.ctx, p.ID, g, c, at), "CompletePending(%s)", p.ID)
 	p.Status = oauth.PendingCompleted
-	return issued{pending: p, grant: g, code: c}
+	return issued{pending: p, grant: &g.Grant, rec: g, code: c}
 }
 
 // newRefresh returns a refresh token of grant g with the given parent.
@@ -407,4 +453,46 @@ func (f *fixture) pendingGone(p *storage.PendingRecord, now time.Time) {
 	wantErr(f.t, err, storage.ErrNotFound, "GetPendingByHandle(%s, %v)", p.ID, now)
 	_, err = f.s.GetPendingByUserCode(f.ctx, p.UserCodeHash, now)
 	wantErr(f.t, err, storage.ErrNotFound, "GetPendingByUserCode(%s, %v)", p.ID, now)
+}
+
+// errOf returns the error of a call that also returns a value, for
+// checks that need only the error.
+func errOf[T any](_ T, err error) error { return err }
+
+// grantData returns the data key and the value name of grantID at now.
+func (f *fixture) grantData(grantID, name string, now time.Time) ([]byte, *storage.GrantDataRecord) {
+	f.t.Helper()
+	key, rec, err := f.s.GetGrantData(f.ctx, grantID, name, now)
+	f.must(err, "GetGrantData(%s, %v)", name, now)
+	return key, rec
+}
+
+// grantDataGone reports an error unless GetGrantData finds nothing.
+func (f *fixture) grantDataGone(grantID, name string, now time.Time) {
+	f.t.Helper()
+	key, rec, err := f.s.GetGrantData(f.ctx, grantID, name, now)
+	wantErr(f.t, err, storage.ErrNotFound, "GetGrantData(%s, %v)", name, now)
+	if err != nil && (key != nil || rec != nil) {
+		f.t.Errorf("GetGrantData(%s, %v) failed but returned a key or a value", name, now)
+	}
+}
+
+// put stores a new value of grantID that expires at expiresAt, with a
+// limit it does not reach, and returns it.
+func (f *fixture) put(grantID, name string, expiresAt, now time.Time) *storage.GrantDataRecord {
+	f.t.Helper()
+	d := newValue(grantID, name, expiresAt)
+	f.must(f.s.PutGrantData(f.ctx, clone(d), 1000, now), "PutGrantData(%s)", name)
+	return d
+}
+
+// sweep sweeps at now and returns the result, never nil.
+func (f *fixture) sweep(now time.Time) *storage.SweepResult {
+	f.t.Helper()
+	res, err := f.s.Sweep(f.ctx, now)
+	f.must(err, "Sweep(%v)", now)
+	if res == nil {
+		f.t.Fatalf("Sweep(%v) returned a nil result and no error", now)
+	}
+	return res
 }

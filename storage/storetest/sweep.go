@@ -17,14 +17,17 @@ var sweepTests = []test{
 	{"DeletesDeadRows", testSweepDeletesDead},
 	{"Concurrent", testSweepConcurrent},
 	{"DeletesGrantsThatCanIssueNothing", testSweepOrphanGrants},
+	{"DeletesExpiredData", testSweepDeletesExpiredData},
+	{"EndedGrants", testSweepEndedGrants},
+	{"EndedExcludesRevoked", testSweepEndedExcludesRevoked},
+	{"EndedOnce", testSweepEndedOnce},
 }
 
 // testSweepEmpty: sweeping an empty store deletes nothing.
 func testSweepEmpty(t *testing.T, f *fixture) {
-	n, err := f.s.Sweep(f.ctx, base)
-	f.must(err, "Sweep")
-	if n != 0 {
-		t.Errorf("Sweep of an empty store = %d, want 0", n)
+	res := f.sweep(base)
+	if res.Rows != 0 || len(res.Ended) != 0 {
+		t.Errorf("Sweep of an empty store = %d rows and %d ended grants, want 0 and 0", res.Rows, len(res.Ended))
 	}
 }
 
@@ -44,11 +47,12 @@ func testSweepKeepsLive(t *testing.T, f *fixture) {
 	key := newKey("ES256", base)
 	f.must(f.s.AddKey(f.ctx, key), "AddKey")
 
+	value := f.put(unredeemed.grant.ID, "value", base.Add(6*time.Minute), base)
+
 	now := base.Add(5 * time.Minute) // before any expiry
-	n, err := f.s.Sweep(f.ctx, now)
-	f.must(err, "Sweep")
-	if n != 0 {
-		t.Errorf("Sweep with no dead rows = %d, want 0", n)
+	res := f.sweep(now)
+	if res.Rows != 0 || len(res.Ended) != 0 {
+		t.Errorf("Sweep with no dead rows = %d rows and %d ended grants, want 0 and 0", res.Rows, len(res.Ended))
 	}
 	checkEqual(t, "client that never lapses", f.client(forever.ID, now), forever)
 	checkEqual(t, "client that lapses later", f.client(renewable.ID, now), renewable)
@@ -65,6 +69,7 @@ func testSweepKeepsLive(t *testing.T, f *fixture) {
 	checkEqual(t, "waiting request", f.pendingByHandle(waiting.HandleHash, now), waiting)
 	checkEqual(t, "completed request", f.pendingByHandle(redeemed.pending.HandleHash, now), redeemed.pending)
 	checkIDs(t, "ListKeys", ids(f.keys(), keyID), []string{key.ID})
+	f.dataKept("grant data value", unredeemed, now, value)
 }
 
 // testSweepDeletesDead: Sweep deletes expired codes, pending requests and
@@ -85,7 +90,7 @@ func testSweepDeletesDead(t *testing.T, f *fixture) {
 	r1 := f.redeem(g1, base.Add(time.Minute), base.Add(30*time.Minute))
 	r2 := f.rotate(g1.grant, r1, "", base.Add(2*time.Minute), long)
 	g2 := f.issue(k.ID, base, long)
-	f.must(f.s.RevokeGrant(f.ctx, g2.grant.ID, base.Add(5*time.Minute)), "RevokeGrant")
+	f.must(errOf(f.s.RevokeGrant(f.ctx, g2.grant.ID, base.Add(5*time.Minute))), "RevokeGrant")
 	g3 := f.issue(m.ID, base, long)
 	gl := f.issue(lapsed.ID, base, long) // live grant, code and token of a lapsed client
 	rl := f.redeem(gl, base.Add(time.Minute), long)
@@ -94,7 +99,7 @@ func testSweepDeletesDead(t *testing.T, f *fixture) {
 	pAtNow := f.createPending(k.ID, base, now)
 	pLive := f.createPending(k.ID, base, long)
 	pApproved := f.createPending(m.ID, base, long)
-	f.must(f.s.DecidePending(f.ctx, pApproved.ID, oauth.PendingApproved, "alice", base), "DecidePending")
+	f.must(f.s.DecidePending(f.ctx, pApproved.ID, oauth.PendingApproved, "alice", nil, base), "DecidePending")
 	key := newKey("ES256", base)
 	f.must(f.s.AddKey(f.ctx, key), "AddKey")
 
@@ -104,11 +109,12 @@ func testSweepDeletesDead(t *testing.T, f *fixture) {
 	// latter (for instance if it deletes them by ON DELETE CASCADE).
 	const least, most = 11, 14
 
-	n, err := f.s.Sweep(f.ctx, now)
-	f.must(err, "Sweep")
-	if n < least || n > most {
-		t.Errorf("Sweep = %d rows, want %d to %d", n, least, most)
+	res := f.sweep(now)
+	if res.Rows < least || res.Rows > most {
+		t.Errorf("Sweep = %d rows, want %d to %d", res.Rows, least, most)
 	}
+	// Of the grants deleted, only the lapsed client's was active.
+	checkEnded(t, "Sweep's ended grants", res.Ended, []*storage.GrantRecord{ended(gl)})
 
 	// Dead rows are gone: looked up at a time at which they were live, so
 	// that only deletion explains ErrNotFound.
@@ -147,10 +153,9 @@ func testSweepDeletesDead(t *testing.T, f *fixture) {
 	}
 	checkIDs(t, "ListKeys after Sweep", ids(f.keys(), keyID), []string{key.ID})
 
-	n, err = f.s.Sweep(f.ctx, now)
-	f.must(err, "second Sweep")
-	if n != 0 {
-		t.Errorf("second Sweep at the same time = %d rows, want 0", n)
+	res = f.sweep(now)
+	if res.Rows != 0 || len(res.Ended) != 0 {
+		t.Errorf("second Sweep at the same time = %d rows and %d ended grants, want 0 and 0", res.Rows, len(res.Ended))
 	}
 }
 
@@ -190,22 +195,22 @@ func testSweepConcurrent(t *testing.T, f *fixture) {
 		if err := f.s.CreatePending(f.ctx, p); err != nil {
 			return fmt.Errorf("CreatePending: %w", err)
 		}
-		if err := f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", at); err != nil {
+		if err := f.s.DecidePending(f.ctx, p.ID, oauth.PendingApproved, "alice", nil, at); err != nil {
 			return fmt.Errorf("DecidePending: %w", err)
 		}
 		g, code := f.newGrantAndCode(p, "alice", at, live)
 		if err := f.s.CompletePending(f.ctx, p.ID, g, code, at); err != nil {
 			return fmt.Errorf("CompletePending: %w", err)
 		}
-		r0 := newRefresh(g, "", at, live)
+		r0 := newRefresh(&g.Grant, "", at, live)
 		if err := f.s.RedeemCode(f.ctx, code.Hash, at, r0); err != nil {
 			return fmt.Errorf("RedeemCode: %w", err)
 		}
-		r1 := newRefresh(g, r0.Hash, at, live)
+		r1 := newRefresh(&g.Grant, r0.Hash, at, live)
 		if err := f.s.RotateRefreshToken(f.ctx, r0.Hash, "", r1, at); err != nil {
 			return fmt.Errorf("RotateRefreshToken: %w", err)
 		}
-		results[i] = result{g, code, r0, r1}
+		results[i] = result{&g.Grant, code, r0, r1}
 		return nil
 	}
 	errs := race(workers+sweepers, func(i int) error {
@@ -213,14 +218,17 @@ func testSweepConcurrent(t *testing.T, f *fixture) {
 			return work(i)
 		}
 		for range sweeps {
-			n, err := f.s.Sweep(f.ctx, sweepAt)
+			res, err := f.s.Sweep(f.ctx, sweepAt)
 			if err != nil {
 				return fmt.Errorf("Sweep: %w", err)
 			}
-			if n < 0 {
-				fail("Sweep returned a negative count %d", n)
+			if res.Rows < 0 {
+				fail("Sweep returned a negative count %d", res.Rows)
 			}
-			swept.Add(n)
+			if len(res.Ended) != 0 {
+				fail("Sweep ended %d grants, want none: every grant was live", len(res.Ended))
+			}
+			swept.Add(res.Rows)
 		}
 		return nil
 	})
@@ -271,12 +279,12 @@ func testSweepOrphanGrants(t *testing.T, f *fixture) {
 	rt := f.redeem(liveToken, base.Add(time.Minute), long)
 	liveCode := f.issue(c.ID, base, long)
 
-	n, err := f.s.Sweep(f.ctx, base.Add(time.Hour))
-	f.must(err, "Sweep")
+	res := f.sweep(base.Add(time.Hour))
 	// Dead: 4 pending requests, 3 expired codes, 1 expired token, 2 grants.
-	if n != 10 {
-		t.Errorf("Sweep = %d rows, want 10", n)
+	if res.Rows != 10 {
+		t.Errorf("Sweep = %d rows, want 10", res.Rows)
 	}
+	checkEnded(t, "Sweep's ended grants", res.Ended, []*storage.GrantRecord{ended(unredeemed), ended(lapsedToken)})
 	f.grantGone(unredeemed.grant.ID)
 	f.grantGone(lapsedToken.grant.ID)
 	checkEqual(t, "grant with a live refresh token", f.grant(liveToken.grant.ID), liveToken.grant)

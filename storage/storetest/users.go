@@ -283,15 +283,15 @@ func testSessionSweep(t *testing.T, f *fixture) {
 		f.must(f.a.CreateSession(f.ctx, s), "CreateSession")
 	}
 	sw, ok := f.a.(interface {
-		Sweep(ctx context.Context, now time.Time) (int64, error)
+		Sweep(ctx context.Context, now time.Time) (*storage.SweepResult, error)
 	})
 	if !ok {
 		t.Skip("the AccountStore has no Sweep method (storage.Store's), so nothing here deletes expired sessions")
 	}
-	n, err := sw.Sweep(f.ctx, base.Add(2*time.Minute))
+	res, err := sw.Sweep(f.ctx, base.Add(2*time.Minute))
 	f.must(err, "Sweep")
-	if n != 2 {
-		t.Errorf("Sweep = %d, want 2 (two expired sessions)", n)
+	if res == nil || res.Rows != 2 {
+		t.Errorf("Sweep = %+v, want 2 rows (two expired sessions)", res)
 	}
 	if err := f.a.TouchSession(f.ctx, idle.Hash, base.Add(time.Hour)); err == nil {
 		t.Error("the idle-expired session survived the sweep")
