@@ -28,8 +28,10 @@ import (
 // finishes the connection with them. The client's name, which is hostile
 // markup, renders as text and runs no script.
 func TestBrowserAuthorizeTab(t *testing.T) {
-	tab := browsertest.New(t)
 	base, _, h := startExample(t)
+	// The browser starts after the server, so that it is closed before the
+	// server shuts down: its open connections would hold the shutdown.
+	tab := browsertest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -102,9 +104,9 @@ func mustHost(raw string) string {
 // the client's redirect URI, and go-sdk finishes the connection. No
 // password is typed into the tab the client opened.
 func TestBrowserConsoleApproval(t *testing.T) {
-	clientTab := browsertest.New(t)
-	ownerTab := browsertest.New(t)
 	base, db, _ := startExample(t)
+	clientTab := browsertest.New(t) // after the server: closed before it
+	ownerTab := browsertest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 

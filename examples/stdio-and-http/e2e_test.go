@@ -25,18 +25,29 @@ import (
 // startExample runs the example's HTTP server on a free loopback port, as
 // `go run ./examples/stdio-and-http` does, with its database in a temp dir.
 func startExample(t *testing.T) (base, dbPath string, h *mcpauth.Handler) {
+	return startExampleWith(t, serveOptions{})
+}
+
+// startExampleWith is startExample with the serve flags of so; its issuer
+// is the listener's, and its database a new SQLite file unless so.db is
+// set.
+func startExampleWith(t *testing.T, so serveOptions) (base, dbPath string, h *mcpauth.Handler) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	base = "http://" + ln.Addr().String()
-	dbPath = filepath.Join(t.TempDir(), "mcpauth.db")
+	so.issuer = base
+	if so.db == "" {
+		so.db = filepath.Join(t.TempDir(), "mcpauth.db")
+	}
+	dbPath = so.db
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *mcpauth.Handler, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- serveHTTP(ctx, ln, base, dbPath, false, io.Discard, func(h *mcpauth.Handler) { ready <- h })
+		done <- serveHTTP(ctx, ln, so, io.Discard, func(h *mcpauth.Handler) { ready <- h })
 	}()
 	select {
 	case h = <-ready:
@@ -249,10 +260,12 @@ func listNotes(t *testing.T, ctx context.Context, cs *mcp.ClientSession) string 
 }
 
 type whoami struct {
-	Subject  string   `json:"subject"`
-	ClientID string   `json:"client_id"`
-	GrantID  string   `json:"grant_id"`
-	Scopes   []string `json:"scopes"`
+	Subject     string   `json:"subject"`
+	ClientID    string   `json:"client_id"`
+	GrantID     string   `json:"grant_id"`
+	DisplayName string   `json:"display_name"`
+	Workspace   string   `json:"workspace"`
+	Scopes      []string `json:"scopes"`
 }
 
 func callWhoami(t *testing.T, ctx context.Context, cs *mcp.ClientSession) whoami {

@@ -42,6 +42,9 @@ const usage = `usage: stdio-and-http [command] [flags]
 commands:
   serve (default)   serve MCP over HTTP behind OAuth: -addr, -issuer, -db, -trust-proxy
                     (-db takes a SQLite file or a postgres:// URL; env MCPAUTH_DB)
+                    -setup: after approval, ask for a display name and workspace
+                    -kek-file F: seal signing keys and grant data with this key
+                    (64 hex digits; make one with: openssl rand -hex 32)
   stdio             serve MCP over stdio (no auth: the local process is trusted)
   approve CODE      approve a pending connection: [-db F] [-as SUBJECT]
   deny CODE         deny a pending connection: [-db F]
@@ -78,11 +81,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	db := fs.String("db", defaultDB(), "SQLite database file, or a postgres:// URL (env MCPAUTH_DB)")
+	kekFile := fs.String("kek-file", os.Getenv("MCPAUTH_KEK_FILE"), "file with a 32-byte key-encryption key in hex, sealing signing keys and grant data (env MCPAUTH_KEK_FILE)")
+	kek := func() ([]byte, error) {
+		if *kekFile == "" {
+			return nil, nil
+		}
+		return readKEK(*kekFile)
+	}
 	switch cmd {
 	case "serve":
 		addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 		issuer := fs.String("issuer", "", "public base URL (default http://ADDR)")
 		trustProxy := fs.Bool("trust-proxy", false, "behind a reverse proxy you control: believe its X-Forwarded-Host and X-Forwarded-For")
+		setup := fs.Bool("setup", false, "after approval, ask the user for a display name and a workspace (kept with the grant)")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
@@ -94,7 +105,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if iss == "" {
 			iss = "http://" + ln.Addr().String()
 		}
-		return serveHTTP(ctx, ln, iss, *db, *trustProxy, stdout, nil)
+		so := serveOptions{issuer: iss, db: *db, trustProxy: *trustProxy, setup: *setup}
+		if so.kek, err = kek(); err != nil {
+			return err
+		}
+		return serveHTTP(ctx, ln, so, stdout, nil)
 	case "stdio":
 		if err := fs.Parse(args); err != nil {
 			return err
@@ -105,7 +120,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
-		return admin(ctx, cmd, *db, *as, fs.Args(), stdout)
+		k, err := kek()
+		if err != nil {
+			return err
+		}
+		return admin(ctx, cmd, *db, k, *as, fs.Args(), stdout)
 	case "users":
 		pwStdin := fs.Bool("password-stdin", false, "read the password from standard input")
 		var sub []string
@@ -126,7 +145,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			}
 			pos = append(pos, a)
 		}
-		return users(ctx, *db, pos, *pwStdin, stdin, stdout)
+		k, err := kek()
+		if err != nil {
+			return err
+		}
+		return users(ctx, *db, k, pos, *pwStdin, stdin, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -139,9 +162,20 @@ type nopWriteCloser struct{ io.Writer }
 
 func (nopWriteCloser) Close() error { return nil }
 
+// serveOptions are the serve command's flags.
+type serveOptions struct {
+	issuer, db string
+	trustProxy bool
+	// setup turns on the setup step (setup.go).
+	setup bool
+	// kek, when set, is the key-encryption key (-kek-file).
+	kek []byte
+}
+
 // serveHTTP serves the MCP server behind mcpauth on ln until ctx ends.
 // ready, if non-nil, receives the handler once it is serving.
-func serveHTTP(ctx context.Context, ln net.Listener, issuer, dbPath string, trustProxy bool, stdout io.Writer, ready func(*mcpauth.Handler)) error {
+func serveHTTP(ctx context.Context, ln net.Listener, so serveOptions, stdout io.Writer, ready func(*mcpauth.Handler)) error {
+	issuer, dbPath, trustProxy := so.issuer, so.db, so.trustProxy
 	store, err := openStore(ctx, dbPath)
 	if err != nil {
 		return err
@@ -158,7 +192,7 @@ func serveHTTP(ctx context.Context, ln net.Listener, issuer, dbPath string, trus
 	if isPostgres(dbPath) {
 		approveCmd = func(code string) string { return "MCPAUTH_DB=<the server's database URL> " + self + " approve " + code }
 	}
-	h, err := mcpauth.Wrap(newMCPServer(newNotes()), mcpauth.Options{
+	opts := mcpauth.Options{
 		Issuer:       issuer,
 		Store:        store,
 		Scopes:       []string{"mcp", "notes:read", "notes:write"},
@@ -175,7 +209,16 @@ func serveHTTP(ctx context.Context, ln net.Listener, issuer, dbPath string, trus
 			},
 		},
 		Logger: logger,
-	})
+	}
+	if so.setup {
+		opts.ApprovalPage.Step = setupStep()
+	}
+	if so.kek != nil {
+		opts.ProviderOptions.KeyEncryptionKeys = [][]byte{so.kek}
+	} else if so.setup {
+		logger.Warn("the setup step keeps its answers with each grant, sealed under a data key that is stored unwrapped: pass -kek-file so that a copy of the database alone reveals nothing")
+	}
+	h, err := mcpauth.Wrap(newMCPServer(newNotes()), opts)
 	if err != nil {
 		return err
 	}
@@ -213,7 +256,7 @@ MCP server with OAuth listening on %s
 
 // admin runs the terminal commands against the same database as a running
 // server: SQLite in WAL mode lets both use it at once.
-func admin(ctx context.Context, cmd, dbPath, subject string, args []string, stdout io.Writer) error {
+func admin(ctx context.Context, cmd, dbPath string, kek []byte, subject string, args []string, stdout io.Writer) error {
 	store, err := openExisting(ctx, dbPath)
 	if err != nil {
 		return err
@@ -221,7 +264,7 @@ func admin(ctx context.Context, cmd, dbPath, subject string, args []string, stdo
 	defer store.Close()
 	// The issuer and resource only shape the tokens a provider issues; the
 	// admin commands issue none, so placeholders do.
-	p, err := provider.New(ctx, store, provider.Options{Issuer: "http://127.0.0.1", Resource: "http://127.0.0.1/mcp"})
+	p, err := adminProvider(ctx, store, kek)
 	if err != nil {
 		return err
 	}
@@ -240,7 +283,7 @@ func admin(ctx context.Context, cmd, dbPath, subject string, args []string, stdo
 		}
 		var pr *oauth.PendingRequest
 		if cmd == "approve" {
-			pr, err = p.Approve(ctx, args[0], subject)
+			pr, err = p.Approve(ctx, args[0], subject, nil)
 		} else {
 			pr, err = p.Deny(ctx, args[0])
 		}
@@ -341,7 +384,23 @@ func orDash(s string) string {
 
 // users runs the "users" commands: console accounts of the built-in
 // sign-in, kept in the same database as the server's.
-func users(ctx context.Context, dbPath string, args []string, pwStdin bool, stdin io.Reader, stdout io.Writer) error {
+// adminProvider is the Provider of the terminal commands, on the server's
+// store. The issuer and resource only shape the tokens a provider issues;
+// the commands issue none, so placeholders do. Its signing keys are
+// loaded, so it needs the server's KEK when the server has one.
+func adminProvider(ctx context.Context, store storage.Store, kek []byte) (*provider.Provider, error) {
+	o := provider.Options{Issuer: "http://127.0.0.1", Resource: "http://127.0.0.1/mcp"}
+	if kek != nil {
+		o.KeyEncryptionKeys = [][]byte{kek}
+	}
+	p, err := provider.New(ctx, store, o)
+	if err != nil {
+		return nil, fmt.Errorf("%w (if the server runs with -kek-file, pass the same -kek-file)", err)
+	}
+	return p, nil
+}
+
+func users(ctx context.Context, dbPath string, kek []byte, args []string, pwStdin bool, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("users: want add, passwd, list or remove")
 	}
@@ -410,10 +469,19 @@ func users(ctx context.Context, dbPath string, args []string, pwStdin bool, stdi
 		if err := need(1); err != nil {
 			return err
 		}
+		p, err := adminProvider(ctx, store, kek)
+		if err != nil {
+			return err
+		}
 		if err := store.DeleteUser(ctx, args[0]); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "Removed console user %s and ended their sessions.\n", args[0])
+		// The grants the user approved end with them, and their data.
+		n, err := p.RevokeSubjectGrants(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Removed console user %s, ended their sessions and revoked the %d grant(s) they approved.\n", args[0], n)
 	default:
 		return fmt.Errorf("users: unknown command %q (want add, passwd, list or remove)", sub)
 	}

@@ -65,7 +65,7 @@ func startReplica(t testing.TB, ln net.Listener, issuer, db string) *mcpauth.Han
 	ready := make(chan *mcpauth.Handler, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- serveHTTP(ctx, ln, issuer, db, false, io.Discard, func(h *mcpauth.Handler) { ready <- h })
+		done <- serveHTTP(ctx, ln, serveOptions{issuer: issuer, db: db}, io.Discard, func(h *mcpauth.Handler) { ready <- h })
 	}()
 	var h *mcpauth.Handler
 	select {
@@ -194,7 +194,7 @@ func BenchmarkTokenExchangeReplicas(b *testing.B) {
 					b.Fatal(err)
 				}
 				u, _ := url.Parse(to)
-				p.Approve(ctx, u.Query().Get("user_code"), fmt.Sprintf("user%d", i)) // distinct subjects: no grant replacement
+				p.Approve(ctx, u.Query().Get("user_code"), fmt.Sprintf("user%d", i), nil) // distinct subjects: no grant replacement
 				_, back, err := p.Poll(ctx, &oauth.PollRequest{Handle: u.Query().Get("request"), UserCode: u.Query().Get("user_code")})
 				if err != nil || back == "" {
 					b.Fatal("poll of an approved request:", back, err)

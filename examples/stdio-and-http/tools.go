@@ -29,13 +29,19 @@ func newNotes() *notes { return &notes{byUser: make(map[string][]note)} }
 
 const maxNotesPerUser = 1000
 
-// subjectOf returns who is calling: the token's subject over HTTP, "local"
-// over stdio, where the process owner is the only user.
-func subjectOf(req mcp.Request) string {
-	if c, ok := mcpauth.CallerOf(req); ok {
-		return c.Subject
+// notebookOf returns whose notes a call reads and writes: the token's
+// subject over HTTP, in the workspace the setup step chose if it ran
+// (serve -setup); "local" over stdio, where the process owner is the only
+// user.
+func notebookOf(ctx context.Context, req mcp.Request) string {
+	c, ok := mcpauth.CallerOf(req)
+	if !ok {
+		return "local"
 	}
-	return "local"
+	if p, ok := profileOf(ctx, req); ok {
+		return c.Subject + "/" + p.Workspace
+	}
+	return c.Subject
 }
 
 type whoamiOut struct {
@@ -43,6 +49,10 @@ type whoamiOut struct {
 	ClientID string   `json:"client_id,omitempty"`
 	GrantID  string   `json:"grant_id,omitempty"`
 	Scopes   []string `json:"scopes,omitempty"`
+	// DisplayName and Workspace are what the setup step kept with the
+	// grant (serve -setup).
+	DisplayName string `json:"display_name,omitempty"`
+	Workspace   string `json:"workspace,omitempty"`
 }
 
 type addNoteIn struct {
@@ -63,11 +73,14 @@ func textResult(v any) (*mcp.CallToolResult, error) {
 
 func newMCPServer(n *notes) *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "notes-example", Version: "1.0.0"}, nil)
-	mcp.AddTool(s, &mcp.Tool{Name: "whoami", Description: "Returns the caller's subject, client id and scopes as JSON."},
+	mcp.AddTool(s, &mcp.Tool{Name: "whoami", Description: "Returns the caller's subject, client id, scopes and (after the setup step) display name and workspace as JSON."},
 		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
 			out := whoamiOut{Subject: "local"}
 			if c, ok := mcpauth.CallerOf(req); ok {
 				out = whoamiOut{Subject: c.Subject, ClientID: c.ClientID, GrantID: c.GrantID, Scopes: c.Scopes}
+			}
+			if p, ok := profileOf(ctx, req); ok {
+				out.DisplayName, out.Workspace = p.DisplayName, p.Workspace
 			}
 			r, err := textResult(out)
 			return r, nil, err
@@ -78,7 +91,7 @@ func newMCPServer(n *notes) *mcp.Server {
 			if text == "" || len(text) > 4000 {
 				return nil, nil, fmt.Errorf("text must be 1 to 4000 bytes")
 			}
-			who := subjectOf(req)
+			who := notebookOf(ctx, req)
 			n.mu.Lock()
 			defer n.mu.Unlock()
 			if len(n.byUser[who]) >= maxNotesPerUser {
@@ -90,7 +103,7 @@ func newMCPServer(n *notes) *mcp.Server {
 		})
 	mcp.AddTool(s, &mcp.Tool{Name: "list_notes", Description: "Lists the calling user's notes (needs scope notes:read)."},
 		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
-			who := subjectOf(req)
+			who := notebookOf(ctx, req)
 			n.mu.Lock()
 			out := listNotesOut{Notes: append([]note{}, n.byUser[who]...)}
 			n.mu.Unlock()
