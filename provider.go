@@ -9,8 +9,10 @@
 // library builds on, each optional for a Provider: [DeviceProvider] (the RFC
 // 8628 device grant), [Approver] (the approval page and the console: the
 // owner approves a request by its user code), [Administrator] (the console's
-// lists of grants and clients), [KeySetProvider] (a JWK Set at /jwks.json)
-// and [ClientAuthenticator] (how client secrets are checked). A Provider
+// lists of grants and clients), [GrantDataProvider] (values kept with a
+// grant, which a setup step collects and tools read), [KeySetProvider] (a
+// JWK Set at /jwks.json) and [ClientAuthenticator] (how client secrets are
+// checked). A Provider
 // that implements none of them still serves every OAuth endpoint; package
 // mcpauth says at construction which features it then lacks.
 //

@@ -130,8 +130,18 @@ type GrantSetup struct {
 	Values []GrantValue
 	// Claims are added to every access token of the grant, also after
 	// refresh. A registered claim or one of the library's own is refused
-	// with ErrReservedClaim.
+	// with ErrReservedClaim. A value wrapped in [Sealed] is kept sealed
+	// with the grant's data and travels encrypted in the token.
 	Claims map[string]any
+}
+
+// Sealed marks a custom claim value the client must not read: the access
+// token carries it encrypted (AES-256-GCM, under a key derived from the
+// signing key, so only the authorization server's Provider opens it) and
+// the verified AccessToken (mcpauth.CallerOf) shows it opened. A resource
+// server that verifies tokens with public keys alone does not see it.
+type Sealed struct {
+	Value any
 }
 
 // GrantValue is one named value kept with a grant.

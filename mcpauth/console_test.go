@@ -329,7 +329,8 @@ func TestSetupStep(t *testing.T) {
 				if err != nil {
 					t.Error(err)
 				}
-				approval.Complete(r, &oauth.GrantSetup{Values: []oauth.GrantValue{v}, Claims: map[string]any{"tenant": ws}})
+				approval.Complete(r, &oauth.GrantSetup{Values: []oauth.GrantValue{v},
+					Claims: map[string]any{"tenant": ws, "account": oauth.Sealed{Value: "acct-" + ws}}})
 				return
 			}
 			problem = "unknown workspace"
@@ -340,7 +341,7 @@ func TestSetupStep(t *testing.T) {
 	mcp.AddTool(f.h.served[0].Server, &mcp.Tool{Name: "whoami"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
 		ws, err := GrantData[string](ctx, req, "workspace")
 		caller, _ := CallerOf(req)
-		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("%s %v %v", ws, err, caller.Claims["tenant"])}}}, nil, nil
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("%s %v %v %v", ws, err, caller.Claims["tenant"], caller.Claims["account"])}}}, nil, nil
 	})
 	cl := f.publicClient()
 	r := f.get("/authorize?" + authParams(cl).Encode())
@@ -394,11 +395,11 @@ func TestSetupStep(t *testing.T) {
 		t.Fatalf("token: %d %s", tok.status, tok.body)
 	}
 	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok.str("access_token"), ".")[1])
-	if !strings.Contains(string(payload), `"tenant":"acme"`) {
-		t.Errorf("the step's claim is not in the JWT: %s", payload)
+	if !strings.Contains(string(payload), `"tenant":"acme"`) || strings.Contains(string(payload), "acct-acme") {
+		t.Errorf("the JWT lacks the step's claim, or shows its sealed one: %s", payload)
 	}
-	if got := callTool(t, f, tok.str("access_token"), "whoami"); got != "acme <nil> acme" {
-		t.Errorf("whoami = %q, want the workspace from grant data and the tenant claim", got)
+	if got := callTool(t, f, tok.str("access_token"), "whoami"); got != "acme <nil> acme acct-acme" {
+		t.Errorf("whoami = %q, want the workspace from grant data, the tenant claim and the sealed account claim", got)
 	}
 	if final := f.getURL(loc); final.status != 200 || !strings.Contains(string(final.body), "completed") {
 		t.Errorf("the tab after completion: %d %s", final.status, final.body)

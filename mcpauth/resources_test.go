@@ -2,6 +2,7 @@ package mcpauth
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mcp-oauth/oauth/approval"
+	"github.com/mcp-oauth/oauth/provider"
 	"github.com/mcp-oauth/oauth/storage/memory"
 )
 
@@ -144,6 +147,31 @@ func TestResourcesValidated(t *testing.T) {
 		srv.Close()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: Wrap error %v, want one naming %q", name, err, tc.want)
+		}
+	}
+}
+
+// TestStepWarnings: Wrap warns when a setup step's data would be stored
+// under unwrapped data keys (no KEK), and not when a KEK is configured.
+func TestStepWarnings(t *testing.T) {
+	step := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	for _, tc := range []struct {
+		name string
+		kek  [][]byte
+		want bool
+	}{{"no KEK", nil, true}, {"KEK", [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, false}} {
+		var logs strings.Builder
+		srv := httptest.NewUnstartedServer(nil)
+		h, err := Wrap(newMCPServer(), Options{Issuer: "http://" + srv.Listener.Addr().String(), Store: memory.New(),
+			ApprovalPage: approval.PageOptions{Step: step}, ProviderOptions: provider.Options{KeyEncryptionKeys: tc.kek},
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		srv.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Close()
+		if got := strings.Contains(logs.String(), "without ProviderOptions.KeyEncryptionKeys"); got != tc.want {
+			t.Errorf("%s: warned %v, want %v: %s", tc.name, got, tc.want, logs.String())
 		}
 	}
 }

@@ -81,7 +81,9 @@ type Options struct {
 	MCPPath string
 	// Resources are further MCP servers served beside server, behind the
 	// same authorization server, each a resource of its own (see
-	// Resource). Empty for the usual one server.
+	// Resource). Empty for the usual one server. A custom Provider must
+	// then issue tokens for each of Handler.Resources and report the one a
+	// token is for in AccessToken.Resource.
 	Resources []Resource
 	// Scopes are the scopes the server knows (scopes_supported). Empty
 	// means []string{DefaultScope}.
@@ -236,8 +238,15 @@ func Wrap(server *mcp.Server, opts Options) (*Handler, error) {
 	}
 	h.approver, _ = h.provider.(oauth.Approver)
 	opts.ApprovalPage.Step = stepOf(res)
-	if opts.ApprovalPage.Step != nil && opts.Console.Step == nil {
-		opts.Console.Step = opts.ApprovalPage.Step // a device request's step runs where the owner approves
+	if opts.ApprovalPage.Step != nil {
+		if opts.Console.Step == nil {
+			opts.Console.Step = opts.ApprovalPage.Step // a device request's step runs where the owner approves
+		}
+		if _, ok := h.provider.(oauth.GrantDataProvider); !ok {
+			log.Warn("mcpauth: a setup step is configured but the Provider keeps no grant data (oauth.GrantDataProvider): a step that completes with values fails")
+		} else if h.def != nil && len(opts.ProviderOptions.KeyEncryptionKeys) == 0 {
+			log.Warn("mcpauth: a setup step is configured without ProviderOptions.KeyEncryptionKeys: grant data is sealed, but under data keys stored unwrapped beside it, so a copy of the database reveals it")
+		}
 	}
 	scopeText := describeScopes(res[0].Resource)
 	if opts.ApprovalPage.ScopeDescriptions == nil {

@@ -60,7 +60,11 @@ func (p *Provider) RevokeSubjectGrants(ctx context.Context, subject string) (int
 
 // ListGrants returns the active grants, oldest first.
 func (p *Provider) ListGrants(ctx context.Context) ([]*oauth.Grant, error) {
-	return p.store.ListGrants(ctx)
+	gs, err := p.store.ListGrants(ctx)
+	for i, g := range gs {
+		gs[i] = public(g)
+	}
+	return gs, err
 }
 
 // RevokeGrant revokes a grant: its refresh tokens and codes are deleted and

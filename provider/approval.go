@@ -203,7 +203,7 @@ func (p *Provider) Approve(ctx context.Context, userCode, subject string, setup 
 	if subject == "" || len(subject) > 255 {
 		return nil, errors.New("provider: approve: subject must be 1 to 255 bytes")
 	}
-	if _, err := p.checkSetup(setup); err != nil {
+	if _, _, err := p.checkSetup(setup); err != nil {
 		return nil, err
 	}
 	return p.decide(ctx, userCode, oauth.PendingApproved, subject, setup)
@@ -242,7 +242,7 @@ func (p *Provider) decide(ctx context.Context, userCode string, status oauth.Pen
 // grant. Errors are the store's, or setup's validation errors (wrapping
 // oauth.ErrReservedClaim or oauth.ErrGrantDataLimit).
 func (p *Provider) completePending(ctx context.Context, id, subject string, params oauth.AuthorizationParams, setup *oauth.GrantSetup, now time.Time) (*oauth.AuthorizationCode, *oauth.Grant, error) {
-	claims, err := p.checkSetup(setup)
+	claims, sealed, err := p.checkSetup(setup)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -250,7 +250,9 @@ func (p *Provider) completePending(ctx context.Context, id, subject string, para
 	grant := &oauth.Grant{
 		ID: uuid.NewString(), ClientID: params.ClientID, Subject: subject,
 		Scopes: params.Scopes, Resource: params.Resource, RedirectURI: params.RedirectURI, CreatedAt: now, LastUsedAt: now,
-		Claims: claims,
+	}
+	if grant.Claims, err = p.storeSealedClaims(grant.ID, claims, sealed); err != nil {
+		return nil, nil, err
 	}
 	grec, err := p.newGrantRecord(grant, setup, now)
 	if err != nil {
@@ -266,6 +268,7 @@ func (p *Provider) completePending(ctx context.Context, id, subject string, para
 	if err := p.store.CompletePending(ctx, id, grec, rec, now); err != nil {
 		return nil, nil, err
 	}
+	p.created.put(grant)
 	ac := rec.AuthorizationCode
 	ac.Code = code
 	return &ac, grant, nil

@@ -335,3 +335,30 @@ func (p *Provider) pollOnce(start time.Duration) error {
 	p.grants.observe(n, start)
 	return nil
 }
+
+// maxCreatedGrants bounds the grants createdGrants remembers.
+const maxCreatedGrants = 10000
+
+// createdGrants remembers grants as they were created, for the custom
+// claims of their access tokens: a grant's claims never change, so the
+// token endpoint reads a grant this process made or read once, not at
+// every exchange and refresh. Forgetting (when full) only costs a read.
+type createdGrants struct {
+	mu sync.Mutex
+	m  map[string]*oauth.Grant
+}
+
+func (c *createdGrants) get(id string) *oauth.Grant {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[id]
+}
+
+func (c *createdGrants) put(g *oauth.Grant) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCreatedGrants {
+		c.m = make(map[string]*oauth.Grant)
+	}
+	c.m[g.ID] = g
+}

@@ -147,7 +147,7 @@ func (p *Provider) touch(ctx context.Context, client *oauth.Client) {
 // tokenResponse makes the token response of a grant without its refresh
 // token: a signed access token with the grant's custom claims.
 func (p *Provider) tokenResponse(ctx context.Context, clientID, grantID, subject string, scopes []string, resource string) (*oauth.TokenResponse, error) {
-	extra, err := p.customClaims(ctx, grantID)
+	extra, sealed, err := p.customClaims(ctx, grantID)
 	if err != nil {
 		return nil, err
 	}
@@ -160,6 +160,7 @@ func (p *Provider) tokenResponse(ctx context.Context, clientID, grantID, subject
 		Scope:            scope,
 		GrantID:          grantID,
 		Extra:            extra,
+		SealedExtra:      sealed,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("provider: %w", err)
@@ -172,35 +173,45 @@ func (p *Provider) tokenResponse(ctx context.Context, clientID, grantID, subject
 	}, nil
 }
 
-// customClaims returns the custom claims of the grant's next access token:
-// its setup step's (Grant.Claims), then Options.TokenClaims's, checked by
-// checkClaims. It reads the grant once; a grant that is gone has none (the
-// redemption or rotation that follows then fails).
-func (p *Provider) customClaims(ctx context.Context, grantID string) (map[string]any, error) {
-	g, err := p.store.GetGrant(ctx, grantID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil
+// customClaims returns the custom claims of the grant's next access token,
+// plain and sealed: its setup step's (Grant.Claims, with the sealed ones
+// kept there encrypted), then Options.TokenClaims's, which replace those
+// of the same name, all checked by checkClaims. It reads the grant unless
+// this process made or read it before (its claims never change); a grant
+// that is gone has none (the redemption or rotation that follows then
+// fails).
+func (p *Provider) customClaims(ctx context.Context, grantID string) (plain, sealed map[string]any, err error) {
+	g := p.created.get(grantID)
+	if g == nil {
+		switch g, err = p.store.GetGrant(ctx, grantID); {
+		case errors.Is(err, storage.ErrNotFound):
+			return nil, nil, nil
+		case err != nil:
+			return nil, nil, fmt.Errorf("provider: get grant: %w", err)
+		}
+		p.created.put(g)
 	}
+	stored, storedSealed, err := p.splitStoredClaims(g)
 	if err != nil {
-		return nil, fmt.Errorf("provider: get grant: %w", err)
+		return nil, nil, err
 	}
-	claims := g.Claims
+	claims := maps.Clone(stored)
+	if claims == nil {
+		claims = map[string]any{}
+	}
+	for name, v := range storedSealed {
+		claims[name] = oauth.Sealed{Value: v}
+	}
 	if p.opts.TokenClaims != nil {
-		more, err := p.opts.TokenClaims(ctx, g)
+		more, err := p.opts.TokenClaims(ctx, public(g))
 		if err != nil {
-			return nil, fmt.Errorf("provider: TokenClaims of grant %s: %w", grantID, err)
+			return nil, nil, fmt.Errorf("provider: TokenClaims of grant %s: %w", grantID, err)
 		}
-		if len(more) > 0 {
-			claims = maps.Clone(claims)
-			if claims == nil {
-				claims = make(map[string]any, len(more))
-			}
-			maps.Copy(claims, more)
-		}
+		maps.Copy(claims, more)
 	}
-	out, err := checkClaims(claims)
+	plain, sealed, err = checkClaims(claims)
 	if err != nil {
-		return nil, fmt.Errorf("provider: access token of grant %s: %w", grantID, err)
+		return nil, nil, fmt.Errorf("provider: access token of grant %s: %w", grantID, err)
 	}
-	return out, nil
+	return plain, sealed, nil
 }

@@ -5,10 +5,12 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	oauth "github.com/mcp-oauth/oauth"
@@ -63,9 +65,83 @@ func validName(name string) bool {
 	return true
 }
 
+// sealedClaimsKey is the entry of the stored Grant.Claims that keeps the
+// grant's sealed claims (oauth.Sealed): their JSON sealed with the
+// key-encryption key (as is, without one), base64url. Kept with the
+// grant's other claims so that the token endpoint reads the grant once;
+// the Provider removes it from every Grant it hands out.
+const sealedClaimsKey = "mcpauth_sealed"
+
+// grantClaimsID is the additional data that binds sealed claims to their
+// grant.
+func grantClaimsID(grantID string) string { return "grant-claims:" + grantID }
+
+// storeSealedClaims puts sealed, sealed, into the claims to store for
+// grant id.
+func (p *Provider) storeSealedClaims(id string, claims, sealed map[string]any) (map[string]any, error) {
+	if len(sealed) == 0 {
+		return claims, nil
+	}
+	b, err := json.Marshal(sealed)
+	if err != nil {
+		return nil, fmt.Errorf("provider: sealed claims: %w", err)
+	}
+	ct, err := p.kek.Seal(grantClaimsID(id), b)
+	if err != nil {
+		return nil, fmt.Errorf("provider: seal claims: %w", err)
+	}
+	out := maps.Clone(claims)
+	if out == nil {
+		out = map[string]any{}
+	}
+	out[sealedClaimsKey] = base64.RawURLEncoding.EncodeToString(ct)
+	return out, nil
+}
+
+// splitStoredClaims returns a stored grant's plain claims (a copy without
+// the sealed entry) and its sealed claims, opened.
+func (p *Provider) splitStoredClaims(g *oauth.Grant) (plain, sealed map[string]any, err error) {
+	enc, ok := g.Claims[sealedClaimsKey].(string)
+	if !ok {
+		return g.Claims, nil, nil
+	}
+	plain = maps.Clone(g.Claims)
+	delete(plain, sealedClaimsKey)
+	if len(plain) == 0 {
+		plain = nil
+	}
+	ct, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("provider: sealed claims of grant %s are malformed", g.ID)
+	}
+	b, err := p.kek.Open(grantClaimsID(g.ID), ct)
+	if err != nil {
+		return nil, nil, fmt.Errorf("provider: sealed claims of grant %s: %w", g.ID, err)
+	}
+	if err := json.Unmarshal(b, &sealed); err != nil {
+		return nil, nil, fmt.Errorf("provider: sealed claims of grant %s: %w", g.ID, err)
+	}
+	return plain, sealed, nil
+}
+
+// public returns g as the Provider hands it out: without the sealed
+// claims' entry.
+func public(g *oauth.Grant) *oauth.Grant {
+	if _, ok := g.Claims[sealedClaimsKey]; !ok {
+		return g
+	}
+	c := *g
+	c.Claims = maps.Clone(g.Claims)
+	delete(c.Claims, sealedClaimsKey)
+	if len(c.Claims) == 0 {
+		c.Claims = nil
+	}
+	return &c
+}
+
 func (p *Provider) checkValue(name string, value []byte) error {
-	if !validName(name) {
-		return fmt.Errorf("provider: grant data name %q: must be 1 to %d letters, digits, '.', '_' or '-': %w", name, maxValueName, oauth.ErrGrantDataLimit)
+	if !validName(name) || strings.HasPrefix(name, "mcpauth") {
+		return fmt.Errorf("provider: grant data name %q: must be 1 to %d letters, digits, '.', '_' or '-', and not begin with mcpauth: %w", name, maxValueName, oauth.ErrGrantDataLimit)
 	}
 	if len(value) > p.opts.MaxGrantValueSize {
 		return fmt.Errorf("provider: grant data %q is %d bytes, over the limit of %d: %w", name, len(value), p.opts.MaxGrantValueSize, oauth.ErrGrantDataLimit)
@@ -75,22 +151,22 @@ func (p *Provider) checkValue(name string, value []byte) error {
 
 // checkSetup validates what a setup step completed with, before anything
 // is stored: names, sizes and count of the values, and the claims (see
-// checkClaims). It returns the claims in the form they come back from the
-// store (a JSON round trip).
-func (p *Provider) checkSetup(s *oauth.GrantSetup) (map[string]any, error) {
+// checkClaims). It returns the plain and the sealed claims, each in the
+// form they come back from the store (a JSON round trip).
+func (p *Provider) checkSetup(s *oauth.GrantSetup) (plain, sealed map[string]any, err error) {
 	if s == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if len(s.Values) > p.opts.MaxGrantValues {
-		return nil, fmt.Errorf("provider: setup has %d values, over the limit of %d: %w", len(s.Values), p.opts.MaxGrantValues, oauth.ErrGrantDataLimit)
+		return nil, nil, fmt.Errorf("provider: setup has %d values, over the limit of %d: %w", len(s.Values), p.opts.MaxGrantValues, oauth.ErrGrantDataLimit)
 	}
 	seen := make(map[string]bool, len(s.Values))
 	for _, v := range s.Values {
 		if err := p.checkValue(v.Name, v.Value); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if seen[v.Name] {
-			return nil, fmt.Errorf("provider: setup has two values named %q", v.Name)
+			return nil, nil, fmt.Errorf("provider: setup has two values named %q", v.Name)
 		}
 		seen[v.Name] = true
 	}
@@ -99,28 +175,47 @@ func (p *Provider) checkSetup(s *oauth.GrantSetup) (map[string]any, error) {
 
 // checkClaims refuses reserved names (oauth.ErrReservedClaim) and claims
 // whose JSON is over MaxCustomClaimsSize or does not encode, and returns
-// them as encoding/json decodes them.
-func checkClaims(claims map[string]any) (map[string]any, error) {
+// them, split into plain and sealed (oauth.Sealed, unwrapped), as
+// encoding/json decodes them.
+func checkClaims(claims map[string]any) (plain, sealed map[string]any, err error) {
 	if len(claims) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
-	for name := range claims {
+	for name, v := range claims {
 		if jwtkeys.Reserved(name) {
-			return nil, fmt.Errorf("provider: custom claim %q: %w", name, oauth.ErrReservedClaim)
+			return nil, nil, fmt.Errorf("provider: custom claim %q: %w", name, oauth.ErrReservedClaim)
+		}
+		if s, ok := v.(oauth.Sealed); ok {
+			if sealed == nil {
+				sealed = map[string]any{}
+			}
+			sealed[name] = s.Value
+		} else {
+			if plain == nil {
+				plain = map[string]any{}
+			}
+			plain[name] = v
 		}
 	}
-	b, err := json.Marshal(claims)
-	if err != nil {
-		return nil, fmt.Errorf("provider: custom claims do not encode as JSON: %w", err)
+	size := 0
+	for _, m := range []*map[string]any{&plain, &sealed} {
+		if *m == nil {
+			continue
+		}
+		b, err := json.Marshal(*m)
+		if err != nil {
+			return nil, nil, fmt.Errorf("provider: custom claims do not encode as JSON: %w", err)
+		}
+		size += len(b)
+		*m = nil
+		if err := json.Unmarshal(b, m); err != nil {
+			return nil, nil, fmt.Errorf("provider: custom claims: %w", err)
+		}
 	}
-	if len(b) > MaxCustomClaimsSize {
-		return nil, fmt.Errorf("provider: custom claims are %d bytes of JSON, over the limit of %d: %w", len(b), MaxCustomClaimsSize, oauth.ErrGrantDataLimit)
+	if size > MaxCustomClaimsSize {
+		return nil, nil, fmt.Errorf("provider: custom claims are %d bytes of JSON, over the limit of %d: %w", size, MaxCustomClaimsSize, oauth.ErrGrantDataLimit)
 	}
-	var out map[string]any
-	if err := json.Unmarshal(b, &out); err != nil {
-		return nil, fmt.Errorf("provider: custom claims: %w", err)
-	}
-	return out, nil
+	return plain, sealed, nil
 }
 
 // newDataKey returns a fresh data key for grant id, and its wrapped form.
@@ -195,7 +290,7 @@ func open(key []byte, grantID, name string, sealed []byte) ([]byte, error) {
 	return pt, nil
 }
 
-// newGrantRecord makes the stored form of a new grant: its data key and
+// newGrantRecord makes the stored form of a new grant: its data key, and
 // the setup's values, sealed.
 func (p *Provider) newGrantRecord(g *oauth.Grant, s *oauth.GrantSetup, now time.Time) (*storage.GrantRecord, error) {
 	key, wrapped, err := p.newDataKey(g.ID)
@@ -230,7 +325,7 @@ func (p *Provider) sealValue(key []byte, grantID, name string, value []byte, ttl
 
 // GrantData implements oauth.GrantDataProvider with one store read.
 func (p *Provider) GrantData(ctx context.Context, grantID, name string) ([]byte, error) {
-	if !validName(name) {
+	if !validName(name) || strings.HasPrefix(name, "mcpauth") {
 		return nil, oauth.ErrNoGrantData
 	}
 	wrapped, rec, err := p.store.GetGrantData(ctx, grantID, name, p.now())
@@ -300,7 +395,7 @@ func (p *Provider) grantEnded(ctx context.Context, rec *storage.GrantRecord, rea
 	if p.opts.OnGrantEnd == nil || rec == nil {
 		return
 	}
-	e := &oauth.GrantEnd{Grant: &rec.Grant, Reason: reason}
+	e := &oauth.GrantEnd{Grant: public(&rec.Grant), Reason: reason}
 	if len(rec.Data) > 0 {
 		key, err := p.openDataKey(rec.ID, rec.DataKey)
 		if err != nil {
@@ -328,6 +423,14 @@ func (p *Provider) grantEnded(ctx context.Context, rec *storage.GrantRecord, rea
 // pending request.
 func pendingID(id string) string { return "pending:" + id }
 
+// storedSetup is the JSON of a setup a pending request keeps: the sealed
+// claims apart, since oauth.Sealed does not survive encoding/json.
+type storedSetup struct {
+	Values []oauth.GrantValue `json:"values,omitempty"`
+	Claims map[string]any     `json:"claims,omitempty"`
+	Sealed map[string]any     `json:"sealed,omitempty"`
+}
+
 // sealSetup returns the stored form of a setup given with the owner's
 // decision (Approve): its JSON, sealed with the key-encryption key when
 // one is configured. The pending request keeps it until completion, which
@@ -336,7 +439,11 @@ func (p *Provider) sealSetup(id string, s *oauth.GrantSetup) ([]byte, error) {
 	if s == nil {
 		return nil, nil
 	}
-	b, err := json.Marshal(s)
+	plain, sealed, err := checkClaims(s.Claims)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(storedSetup{Values: s.Values, Claims: plain, Sealed: sealed})
 	if err != nil {
 		return nil, fmt.Errorf("provider: setup does not encode: %w", err)
 	}
@@ -355,9 +462,16 @@ func (p *Provider) pendingSetup(rec *storage.PendingRecord, now *oauth.GrantSetu
 	if err != nil {
 		return nil, fmt.Errorf("provider: setup of request %s: %w", rec.ID, err)
 	}
-	var s oauth.GrantSetup
-	if err := json.Unmarshal(b, &s); err != nil {
+	var st storedSetup
+	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("provider: setup of request %s: %w", rec.ID, err)
+	}
+	s := oauth.GrantSetup{Values: st.Values, Claims: st.Claims}
+	for name, v := range st.Sealed {
+		if s.Claims == nil {
+			s.Claims = map[string]any{}
+		}
+		s.Claims[name] = oauth.Sealed{Value: v}
 	}
 	if now == nil {
 		return &s, nil

@@ -347,3 +347,65 @@ func TestGrantEndReasons(t *testing.T) {
 		t.Fatalf("second sweep: %+v", got)
 	}
 }
+
+// TestSealedClaims: a claim marked oauth.Sealed, from a step (given at
+// approval or at completion) or from TokenClaims, reaches LoadAccessToken
+// opened but is neither readable in the JWT nor kept in the clear with
+// the grant; it survives refresh, and a host cannot read or overwrite the
+// library's value that keeps it.
+func TestSealedClaims(t *testing.T) {
+	var hookSaw map[string]any
+	e := newEnv(t, func(o *provider.Options) {
+		o.KeyEncryptionKeys = [][]byte{bytes.Repeat([]byte{5}, 32)}
+		o.TokenClaims = func(ctx context.Context, g *oauth.Grant) (map[string]any, error) {
+			hookSaw = g.Claims
+			return map[string]any{"upstream": oauth.Sealed{Value: "tok-from-hook"}}, nil
+		}
+	})
+	c, _ := e.client(t, "none")
+	tr, gid := e.issueWith(t, c, &oauth.GrantSetup{Claims: map[string]any{"account": oauth.Sealed{Value: "acct-at-approval"}}},
+		&oauth.GrantSetup{Claims: map[string]any{"tenant": "acme", "key": oauth.Sealed{Value: map[string]any{"id": "k-step"}}}})
+	check := func(what, token string) {
+		t.Helper()
+		payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[1])
+		for _, secret := range []string{"acct-at-approval", "k-step", "tok-from-hook", `"account"`, `"upstream"`} {
+			if strings.Contains(string(payload), secret) {
+				t.Errorf("%s: the JWT payload shows %s: %s", what, secret, payload)
+			}
+		}
+		at, err := e.p.LoadAccessToken(ctx, token)
+		must(t, err)
+		if at.Claims["account"] != "acct-at-approval" || at.Claims["upstream"] != "tok-from-hook" || at.Claims["tenant"] != "acme" ||
+			at.Claims["key"].(map[string]any)["id"] != "k-step" {
+			t.Errorf("%s: claims %v", what, at.Claims)
+		}
+	}
+	check("issued", tr.AccessToken)
+	// Stored: the plain claim, and the sealed ones encrypted with the KEK.
+	g, err := e.store.GetGrant(ctx, gid)
+	must(t, err)
+	stored, _ := json.Marshal(g.Claims)
+	enc, _ := g.Claims["mcpauth_sealed"].(string)
+	raw, _ := base64.RawURLEncoding.DecodeString(enc)
+	if g.Claims["tenant"] != "acme" || enc == "" || bytes.Contains(stored, []byte("acct-at-approval")) || bytes.Contains(raw, []byte("acct-at-approval")) || bytes.Contains(raw, []byte("k-step")) {
+		t.Errorf("the grant is stored as %s", stored)
+	}
+	// Handed out without it: ListGrants, and the TokenClaims hook.
+	gs, err := e.p.ListGrants(ctx)
+	must(t, err)
+	if len(gs) != 1 || len(gs[0].Claims) != 1 || gs[0].Claims["tenant"] != "acme" || len(hookSaw) != 1 {
+		t.Errorf("ListGrants gives %+v, the hook saw %v; want only the plain claim", gs[0].Claims, hookSaw)
+	}
+	if err := e.p.SetGrantData(ctx, gid, "mcpauth.x", []byte(`1`), 0); !errors.Is(err, oauth.ErrGrantDataLimit) {
+		t.Errorf("a host wrote a value under the library's prefix: %v", err)
+	}
+	rt, err := e.p.LoadRefreshToken(ctx, tr.RefreshToken)
+	must(t, err)
+	tr2, err := e.p.ExchangeRefreshToken(ctx, c, rt, nil)
+	must(t, err)
+	check("refreshed", tr2.AccessToken)
+	_, code := e.pending(t, c)
+	if _, err := e.p.Approve(ctx, code, "alice", &oauth.GrantSetup{Claims: map[string]any{"sub": oauth.Sealed{Value: "x"}}}); !errors.Is(err, oauth.ErrReservedClaim) {
+		t.Errorf("a reserved sealed claim: %v", err)
+	}
+}

@@ -117,7 +117,8 @@ type Options struct {
 	// LoadAccessToken).
 	VerifiedTokenCacheSize int
 	// TokenClaims, when set, returns custom claims for each access token
-	// of grant g, issued or refreshed (a tenant, a role); they are added
+	// of grant g, issued or refreshed (a tenant, a role); g is the grant
+	// as it was created (its LastUsedAt is not current). They are added
 	// after the claims its setup step returned (g.Claims), and replace
 	// those of the same name. A reserved name (see oauth.ErrReservedClaim)
 	// or JSON over MaxCustomClaimsSize fails the token request with
@@ -167,7 +168,8 @@ type Provider struct {
 	start     time.Time // when New ran; the grant states' clock, elapsed, counts from it
 	stopWatch func()
 
-	devices devicePolls // poll times of device requests (device.go)
+	devices devicePolls   // poll times of device requests (device.go)
+	created createdGrants // grants as created, for their claims (cache.go)
 }
 
 var (

@@ -4,9 +4,12 @@ package jwtkeys
 
 import (
 	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -66,7 +69,13 @@ type Key struct {
 	Private   crypto.Signer // nil for a verification-only key
 	Public    crypto.PublicKey
 	RetiredAt time.Time
+	// sealKey encrypts and opens sealed claims (see Claims.SealedExtra);
+	// derived from the private key, so nil for a verification-only key.
+	sealKey []byte
 }
+
+// sealInfo is the HKDF info of the sealed-claims key of a signing key.
+const sealInfo = "mcpauth sealed claims v1 "
 
 // Parse decodes a stored key.
 func Parse(r *storage.KeyRecord) (*Key, error) {
@@ -90,7 +99,14 @@ func Parse(r *storage.KeyRecord) (*Key, error) {
 	default:
 		return nil, fmt.Errorf("jwtkeys: key %s has an unsupported type", r.ID)
 	}
-	return &Key{ID: r.ID, Algorithm: r.Algorithm, Private: signer, Public: signer.Public(), RetiredAt: r.RetiredAt}, nil
+	// The key that seals claims is derived from the private key (RFC 5869
+	// HKDF-SHA256, the kid in the info), so it rotates with it and no
+	// holder of the public key alone (a remote resource server) has it.
+	sk, err := hkdf.Key(sha256.New, r.Private, nil, sealInfo+r.ID, 32)
+	if err != nil {
+		return nil, fmt.Errorf("jwtkeys: key %s: %w", r.ID, err)
+	}
+	return &Key{ID: r.ID, Algorithm: r.Algorithm, Private: signer, Public: signer.Public(), RetiredAt: r.RetiredAt, sealKey: sk}, nil
 }
 
 func method(alg string) jwt.SigningMethod {
@@ -117,6 +133,16 @@ type Claims struct {
 	// which Reserved is true is refused when signing and ignored when
 	// parsing.
 	Extra map[string]any `json:"-"`
+	// SealedExtra are custom claims the client must not read: Sign seals
+	// them, as JSON, with AES-256-GCM under a key derived from the signing
+	// key, the token's jti as additional data, into the one claim
+	// mcpauth_sealed; Verify opens them into Extra (a verifier with only
+	// public keys leaves them out). Names are checked as Extra's, and must
+	// not repeat one of Extra.
+	SealedExtra map[string]any `json:"-"`
+	// Sealed is the mcpauth_sealed claim: base64url of nonce and
+	// ciphertext.
+	Sealed string `json:"mcpauth_sealed,omitempty"`
 }
 
 // reserved are the registered claims of RFC 7519 §4.1, the JWT access
@@ -194,6 +220,15 @@ func (k *Key) Sign(c *Claims) (string, error) {
 	if k.Private == nil {
 		return "", errors.New("jwtkeys: key has no private part")
 	}
+	if len(c.SealedExtra) > 0 {
+		sealed, err := k.sealClaims(c.ID, c.Extra, c.SealedExtra)
+		if err != nil {
+			return "", err
+		}
+		cc := *c
+		cc.Sealed = sealed
+		c = &cc
+	}
 	t := jwt.NewWithClaims(method(k.Algorithm), c)
 	t.Header["kid"] = k.ID
 	t.Header["typ"] = TokenType
@@ -238,6 +273,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if v.Now != nil {
 		opts = append(opts, jwt.WithTimeFunc(v.Now))
 	}
+	var key *Key
 	_, err := jwt.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
 		if typ, _ := t.Header["typ"].(string); typ != TokenType && typ != "application/"+TokenType {
 			return nil, errors.New("jwtkeys: not an access token (typ)")
@@ -250,6 +286,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		if t.Method.Alg() != k.Algorithm {
 			return nil, errors.New("jwtkeys: algorithm does not match key")
 		}
+		key = k
 		return k.Public, nil
 	}, opts...)
 	if err != nil {
@@ -258,6 +295,12 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if c.Subject == "" || c.ClientID == "" || c.GrantID == "" || c.ID == "" {
 		return nil, errors.New("jwtkeys: token lacks sub, client_id, gid or jti")
 	}
+	if c.Sealed != "" && key.sealKey != nil {
+		if err := key.openClaims(&c); err != nil {
+			return nil, err
+		}
+	}
+	c.Sealed = ""
 	return &c, nil
 }
 
@@ -377,4 +420,69 @@ func ParseJWKS(data []byte) ([]*Key, error) {
 		}
 	}
 	return out, nil
+}
+
+// sealClaims returns the mcpauth_sealed claim holding claims, for the
+// token jti; plain are the token's other custom claims, which no sealed
+// name may repeat.
+func (k *Key) sealClaims(jti string, plain, claims map[string]any) (string, error) {
+	for name := range claims {
+		if Reserved(name) {
+			return "", fmt.Errorf("jwtkeys: custom claim %q: %w", name, oauth.ErrReservedClaim)
+		}
+		if _, dup := plain[name]; dup {
+			return "", fmt.Errorf("jwtkeys: claim %q is both sealed and plain", name)
+		}
+	}
+	pt, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("jwtkeys: sealed claims: %w", err)
+	}
+	a, err := aead(k.sealKey)
+	if err != nil {
+		return "", err
+	}
+	nonce := make([]byte, a.NonceSize(), a.NonceSize()+len(pt)+a.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(a.Seal(nonce, nonce, pt, []byte(jti))), nil
+}
+
+// openClaims opens c.Sealed into c.Extra.
+func (k *Key) openClaims(c *Claims) error {
+	b, err := base64.RawURLEncoding.DecodeString(c.Sealed)
+	a, aerr := aead(k.sealKey)
+	if aerr != nil {
+		return aerr
+	}
+	if err != nil || len(b) < a.NonceSize()+a.Overhead() {
+		return errors.New("jwtkeys: malformed sealed claims")
+	}
+	pt, err := a.Open(nil, b[:a.NonceSize()], b[a.NonceSize():], []byte(c.ID))
+	if err != nil {
+		return errors.New("jwtkeys: sealed claims do not open")
+	}
+	var sealed map[string]any
+	if err := json.Unmarshal(pt, &sealed); err != nil {
+		return fmt.Errorf("jwtkeys: sealed claims: %w", err)
+	}
+	for name, v := range sealed {
+		if Reserved(name) {
+			continue
+		}
+		if c.Extra == nil {
+			c.Extra = make(map[string]any, len(sealed))
+		}
+		c.Extra[name] = v
+	}
+	return nil
+}
+
+func aead(key []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("jwtkeys: %w", err)
+	}
+	return cipher.NewGCM(b)
 }

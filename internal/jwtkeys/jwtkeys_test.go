@@ -1,6 +1,7 @@
 package jwtkeys
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 
@@ -155,6 +156,12 @@ func FuzzVerify(f *testing.F) {
 	f.Add("eyJhbGciOiJub25lIn0.e30.")
 	f.Add("..")
 	f.Add("a.b.c.d")
+	withClaims := claims(time.Now())
+	withClaims.Extra = map[string]any{"tenant": "acme", "n": 1.5}
+	withClaims.SealedExtra = map[string]any{"account": "a"}
+	if s, err := k.Sign(withClaims); err == nil {
+		f.Add(s[:len(s)-2])
+	}
 	v := &Verifier{Issuer: "https://as.example", Audiences: []string{"https://rs.example/mcp"}, Lookup: func(string) *Key { return k }}
 	f.Fuzz(func(t *testing.T, s string) {
 		if s == tok {
@@ -209,4 +216,77 @@ func TestCustomClaims(t *testing.T) {
 	if len(parsed.Extra) != 1 || parsed.Extra["x"] != true || parsed.Scope != "mcp" {
 		t.Fatalf("parsed = %+v", parsed)
 	}
+}
+
+// TestSealedClaims: sealed claims travel encrypted (the payload does not
+// hold them), open into Extra for a verifier with the private key, are
+// left out by one with the public key alone, and are bound to their
+// token's jti.
+func TestSealedClaims(t *testing.T) {
+	now := time.Now()
+	rec, _ := Generate(ES256, now)
+	k, _ := Parse(rec)
+	v := &Verifier{Issuer: "https://as.example", Audiences: []string{"https://rs.example/mcp"}, Lookup: func(string) *Key { return k }}
+	c := claims(now)
+	c.Extra = map[string]any{"tenant": "acme"}
+	c.SealedExtra = map[string]any{"account": "acct-secret-42"}
+	tok, err := k.Sign(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+	if strings.Contains(string(payload), "acct-secret-42") || strings.Contains(string(payload), "account") || !strings.Contains(string(payload), `"mcpauth_sealed":"`) {
+		t.Fatalf("payload %s", payload)
+	}
+	got, err := v.Verify(tok)
+	if err != nil || got.Extra["account"] != "acct-secret-42" || got.Extra["tenant"] != "acme" || got.Sealed != "" {
+		t.Fatalf("Verify = %+v, %v", got, err)
+	}
+	// A verifier with the public key only (a remote resource server).
+	pub := &Key{ID: k.ID, Algorithm: k.Algorithm, Public: k.Public}
+	rv := &Verifier{Issuer: v.Issuer, Audiences: v.Audiences, Lookup: func(string) *Key { return pub }}
+	if got, err := rv.Verify(tok); err != nil || got.Extra["tenant"] != "acme" || got.Extra["account"] != nil {
+		t.Fatalf("public-key Verify = %+v, %v", got, err)
+	}
+	// The sealed claim of one token, copied into another (another jti).
+	var first Claims
+	json.Unmarshal(payload, &first)
+	c2 := claims(now)
+	c2.ID = "jti-2"
+	c2.Sealed = first.Sealed
+	moved, err := k.Sign(c2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(moved); err == nil {
+		t.Fatal("a sealed claim moved to another token opened")
+	}
+	for name, bad := range map[string]map[string]any{"reserved": {"sub": "x"}, "mcpauth": {"mcpauth_x": 1}, "also plain": {"tenant": "x"}} {
+		c := claims(now)
+		c.Extra = map[string]any{"tenant": "acme"}
+		c.SealedExtra = bad
+		if _, err := k.Sign(c); err == nil {
+			t.Errorf("%s sealed claim accepted", name)
+		}
+	}
+}
+
+// FuzzClaimsJSON: the claims decoder (run on a token's payload before its
+// signature is known good) never panics, and never puts a reserved name
+// in Extra.
+func FuzzClaimsJSON(f *testing.F) {
+	for _, seed := range []string{`{}`, `{"sub":"a","x":1}`, `{"mcpauth_sealed":"zz","scope":"a b","aud":["x"]}`, `{"exp":"soon"}`, `[]`, `{"a":{"b":[1,null,true]}}`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var c Claims
+		if err := json.Unmarshal(b, &c); err != nil {
+			return
+		}
+		for name := range c.Extra {
+			if Reserved(name) {
+				t.Fatalf("reserved claim %q in Extra", name)
+			}
+		}
+	})
 }
