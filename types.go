@@ -205,6 +205,10 @@ type AccessToken struct {
 	// Claims are the token's custom claims (see [GrantSetup.Claims]);
 	// nil when it has none.
 	Claims map[string]any
+	// Roles are the roles the token's holder has, for a verifier that maps
+	// them from the token (an external identity provider's role claims or
+	// scopes); nil otherwise.
+	Roles []string
 }
 
 // TokenResponse is a successful token response (RFC 6749 §5.1).
