@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"errors"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
@@ -140,8 +141,18 @@ type GrantSetup struct {
 // signing key, so only the authorization server's Provider opens it) and
 // the verified AccessToken (mcpauth.CallerOf) shows it opened. A resource
 // server that verifies tokens with public keys alone does not see it.
+//
+// Only a claim's top-level value may be Sealed (or *Sealed); one nested
+// inside another value fails to encode rather than leak.
 type Sealed struct {
 	Value any
+}
+
+// MarshalJSON implements json.Marshaler by failing: a Sealed value is
+// never encoded in the clear, so one the Provider did not take out (say,
+// nested in another claim's value) is an error, not a leak.
+func (Sealed) MarshalJSON() ([]byte, error) {
+	return nil, errors.New("oauth: a Sealed claim value can only be a claim's top-level value")
 }
 
 // GrantValue is one named value kept with a grant.

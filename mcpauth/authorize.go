@@ -42,7 +42,8 @@ func (s *AuthorizationServer) serveAuthorize(w http.ResponseWriter, r *http.Requ
 		q = r.Form
 	}
 	// RFC 6749 §3.1: parameters must not be repeated. resource may be
-	// (RFC 8707 §2), but we serve one resource, so at most one is accepted.
+	// (RFC 8707 §2), but a token here is bound to one resource (a client
+	// asks again for another), so at most one is accepted.
 	for _, k := range []string{"client_id", "redirect_uri", "response_type", "state", "scope", "code_challenge", "code_challenge_method", "resource"} {
 		if len(q[k]) > 1 {
 			s.showError(w, http.StatusBadRequest, "The parameter "+k+" was sent more than once.")

@@ -242,11 +242,20 @@ func (p *Provider) decide(ctx context.Context, userCode string, status oauth.Pen
 // grant. Errors are the store's, or setup's validation errors (wrapping
 // oauth.ErrReservedClaim or oauth.ErrGrantDataLimit).
 func (p *Provider) completePending(ctx context.Context, id, subject string, params oauth.AuthorizationParams, setup *oauth.GrantSetup, now time.Time) (*oauth.AuthorizationCode, *oauth.Grant, error) {
+	grant, grec, err := p.newGrant(subject, params, setup, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p.storeCompletion(ctx, id, grant, grec, params, now)
+}
+
+// newGrant makes the grant an approved request completes into, with what
+// setup holds, and its stored form; nothing is stored yet.
+func (p *Provider) newGrant(subject string, params oauth.AuthorizationParams, setup *oauth.GrantSetup, now time.Time) (*oauth.Grant, *storage.GrantRecord, error) {
 	claims, sealed, err := p.checkSetup(setup)
 	if err != nil {
 		return nil, nil, err
 	}
-	code := secret.New(secret.PrefixCode)
 	grant := &oauth.Grant{
 		ID: uuid.NewString(), ClientID: params.ClientID, Subject: subject,
 		Scopes: params.Scopes, Resource: params.Resource, RedirectURI: params.RedirectURI, CreatedAt: now, LastUsedAt: now,
@@ -258,6 +267,14 @@ func (p *Provider) completePending(ctx context.Context, id, subject string, para
 	if err != nil {
 		return nil, nil, err
 	}
+	return grant, grec, nil
+}
+
+// storeCompletion stores grant (as grec) and a new authorization code for
+// it in one CompletePending of request id.
+func (p *Provider) storeCompletion(ctx context.Context, id string, grant *oauth.Grant, grec *storage.GrantRecord, params oauth.AuthorizationParams, now time.Time) (*oauth.AuthorizationCode, *oauth.Grant, error) {
+	subject := grant.Subject
+	code := secret.New(secret.PrefixCode)
 	rec := &storage.CodeRecord{
 		Hash: secret.Hash(code),
 		AuthorizationCode: oauth.AuthorizationCode{

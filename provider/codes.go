@@ -165,6 +165,10 @@ func (p *Provider) tokenResponse(ctx context.Context, clientID, grantID, subject
 	if err != nil {
 		return nil, fmt.Errorf("provider: %w", err)
 	}
+	if len(at) > maxTokenLength {
+		// LoadAccessToken would refuse it: fail here, loudly, not at use.
+		return nil, fmt.Errorf("provider: the custom claims of grant %s make its access token %d bytes, over %d: %w", grantID, len(at), maxTokenLength, oauth.ErrGrantDataLimit)
+	}
 	return &oauth.TokenResponse{
 		AccessToken: at,
 		TokenType:   "Bearer",
@@ -191,6 +195,12 @@ func (p *Provider) customClaims(ctx context.Context, grantID string) (plain, sea
 		}
 		p.created.put(g)
 	}
+	return p.customClaimsOf(ctx, g)
+}
+
+// customClaimsOf is customClaims for grant g at hand.
+func (p *Provider) customClaimsOf(ctx context.Context, g *oauth.Grant) (plain, sealed map[string]any, err error) {
+	grantID := g.ID
 	stored, storedSealed, err := p.splitStoredClaims(g)
 	if err != nil {
 		return nil, nil, err
@@ -203,7 +213,10 @@ func (p *Provider) customClaims(ctx context.Context, grantID string) (plain, sea
 		claims[name] = oauth.Sealed{Value: v}
 	}
 	if p.opts.TokenClaims != nil {
-		more, err := p.opts.TokenClaims(ctx, public(g))
+		// The hook gets its own copy: g is shared by the grants cache.
+		hg := *public(g)
+		hg.Claims, hg.Scopes = maps.Clone(hg.Claims), slices.Clone(hg.Scopes)
+		more, err := p.opts.TokenClaims(ctx, &hg)
 		if err != nil {
 			return nil, nil, fmt.Errorf("provider: TokenClaims of grant %s: %w", grantID, err)
 		}

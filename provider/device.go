@@ -155,7 +155,17 @@ func (p *Provider) ExchangeDeviceCode(ctx context.Context, client *oauth.Client,
 	if err != nil {
 		return nil, err
 	}
-	ac, grant, err := p.completePending(ctx, rec.ID, rec.Subject, rec.AuthorizationParams, setup, now)
+	grant, grec, err := p.newGrant(rec.Subject, rec.AuthorizationParams, setup, now)
+	if err != nil {
+		return nil, err
+	}
+	// The token's claims are checked before anything is stored: a failing
+	// TokenClaims hook or a reserved claim leaves the request approved,
+	// and the device's next poll tries again.
+	if _, _, err := p.customClaimsOf(ctx, grant); err != nil {
+		return nil, err
+	}
+	ac, grant, err := p.storeCompletion(ctx, rec.ID, grant, grec, rec.AuthorizationParams, now)
 	switch {
 	case errors.Is(err, storage.ErrConflict), errors.Is(err, storage.ErrNotFound):
 		return nil, oauth.ErrInvalidGrant.WithDescription("device code already used")

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"strings"
 	"time"
 
 	oauth "github.com/mcp-oauth/oauth"
@@ -140,8 +139,8 @@ func public(g *oauth.Grant) *oauth.Grant {
 }
 
 func (p *Provider) checkValue(name string, value []byte) error {
-	if !validName(name) || strings.HasPrefix(name, "mcpauth") {
-		return fmt.Errorf("provider: grant data name %q: must be 1 to %d letters, digits, '.', '_' or '-', and not begin with mcpauth: %w", name, maxValueName, oauth.ErrGrantDataLimit)
+	if !validName(name) {
+		return fmt.Errorf("provider: grant data name %q: must be 1 to %d letters, digits, '.', '_' or '-': %w", name, maxValueName, oauth.ErrGrantDataLimit)
 	}
 	if len(value) > p.opts.MaxGrantValueSize {
 		return fmt.Errorf("provider: grant data %q is %d bytes, over the limit of %d: %w", name, len(value), p.opts.MaxGrantValueSize, oauth.ErrGrantDataLimit)
@@ -185,6 +184,9 @@ func checkClaims(claims map[string]any) (plain, sealed map[string]any, err error
 		if jwtkeys.Reserved(name) {
 			return nil, nil, fmt.Errorf("provider: custom claim %q: %w", name, oauth.ErrReservedClaim)
 		}
+		if sp, ok := v.(*oauth.Sealed); ok && sp != nil {
+			v = *sp
+		}
 		if s, ok := v.(oauth.Sealed); ok {
 			if sealed == nil {
 				sealed = map[string]any{}
@@ -207,6 +209,11 @@ func checkClaims(claims map[string]any) (plain, sealed map[string]any, err error
 			return nil, nil, fmt.Errorf("provider: custom claims do not encode as JSON: %w", err)
 		}
 		size += len(b)
+		if m == &sealed {
+			// Sealed, they travel as base64 of nonce, ciphertext and tag,
+			// encoded again as the JWT's payload.
+			size += len(b)/3 + 40
+		}
 		*m = nil
 		if err := json.Unmarshal(b, m); err != nil {
 			return nil, nil, fmt.Errorf("provider: custom claims: %w", err)
@@ -325,7 +332,7 @@ func (p *Provider) sealValue(key []byte, grantID, name string, value []byte, ttl
 
 // GrantData implements oauth.GrantDataProvider with one store read.
 func (p *Provider) GrantData(ctx context.Context, grantID, name string) ([]byte, error) {
-	if !validName(name) || strings.HasPrefix(name, "mcpauth") {
+	if !validName(name) {
 		return nil, oauth.ErrNoGrantData
 	}
 	wrapped, rec, err := p.store.GetGrantData(ctx, grantID, name, p.now())
@@ -416,7 +423,9 @@ func (p *Provider) grantEnded(ctx context.Context, rec *storage.GrantRecord, rea
 			e.Values[d.Name] = v
 		}
 	}
-	p.opts.OnGrantEnd(ctx, e)
+	// The hook runs to its end even if the request that ended the grant
+	// is cancelled (a client hanging up on /revoke).
+	p.opts.OnGrantEnd(context.WithoutCancel(ctx), e)
 }
 
 // pendingID is the additional data that binds a sealed setup to its

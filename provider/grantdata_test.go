@@ -396,9 +396,6 @@ func TestSealedClaims(t *testing.T) {
 	if len(gs) != 1 || len(gs[0].Claims) != 1 || gs[0].Claims["tenant"] != "acme" || len(hookSaw) != 1 {
 		t.Errorf("ListGrants gives %+v, the hook saw %v; want only the plain claim", gs[0].Claims, hookSaw)
 	}
-	if err := e.p.SetGrantData(ctx, gid, "mcpauth.x", []byte(`1`), 0); !errors.Is(err, oauth.ErrGrantDataLimit) {
-		t.Errorf("a host wrote a value under the library's prefix: %v", err)
-	}
 	rt, err := e.p.LoadRefreshToken(ctx, tr.RefreshToken)
 	must(t, err)
 	tr2, err := e.p.ExchangeRefreshToken(ctx, c, rt, nil)
@@ -407,5 +404,73 @@ func TestSealedClaims(t *testing.T) {
 	_, code := e.pending(t, c)
 	if _, err := e.p.Approve(ctx, code, "alice", &oauth.GrantSetup{Claims: map[string]any{"sub": oauth.Sealed{Value: "x"}}}); !errors.Is(err, oauth.ErrReservedClaim) {
 		t.Errorf("a reserved sealed claim: %v", err)
+	}
+}
+
+// TestSealedClaimsNeverLeak: a Sealed value nested in another claim fails
+// to encode (it would otherwise go out in the clear), a *Sealed is sealed
+// like a Sealed, and sealed claims too large for the 4 KiB tokens the
+// verifier accepts are refused when given, not at use.
+func TestSealedClaimsNeverLeak(t *testing.T) {
+	e := newEnv(t, nil)
+	c, _ := e.client(t, "none")
+	for name, claims := range map[string]map[string]any{
+		"nested":        {"n": map[string]any{"x": oauth.Sealed{Value: "secret-nested"}}},
+		"in a list":     {"l": []any{oauth.Sealed{Value: "secret-list"}}},
+		"too large":     {"big": oauth.Sealed{Value: strings.Repeat("x", 1500)}},
+		"reserved, Sub": {"Sub": oauth.Sealed{Value: "root"}},
+	} {
+		_, code := e.pending(t, c)
+		if _, err := e.p.Approve(ctx, code, "alice", &oauth.GrantSetup{Claims: claims}); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	tr, _ := e.issueWith(t, c, nil, &oauth.GrantSetup{Claims: map[string]any{"p": &oauth.Sealed{Value: "secret-pointer"}}})
+	if strings.Contains(tr.AccessToken, base64.RawURLEncoding.EncodeToString([]byte("secret-pointer"))[:8]) {
+		t.Error("a *Sealed claim is readable in the token")
+	}
+	at, err := e.p.LoadAccessToken(ctx, tr.AccessToken)
+	must(t, err)
+	if at.Claims["p"] != "secret-pointer" {
+		t.Errorf("the *Sealed claim opened as %v", at.Claims["p"])
+	}
+}
+
+// TestDeviceClaimsFailureKeepsRequest: a TokenClaims hook that fails at a
+// device's poll leaves the request approved (no grant is made), so the
+// next poll gets the tokens.
+func TestDeviceClaimsFailureKeepsRequest(t *testing.T) {
+	fail := true
+	var seen ends
+	e := newEnv(t, func(o *provider.Options) {
+		o.OnGrantEnd = seen.hook
+		o.TokenClaims = func(context.Context, *oauth.Grant) (map[string]any, error) {
+			if fail {
+				return nil, errors.New("the tenant service is down")
+			}
+			return map[string]any{"tenant": "acme"}, nil
+		}
+	})
+	c, da := e.device(t)
+	_, err := e.p.Approve(ctx, da.UserCode, "alice", nil)
+	must(t, err)
+	e.clk.Advance(10 * time.Second)
+	if _, err := e.p.ExchangeDeviceCode(ctx, c, da.DeviceCode); err == nil || errors.Is(err, oauth.ErrInvalidGrant) {
+		t.Fatalf("poll with a failing hook: %v, want the hook's error", err)
+	}
+	if gs, _ := e.p.ListGrants(ctx); len(gs) != 0 {
+		t.Fatalf("a failed poll left %d grants", len(gs))
+	}
+	fail = false
+	e.clk.Advance(10 * time.Second)
+	tok, err := e.p.ExchangeDeviceCode(ctx, c, da.DeviceCode)
+	if err != nil {
+		t.Fatalf("the poll after the hook recovered: %v", err)
+	}
+	if at, err := e.p.LoadAccessToken(ctx, tok.AccessToken); err != nil || at.Claims["tenant"] != "acme" {
+		t.Fatalf("device token %+v, %v", at, err)
+	}
+	if got := seen.take(); len(got) != 0 {
+		t.Fatalf("grants ended: %+v", got)
 	}
 }

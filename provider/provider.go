@@ -85,13 +85,16 @@ type Options struct {
 	ClientTTL time.Duration
 	// SigningAlgorithm is "ES256" (the default) or "EdDSA" for new keys.
 	SigningAlgorithm string
-	// KeyEncryptionKeys, when set, encrypt private signing keys and the
-	// data keys of grants at rest with AES-256-GCM: each key is 32 bytes; the first encrypts new keys
+	// KeyEncryptionKeys, when set, encrypt private signing keys, the data
+	// keys and sealed claims of grants, and the setups of pending requests
+	// at rest with AES-256-GCM: each key is 32 bytes; the first encrypts new keys
 	// and all of them decrypt. To rotate: give every replica the new KEK
 	// (second, after the old one), then make it first everywhere, call
 	// RotateKeys, and drop the old KEK once the keys it sealed are gone
-	// (an access-token lifetime plus 5 minutes after they retire). Keys
-	// stored before a KEK was configured stay readable.
+	// (an access-token lifetime plus 5 minutes after they retire), and the
+	// grants it sealed are gone: a grant keeps the KEK that sealed its data
+	// key for its whole life, which refresh extends, and nothing re-wraps
+	// it yet. Keys stored before a KEK was configured stay readable.
 	KeyEncryptionKeys [][]byte
 	// ClientMetadata resolves a client_id that is an https URL: a Client ID
 	// Metadata Document (draft-ietf-oauth-client-id-metadata-document). It
@@ -128,9 +131,12 @@ type Options struct {
 	// OnGrantEnd, when set, is called once a grant has ended (revoked,
 	// replaced, its client deleted, its subject removed, or swept as
 	// expired), after the store has deleted its data, with what it kept:
-	// for instance to revoke an upstream key. It is called by the process
-	// that ended the grant, once; it must not block for long (a sweep
-	// waits for it).
+	// for instance to revoke an upstream key. Delivery is at most once:
+	// by the Provider that ended the grant (another process sharing the
+	// store, such as a terminal command built on its own Provider, calls
+	// its own hook, if it has one), after the change is committed, with a
+	// context that is not cancelled; a crash in between loses the call.
+	// It must not block for long (a sweep waits for it).
 	OnGrantEnd func(ctx context.Context, e *oauth.GrantEnd)
 	// MaxGrantValueSize bounds each value kept with a grant, in bytes;
 	// zero means DefaultMaxGrantValueSize (16 KiB).

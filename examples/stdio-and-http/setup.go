@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -92,9 +93,14 @@ func (p profile) check() string {
 	return ""
 }
 
-// profileOf returns the caller's profile, if its grant has one.
+// profileOf returns the caller's profile, if its grant has one. A failure
+// to read it (not its absence) is logged, and the caller then works in
+// its own notebook without a workspace.
 func profileOf(ctx context.Context, req mcp.Request) (profile, bool) {
 	p, err := mcpauth.GrantData[profile](ctx, req, profileKey)
+	if err != nil && !errors.Is(err, oauth.ErrNoGrantData) && !errors.Is(err, mcpauth.ErrNoGrantAccess) {
+		slog.Default().Error("read the setup profile", "err", err)
+	}
 	return p, err == nil
 }
 

@@ -41,7 +41,7 @@ func notebookOf(ctx context.Context, req mcp.Request) string {
 	if p, ok := profileOf(ctx, req); ok {
 		return c.Subject + "/" + p.Workspace
 	}
-	return c.Subject
+	return c.Subject // no setup step ran for this grant (or -setup is off)
 }
 
 type whoamiOut struct {

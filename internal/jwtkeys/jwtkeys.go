@@ -158,10 +158,35 @@ var reserved = map[string]bool{
 
 // Reserved reports whether a custom claim may not have name: it is one of
 // the registered or security-relevant claims above, or begins with
-// "mcpauth" (kept for this library).
+// "mcpauth" (kept for this library), in any letter case (encoding/json
+// matches names case-insensitively, Unicode folding included, so "Sub"
+// or "ſub" must not pass for a custom claim).
 func Reserved(name string) bool {
-	return reserved[name] || strings.HasPrefix(name, "mcpauth")
+	for r := range reserved {
+		if strings.EqualFold(name, r) {
+			return true
+		}
+	}
+	return hasFoldPrefix(name, "mcpauth")
 }
+
+// hasFoldPrefix reports whether s begins with prefix under Unicode case
+// folding, rune by rune.
+func hasFoldPrefix(s, prefix string) bool {
+	n := 0
+	for i := range s {
+		if n == len([]rune(prefix)) {
+			return strings.EqualFold(s[:i], prefix)
+		}
+		n++
+	}
+	return n == len([]rune(prefix)) && strings.EqualFold(s, prefix)
+}
+
+// structClaims are the JSON names of the fields of Claims, decoded by
+// exact name only.
+var structClaims = map[string]bool{"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true,
+	"jti": true, "client_id": true, "scope": true, "gid": true, "mcpauth_sealed": true}
 
 // claimsJSON is Claims without its methods, for encoding/json.
 type claimsJSON Claims
@@ -188,17 +213,28 @@ func (c Claims) MarshalJSON() ([]byte, error) {
 	return append(out, extra[1:]...), nil
 }
 
-// UnmarshalJSON implements json.Unmarshaler: the claims above, and every
-// other claim not Reserved into Extra.
+// UnmarshalJSON implements json.Unmarshaler: the claims above, by their
+// exact names (encoding/json alone would also take "Sub" for sub), and
+// every other claim not Reserved into Extra.
 func (c *Claims) UnmarshalJSON(b []byte) error {
-	if err := json.Unmarshal(b, (*claimsJSON)(c)); err != nil {
-		return err
-	}
 	var all map[string]json.RawMessage
 	if err := json.Unmarshal(b, &all); err != nil {
 		return err
 	}
-	c.Extra = nil
+	exact := make(map[string]json.RawMessage, len(structClaims))
+	for name, raw := range all {
+		if structClaims[name] {
+			exact[name] = raw
+		}
+	}
+	eb, err := json.Marshal(exact)
+	if err != nil {
+		return err
+	}
+	*c = Claims{}
+	if err := json.Unmarshal(eb, (*claimsJSON)(c)); err != nil {
+		return err
+	}
 	for name, raw := range all {
 		if Reserved(name) {
 			continue

@@ -202,7 +202,10 @@ func TestCustomClaims(t *testing.T) {
 	if got, err := v.Verify(plain); err != nil || got.Extra != nil {
 		t.Fatalf("plain: Extra = %#v, %v", got.Extra, err)
 	}
-	for _, name := range []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "gid", "cnf", "act", "mcpauth_x"} {
+	for _, name := range []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "gid", "cnf", "act", "mcpauth_x",
+		// encoding/json matches names case-insensitively, with Unicode
+		// folding: these would replace sub, scope, exp and aud.
+		"Sub", "SCOPE", "Exp", "AUD", "ſub", "ſcope", "Client_ID", "GID", "McpAuth_sealed", "mcpauth_ſealed", "MCPAUTH"} {
 		c := claims(now)
 		c.Extra = map[string]any{"tenant": "acme", name: "x"}
 		if _, err := k.Sign(c); !errors.Is(err, oauth.ErrReservedClaim) || !strings.Contains(err.Error(), name) {
@@ -289,4 +292,17 @@ func FuzzClaimsJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestClaimsDecodeExactNames: a payload whose keys differ from the
+// registered names only in case decodes none of them into the registered
+// fields, and none into Extra.
+func TestClaimsDecodeExactNames(t *testing.T) {
+	var c Claims
+	if err := json.Unmarshal([]byte(`{"sub":"alice","Sub":"root","ſcope":"admin","scope":"mcp","EXP":99999999999,"Aud":"x","tenant":"t"}`), &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Subject != "alice" || c.Scope != "mcp" || c.ExpiresAt != nil || len(c.Audience) != 0 || len(c.Extra) != 1 || c.Extra["tenant"] != "t" {
+		t.Fatalf("decoded %+v, Extra %v", c, c.Extra)
+	}
 }

@@ -87,7 +87,7 @@ func (r *Ring) Seal(keyID string, plaintext []byte) ([]byte, error) {
 func IsSealed(v []byte) bool { return bytes.HasPrefix(v, magic) }
 
 // ErrNoKEK is returned when a value is sealed with a KEK the ring lacks.
-var ErrNoKEK = errors.New("keywrap: signing key is encrypted with a key-encryption key that is not configured")
+var ErrNoKEK = errors.New("keywrap: the value is sealed with a key-encryption key that is not configured")
 
 // Open decrypts a stored value for record keyID; a plaintext value is
 // returned as is.
@@ -106,7 +106,7 @@ func (r *Ring) Open(keyID string, v []byte) ([]byte, error) {
 			if k.id == id {
 				pt, err := k.aead.Open(nil, rest[8:20], rest[20:], []byte(keyID))
 				if err != nil {
-					return nil, fmt.Errorf("keywrap: signing key %s does not decrypt (tampered, or moved from another record)", keyID)
+					return nil, fmt.Errorf("keywrap: the sealed value of %s does not decrypt (tampered, or moved from another record)", keyID)
 				}
 				return pt, nil
 			}
