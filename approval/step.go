@@ -55,6 +55,12 @@ func stepOf(r *http.Request) *stepState {
 // or nil when r is not a setup step's request. Its Subject is the owner
 // who approves it: in the authorize tab the one who approved, on the
 // console the signed-in user whose approval the step completes.
+//
+// In the authorize tab the step is shown to whoever started the request,
+// who need not be that owner (anyone can start a request and ask the
+// owner to approve its code): a step there must not show the owner's
+// private data (their accounts, organizations) on the strength of
+// Subject alone.
 func StepRequest(r *http.Request) *oauth.PendingRequest {
 	if st := stepOf(r); st != nil {
 		return st.p
@@ -270,7 +276,7 @@ func (c *Console) consoleStep(w http.ResponseWriter, r *http.Request, s *session
 	if !done {
 		return
 	}
-	_, err = c.a.Approve(r.Context(), code, s.user, setup)
+	err = c.approve(r, code, s.user, setup)
 	switch {
 	case errors.Is(err, oauth.ErrUnknownRequest), errors.Is(err, oauth.ErrAlreadyDecided):
 		s.v.Title, s.v.Error = "Not decided", "This request expired or was decided already."

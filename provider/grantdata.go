@@ -14,6 +14,7 @@ import (
 
 	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/internal/jwtkeys"
+	"github.com/mcp-oauth/oauth/internal/keywrap"
 	"github.com/mcp-oauth/oauth/storage"
 )
 
@@ -246,6 +247,12 @@ func (p *Provider) newDataKey(id string) (key, wrapped []byte, err error) {
 func dataKeyID(grantID string) string { return "grant:" + grantID }
 
 func (p *Provider) openDataKey(grantID string, wrapped []byte) ([]byte, error) {
+	if p.kek.Enabled() && !keywrap.IsSealed(wrapped) {
+		// With a KEK, an unwrapped data key is either older than the KEK
+		// or planted by someone who can write the database: its values
+		// are not trusted.
+		return nil, fmt.Errorf("provider: the data key of grant %s is stored unwrapped while a key-encryption key is configured", grantID)
+	}
 	key, err := p.kek.Open(dataKeyID(grantID), wrapped)
 	if err != nil {
 		return nil, fmt.Errorf("provider: data key of grant %s: %w", grantID, err)

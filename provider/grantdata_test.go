@@ -474,3 +474,36 @@ func TestDeviceClaimsFailureKeepsRequest(t *testing.T) {
 		t.Fatalf("grants ended: %+v", got)
 	}
 }
+
+// TestPlantedDataKeyRefused: with a KEK, a data key stored unwrapped (as
+// someone who can write the database could plant one, with values sealed
+// under it) is not trusted.
+func TestPlantedDataKeyRefused(t *testing.T) {
+	e := newEnv(t, func(o *provider.Options) { o.KeyEncryptionKeys = [][]byte{bytes.Repeat([]byte{3}, 32)} })
+	c, _ := e.client(t, "none")
+	_, gid := e.issueWith(t, c, nil, &oauth.GrantSetup{Values: []oauth.GrantValue{{Name: "k", Value: []byte("v")}}})
+	if _, err := e.p.GrantData(ctx, gid, "k"); err != nil {
+		t.Fatal(err)
+	}
+	// Plant, as a database writer would: a grant whose data key is stored
+	// in the clear, with a value.
+	g, err := e.store.GetGrant(ctx, gid)
+	must(t, err)
+	raw := bytes.Repeat([]byte{1}, 32)
+	if _, err := e.store.RevokeGrant(ctx, gid, e.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	g2 := *g
+	g2.ID, g2.RevokedAt = gid+"-planted", time.Time{}
+	h, code := e.pending(t, c)
+	_, err = e.p.Approve(ctx, code, "alice", nil)
+	must(t, err)
+	pend, err := e.store.GetPendingByHandle(ctx, secret.Hash(h), e.clk.Now())
+	must(t, err)
+	must(t, e.store.CompletePending(ctx, pend.ID, &storage.GrantRecord{Grant: g2, DataKey: raw}, &storage.CodeRecord{Hash: secret.Hash("planted-code"),
+		AuthorizationCode: oauth.AuthorizationCode{GrantID: g2.ID, Subject: "alice", ExpiresAt: e.clk.Now().Add(time.Minute)}}, e.clk.Now()))
+	must(t, e.store.PutGrantData(ctx, &storage.GrantDataRecord{GrantID: g2.ID, Name: "k", Sealed: []byte("x")}, 16, e.clk.Now()))
+	if _, err := e.p.GrantData(ctx, g2.ID, "k"); err == nil || !strings.Contains(err.Error(), "unwrapped") {
+		t.Fatalf("a planted unwrapped data key: %v", err)
+	}
+}
