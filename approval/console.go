@@ -43,8 +43,13 @@ type ConsoleOptions struct {
 	// session, SSO, or a header set by a trusted proxy). The console then
 	// shows no sign-in form, only a link to SignInURL.
 	Identity Identity
-	// SignInURL is where a visitor signs in when Identity is set.
+	// SignInURL is where a visitor signs in when Identity is set. The
+	// approval page links to it too, with ?return= its own URL, so that
+	// the person who started a request can sign in and approve it
+	// (package upstream serves such a sign-in).
 	SignInURL string
+	// SignInLabel is the text of that link; empty means "Sign in".
+	SignInLabel string
 	// ScopeDescriptions and Resources are as in PageOptions, for the
 	// confirmation screen.
 	ScopeDescriptions map[string]string
@@ -489,10 +494,10 @@ func (c *Console) decide(w http.ResponseWriter, r *http.Request, s *session) {
 			return
 		}
 		if err == nil {
-			_, err = c.a.Approve(ctx, code, s.user, nil)
+			err = c.approve(r, code, s.user, nil)
 		}
 	default:
-		_, err = c.a.Approve(ctx, code, s.user, nil)
+		err = c.approve(r, code, s.user, nil)
 	}
 	if try != nil && (err == nil || errors.Is(err, oauth.ErrAlreadyDecided)) {
 		c.found(try)

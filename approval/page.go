@@ -153,6 +153,9 @@ type view struct {
 	// QuickUser is the console user this browser is signed in as (quick
 	// authorize); QuickCSRF and Handle fill its form.
 	QuickUser, QuickCSRF, Handle string
+	// SignInURL and SignInLabel link to the console's sign-in
+	// (ConsoleOptions.SignInURL), coming back to this page.
+	SignInURL, SignInLabel string
 	// Continue is a same-site URL the page moves on to at once.
 	Continue string
 	// Return is the client's redirect (the Approver's answer) that the
@@ -272,6 +275,11 @@ func (h *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if user, session, err := h.opts.Console.user(r); err == nil && user != "" {
 			session = h.opts.Console.formSession(w, session)
 			v.QuickUser, v.QuickCSRF, v.Handle = user, page.CSRFToken(session), handle
+		} else if co := h.opts.Console.opts; co.SignInURL != "" {
+			v.SignInURL, v.SignInLabel = co.SignInURL+"?"+url.Values{"return": {r.URL.RequestURI()}}.Encode(), co.SignInLabel
+			if v.SignInLabel == "" {
+				v.SignInLabel = "Sign in"
+			}
 		}
 	}
 	h.render(w, http.StatusOK, v)
@@ -303,7 +311,7 @@ func (h *Page) quickApprove(w http.ResponseWriter, r *http.Request) {
 	if f.Get("action") == "deny" {
 		_, err = h.a.Deny(r.Context(), code)
 	} else {
-		_, err = h.a.Approve(r.Context(), code, user, nil) // a setup step runs in the tab
+		err = h.opts.Console.approve(r, code, user, nil) // a setup step runs in the tab
 	}
 	if err != nil && !errors.Is(err, oauth.ErrAlreadyDecided) {
 		h.log.Error("approval: quick authorize", "err", err)
