@@ -2,8 +2,6 @@ package provider
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -15,6 +13,7 @@ import (
 	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/internal/jwtkeys"
 	"github.com/mcp-oauth/oauth/internal/keywrap"
+	"github.com/mcp-oauth/oauth/internal/sealbox"
 	"github.com/mcp-oauth/oauth/storage"
 )
 
@@ -265,39 +264,25 @@ func (p *Provider) openDataKey(grantID string, wrapped []byte) ([]byte, error) {
 
 func valueAAD(grantID, name string) []byte { return []byte(grantID + "\x00" + name) }
 
-func gcm(key []byte) (cipher.AEAD, error) {
-	b, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(b)
-}
-
-// seal encrypts value for grantID's name under key: version || nonce ||
-// ciphertext and tag.
+// seal encrypts value for grantID's name under key: version, then
+// sealbox's nonce, ciphertext and tag.
 func seal(key []byte, grantID, name string, value []byte) ([]byte, error) {
-	a, err := gcm(key)
+	b, err := sealbox.New(key)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 1+a.NonceSize(), 1+a.NonceSize()+len(value)+a.Overhead())
-	out[0] = sealVersion
-	if _, err := rand.Read(out[1:]); err != nil {
-		return nil, err
-	}
-	return a.Seal(out, out[1:], value, valueAAD(grantID, name)), nil
+	return b.Seal([]byte{sealVersion}, value, valueAAD(grantID, name)), nil
 }
 
 func open(key []byte, grantID, name string, sealed []byte) ([]byte, error) {
-	a, err := gcm(key)
+	b, err := sealbox.New(key)
 	if err != nil {
 		return nil, err
 	}
-	n := 1 + a.NonceSize()
-	if len(sealed) < n+a.Overhead() || sealed[0] != sealVersion {
+	if len(sealed) == 0 || sealed[0] != sealVersion {
 		return nil, fmt.Errorf("provider: grant data %q of grant %s is malformed", name, grantID)
 	}
-	pt, err := a.Open(nil, sealed[1:n], sealed[n:], valueAAD(grantID, name))
+	pt, err := b.Open(sealed[1:], valueAAD(grantID, name))
 	if err != nil {
 		return nil, fmt.Errorf("provider: grant data %q of grant %s does not decrypt (tampered, or moved)", name, grantID)
 	}

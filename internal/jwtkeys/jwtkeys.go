@@ -4,8 +4,6 @@ package jwtkeys
 
 import (
 	"crypto"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -23,6 +21,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/internal/sealbox"
 	"github.com/mcp-oauth/oauth/storage"
 )
 
@@ -474,28 +473,24 @@ func (k *Key) sealClaims(jti string, plain, claims map[string]any) (string, erro
 	if err != nil {
 		return "", fmt.Errorf("jwtkeys: sealed claims: %w", err)
 	}
-	a, err := aead(k.sealKey)
+	b, err := sealbox.New(k.sealKey)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("jwtkeys: %w", err)
 	}
-	nonce := make([]byte, a.NonceSize(), a.NonceSize()+len(pt)+a.Overhead())
-	if _, err := rand.Read(nonce); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(a.Seal(nonce, nonce, pt, []byte(jti))), nil
+	return base64.RawURLEncoding.EncodeToString(b.Seal(nil, pt, []byte(jti))), nil
 }
 
 // openClaims opens c.Sealed into c.Extra.
 func (k *Key) openClaims(c *Claims) error {
-	b, err := base64.RawURLEncoding.DecodeString(c.Sealed)
-	a, aerr := aead(k.sealKey)
-	if aerr != nil {
-		return aerr
-	}
-	if err != nil || len(b) < a.NonceSize()+a.Overhead() {
+	raw, err := base64.RawURLEncoding.DecodeString(c.Sealed)
+	if err != nil {
 		return errors.New("jwtkeys: malformed sealed claims")
 	}
-	pt, err := a.Open(nil, b[:a.NonceSize()], b[a.NonceSize():], []byte(c.ID))
+	b, err := sealbox.New(k.sealKey)
+	if err != nil {
+		return fmt.Errorf("jwtkeys: %w", err)
+	}
+	pt, err := b.Open(raw, []byte(c.ID))
 	if err != nil {
 		return errors.New("jwtkeys: sealed claims do not open")
 	}
@@ -513,12 +508,4 @@ func (k *Key) openClaims(c *Claims) error {
 		c.Extra[name] = v
 	}
 	return nil
-}
-
-func aead(key []byte) (cipher.AEAD, error) {
-	b, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("jwtkeys: %w", err)
-	}
-	return cipher.NewGCM(b)
 }
