@@ -16,6 +16,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/upstream"
 )
 
 // TokenVerifier verifies a bearer access token and returns what it grants,
@@ -40,6 +41,14 @@ type BearerOptions struct {
 	// addition to RequiredScopes. A call lacking one is answered 403
 	// insufficient_scope with every scope the call needs.
 	ToolScopes map[string][]string
+	// RequiredRoles must all be held (AccessToken.Roles, which a verifier
+	// of an external issuer's tokens maps from its claims and scopes; see
+	// extauth.RoleOptions) for any request; empty means none.
+	RequiredRoles []string
+	// ToolRoles maps a tool name to the roles a tools/call of it needs in
+	// addition to RequiredRoles. A call lacking one is answered 403
+	// insufficient_scope, its description naming the roles missing.
+	ToolRoles map[string][]string
 	// MaxBodyBytes bounds the request body read to find the tool name;
 	// zero means mcp.DefaultMaxRequestBodyBytes.
 	MaxBodyBytes int64
@@ -54,6 +63,10 @@ type BearerOptions struct {
 	// [SetGrantData]). Wrap sets it to a Provider that is an
 	// oauth.GrantDataProvider.
 	GrantData oauth.GrantDataProvider
+	// Upstream, when set with GrantData, is the upstream identity
+	// provider whose tokens UpstreamToken returns. Wrap sets it from
+	// Options.Upstream.
+	Upstream *upstream.IdP
 	// Logger receives verification failures caused by the server; nil
 	// discards them.
 	Logger *slog.Logger
@@ -70,6 +83,9 @@ const (
 	// ExtraClaims holds the token's custom claims, a map[string]any
 	// (absent when it has none).
 	ExtraClaims = "claims"
+	// ExtraRoles holds the token's roles, a []string (absent when it has
+	// none).
+	ExtraRoles = "roles"
 	// extraGrantData holds the *grantAccess of GrantData.
 	extraGrantData = "mcpauth.grant_data"
 )
@@ -81,7 +97,8 @@ const (
 //   - no credentials: 401, WWW-Authenticate: Bearer resource_metadata="…", scope="…" (no error);
 //   - a malformed Authorization header: 400 invalid_request;
 //   - a bad, expired, revoked or wrong-audience token: 401 error="invalid_token";
-//   - a token lacking a needed scope: 403 error="insufficient_scope", scope="<all needed>".
+//   - a token lacking a needed scope: 403 error="insufficient_scope", scope="<all needed>";
+//   - a token lacking a needed role: 403 error="insufficient_scope" naming the roles missing.
 //
 // The token is verified once; the result then goes through go-sdk's
 // auth.RequireBearerToken, so auth.TokenInfo reaches tool handlers
@@ -137,8 +154,8 @@ func RequireBearer(verify TokenVerifier, opts BearerOptions) func(http.Handler) 
 				challenge(w, opts, http.StatusUnauthorized, oauth.ErrInvalidToken.WithDescription("the token has no expiry"), nil)
 				return
 			}
-			needed := opts.RequiredScopes
-			if len(opts.ToolScopes) > 0 && r.Method == http.MethodPost {
+			needed, neededRoles := opts.RequiredScopes, opts.RequiredRoles
+			if (len(opts.ToolScopes) > 0 || len(opts.ToolRoles) > 0) && r.Method == http.MethodPost {
 				tools, err := peekToolCalls(r, opts.MaxBodyBytes)
 				switch {
 				case errors.Is(err, errBodyTooLarge):
@@ -150,6 +167,7 @@ func RequireBearer(verify TokenVerifier, opts BearerOptions) func(http.Handler) 
 				}
 				for _, t := range tools {
 					needed = union(needed, opts.ToolScopes[t])
+					neededRoles = union(neededRoles, opts.ToolRoles[t])
 				}
 			}
 			for _, s := range needed {
@@ -157,6 +175,12 @@ func RequireBearer(verify TokenVerifier, opts BearerOptions) func(http.Handler) 
 					challenge(w, opts, http.StatusForbidden, oauth.ErrInsufficientScope.WithDescription("the token lacks a scope this request needs"), needed)
 					return
 				}
+			}
+			if missing := lacking(at.Roles, neededRoles); len(missing) > 0 {
+				// Roles are not scopes: no scope to ask for names them, so
+				// the challenge carries none, only what is missing.
+				challenge(w, opts, http.StatusForbidden, oauth.ErrInsufficientScope.WithDescription("the caller lacks a role this request needs: "+strings.Join(missing, " ")), nil)
+				return
 			}
 			ti := &auth.TokenInfo{
 				UserID:     at.Subject,
@@ -169,8 +193,11 @@ func RequireBearer(verify TokenVerifier, opts BearerOptions) func(http.Handler) 
 			if at.Claims != nil {
 				ti.Extra[ExtraClaims] = at.Claims
 			}
+			if len(at.Roles) > 0 {
+				ti.Extra[ExtraRoles] = slices.Clone(at.Roles)
+			}
 			if opts.GrantData != nil {
-				ti.Extra[extraGrantData] = &grantAccess{opts.GrantData, at.GrantID}
+				ti.Extra[extraGrantData] = &grantAccess{opts.GrantData, at.GrantID, opts.Upstream}
 			}
 			inner.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti)))
 		})
@@ -237,6 +264,17 @@ func quoteSafe(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// lacking returns the elements of needed that have does not contain.
+func lacking(have, needed []string) []string {
+	var out []string
+	for _, n := range needed {
+		if !slices.Contains(have, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func union(a, b []string) []string {
@@ -362,6 +400,9 @@ type Caller struct {
 	// returned and what provider.Options.TokenClaims added (numbers are
 	// float64, as encoding/json decodes them); nil when it has none.
 	Claims map[string]any
+	// Roles are the caller's roles, as the verifier mapped them from the
+	// token (see BearerOptions.RequiredRoles); nil when it has none.
+	Roles []string
 }
 
 // CallerOf returns the authenticated caller of an MCP request handled
@@ -389,6 +430,8 @@ func CallerFromTokenInfo(ti *auth.TokenInfo) (*Caller, bool) {
 	}
 	str := func(k string) string { s, _ := ti.Extra[k].(string); return s }
 	claims, _ := ti.Extra[ExtraClaims].(map[string]any)
+	roles, _ := ti.Extra[ExtraRoles].([]string)
 	return &Caller{Subject: ti.UserID, ClientID: str(ExtraClientID), GrantID: str(ExtraGrantID), TokenID: str(ExtraTokenID),
-		Scopes: slices.Clone(ti.Scopes), ExpiresAt: ti.Expiration, Claims: claims, Resource: str(ExtraResource)}, true
+		Scopes: slices.Clone(ti.Scopes), ExpiresAt: ti.Expiration, Claims: claims, Resource: str(ExtraResource),
+		Roles: slices.Clone(roles)}, true
 }

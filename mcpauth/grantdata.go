@@ -11,6 +11,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/upstream"
 )
 
 // grantAccess is what RequireBearer puts in auth.TokenInfo.Extra for the
@@ -18,6 +19,7 @@ import (
 type grantAccess struct {
 	gd      oauth.GrantDataProvider
 	grantID string
+	up      *upstream.IdP // Options.Upstream, for UpstreamToken
 }
 
 // ErrNoGrantAccess is returned by the grant-data functions for a request

@@ -75,6 +75,12 @@ func resourcesOf(server *mcp.Server, opts *Options, issuerPath, origin string) (
 		if r.Path == "" || !plainPath(r.Path) {
 			return nil, fmt.Errorf("mcpauth: %s %q must be a plain absolute path such as /mcp: segments of letters, digits, '-', '.', '_', '~', no trailing slash", name, r.Path)
 		}
+		for _, builtin := range []string{PathAuthorize, PathToken, PathRegister, PathRevoke, PathIntrospect, PathJWKS,
+			PathDevice, PathDeviceAuthorization, PathConsole, PathUpstream, "/.well-known"} {
+			if r.Path == builtin || strings.HasPrefix(r.Path, builtin+"/") {
+				return nil, fmt.Errorf("mcpauth: %s %q is a path of the authorization server (%s)", name, r.Path, builtin)
+			}
+		}
 		for _, o := range out {
 			if o.Path == r.Path {
 				return nil, fmt.Errorf("mcpauth: %s %q is the path of another resource", name, r.Path)
@@ -208,5 +214,6 @@ func (h *Handler) routeResource(r *served, opts *Options, rootMetadata, checkAud
 		bopts.Resource = r.url
 	}
 	bopts.GrantData, _ = h.provider.(oauth.GrantDataProvider)
+	bopts.Upstream = opts.Upstream
 	h.mux.Handle(r.mcpPath, cors("GET, POST, DELETE", RequireBearer(h.provider.LoadAccessToken, bopts)(mcpHandler)))
 }

@@ -141,6 +141,9 @@ func TestResourcesValidated(t *testing.T) {
 		"no server":       {[]Resource{{Path: "/b"}}, "Resources[0].Server"},
 		"unknown tool sc": {[]Resource{{Server: s, Path: "/b", ToolScopes: map[string][]string{"t": {"x"}}}}, "Resources[0].ToolScopes"},
 		"twice":           {[]Resource{{Server: s, Path: "/b"}, {Server: s, Path: "/b"}}, "path of another resource"},
+		"the console":     {[]Resource{{Server: s, Path: "/console"}}, "a path of the authorization server"},
+		"under /token":    {[]Resource{{Server: s, Path: "/token/mcp"}}, "a path of the authorization server"},
+		"well-known":      {[]Resource{{Server: s, Path: "/.well-known/x"}}, "Resources[0].Path"},
 	} {
 		srv := httptest.NewUnstartedServer(nil)
 		_, err := Wrap(s, Options{Issuer: "http://" + srv.Listener.Addr().String(), Store: memory.New(), Resources: tc.res})

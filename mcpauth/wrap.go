@@ -41,6 +41,7 @@ import (
 	"github.com/mcp-oauth/oauth/provider"
 	"github.com/mcp-oauth/oauth/storage"
 	"github.com/mcp-oauth/oauth/storage/memory"
+	"github.com/mcp-oauth/oauth/upstream"
 )
 
 // Options configure [Wrap]. Only Issuer is required; every other zero
@@ -141,6 +142,15 @@ type Options struct {
 	// ApprovalPage configures the approval page (product name, logo,
 	// where to approve, a setup step). Its Logger defaults to Logger.
 	ApprovalPage approval.PageOptions
+	// Upstream, when set, signs owners in through an existing OpenID
+	// Connect identity provider (package upstream) instead of built-in
+	// accounts: the console and the approval page link to its sign-in at
+	// PathUpstream, a signed-in browser approves its own requests with
+	// one click, the upstream tokens are kept with each grant it approves
+	// (UpstreamToken) and revoked at the upstream when the grant ends.
+	// Approval by code keeps working. Console.Identity and
+	// Console.Accounts must then be empty.
+	Upstream *upstream.IdP
 	// Console configures the console at PathConsole, where signed-in
 	// owners approve codes and manage grants and clients. Sign-in is
 	// Console.Accounts, else Console.Identity, else the built-in
@@ -220,6 +230,9 @@ func Wrap(server *mcp.Server, opts Options) (*Handler, error) {
 	consoleURL := strings.TrimSuffix(opts.Issuer, "/") + PathConsole
 	h := &Handler{mux: http.NewServeMux(), served: res}
 
+	if err := setupUpstream(&opts, issuerPath, iu.Scheme == "https", log); err != nil {
+		return nil, err
+	}
 	store := opts.Store
 	if opts.Provider != nil {
 		if err := checkCustomProvider(&opts, log); err != nil {
@@ -428,6 +441,9 @@ func (h *Handler) routes(opts *Options, issuerPath string, log *slog.Logger) {
 		h.mux.Handle(issuerPath+PathConsole, h.console)
 		h.mux.Handle(issuerPath+PathConsole+"/", h.console)
 	}
+	if opts.Upstream != nil {
+		h.mux.Handle(issuerPath+PathUpstream+"/", opts.Upstream.Handler(issuerPath+PathUpstream))
+	}
 	h.mux.Handle("/", h.as)
 }
 
@@ -468,7 +484,9 @@ func (h *Handler) Resources() []string {
 // Approve approves the pending authorization request with the given user
 // code on behalf of subject (the owner's account name); the waiting browser
 // then continues to the client with an authorization code. It fails when
-// the Provider is not an oauth.Approver.
+// the Provider is not an oauth.Approver. It runs no setup step: a device
+// request whose resource has one is approved without its data (approve
+// it on the console, where its step runs).
 func (h *Handler) Approve(ctx context.Context, userCode, subject string) (*oauth.PendingRequest, error) {
 	if h.approver == nil {
 		return nil, errors.New("mcpauth: Approve needs a Provider that implements oauth.Approver")

@@ -7,6 +7,7 @@
 package oidctest
 
 import (
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +25,8 @@ const (
 	Password = "verysecure"
 	// Subject is the user's OIDC sub.
 	Subject = "id1"
+	// Email is the user's (verified) e-mail address.
+	Email = "test-user@zitadel.ch"
 )
 
 // Server is a running OpenID Provider.
@@ -54,6 +57,9 @@ func New(t testing.TB, clients ...Client) *Server {
 		reg[c.ID] = storage.WebClient(c.ID, c.Secret, c.RedirectURIs...)
 	}
 	st := storage.NewStorageWithClients(storage.NewUserStore(issuer), reg)
+	// The example server logs every request to the default logger; the
+	// tests' output has no use for it.
+	slog.SetDefault(slog.New(slog.DiscardHandler))
 	router := exampleop.SetupServer(issuer, st, nil, false)
 	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: router}}
 	srv.Start()
