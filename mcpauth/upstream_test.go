@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -230,4 +234,55 @@ func postToken(t *testing.T, base string, form url.Values) map[string]any {
 	var out map[string]any
 	json.NewDecoder(resp.Body).Decode(&out)
 	return out
+}
+
+// TestConsoleSignInThroughUpstream: with Options.Upstream the console has
+// no sign-in form of its own: it links to the upstream sign-in, which
+// returns to the console signed in as the upstream subject.
+func TestConsoleSignInThroughUpstream(t *testing.T) {
+	f := newUpstreamFixture(t, upstream.Policy{Emails: []string{oidctest.Email}})
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(u string) (*http.Response, string) {
+		t.Helper()
+		resp, err := hc.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	_, page := get(f.base + PathConsole + "/")
+	m := regexp.MustCompile(`<a href="([^"]+)">Sign in</a>`).FindStringSubmatch(page)
+	if m == nil || strings.Contains(page, "data-signin") {
+		t.Fatalf("the console's sign-in: %s", page)
+	}
+	// The sign-in, through the provider's login form, by plain HTTP,
+	// following every redirect until it is back at the console.
+	next, _ := url.Parse(f.base + html.UnescapeString(m[1]))
+	for i := 0; next.String() != f.base+PathConsole+"/"; i++ {
+		if i == 20 {
+			t.Fatalf("the sign-in did not come back to the console; last at %s", next)
+		}
+		resp, body := get(next.String())
+		if id := regexp.MustCompile(`name="id" value="([^"]+)"`).FindStringSubmatch(body); id != nil {
+			r, err := hc.PostForm(strings.TrimSuffix(f.idp.Issuer, "/")+"/login/username",
+				url.Values{"id": {id[1]}, "username": {oidctest.Username}, "password": {oidctest.Password}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Body.Close()
+			resp = r
+		}
+		loc, err := resp.Location()
+		if err != nil {
+			t.Fatalf("the sign-in stopped at %s: %d %s", next, resp.StatusCode, body)
+		}
+		next = loc
+	}
+	_, page = get(f.base + PathConsole + "/")
+	if !strings.Contains(page, "data-user>"+oidctest.Subject+"<") {
+		t.Fatalf("after the upstream sign-in the console shows: %s", page)
+	}
 }
