@@ -98,13 +98,13 @@ func BenchmarkVerify(b *testing.B) {
 		})
 		b.Run(alg+tc.size+"/unseen", func(b *testing.B) {
 			b.ReportAllocs()
-			v.cache.clear()
+			v.cache.Clear()
 			hits := v.Stats().CacheHits
 			i := 0
 			for b.Loop() {
 				if i == len(pool) {
 					b.StopTimer()
-					v.cache.clear()
+					v.cache.Clear()
 					i = 0
 					b.StartTimer()
 				}
@@ -132,12 +132,12 @@ func BenchmarkVerify(b *testing.B) {
 		// the same never-seen token, so that load on the machine weighs on
 		// both alike, and reports the ratio of their times.
 		b.Run(alg+tc.size+"/ratio", func(b *testing.B) {
-			v.cache.clear()
+			v.cache.Clear()
 			var tRaw, tFull time.Duration
 			i := 0
 			for b.Loop() {
 				if i == len(pool) {
-					v.cache.clear()
+					v.cache.Clear()
 					i = 0
 				}
 				t0 := time.Now()

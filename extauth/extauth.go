@@ -45,6 +45,7 @@ import (
 	"time"
 
 	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/internal/tokencache"
 )
 
 // DefaultClockSkew is the default tolerance for the clocks of the issuer
@@ -133,7 +134,7 @@ type Verifier struct {
 	keys       *keySet // nil when the issuer has no jwks_uri
 	introURL   string  // "" when introspection is off
 	introSlots chan struct{}
-	cache      *tokenCache
+	cache      *tokencache.Cache[*cacheEntry]
 	roles      *roleMapper
 	picker     *claimPicker
 	stats      counters
@@ -184,9 +185,9 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 	}
 	switch n := opts.VerifiedTokenCacheSize; {
 	case n == 0:
-		v.cache = newTokenCache(DefaultVerifiedTokenCacheSize)
+		v.cache = tokencache.New[*cacheEntry](DefaultVerifiedTokenCacheSize)
 	case n > 0:
-		v.cache = newTokenCache(n)
+		v.cache = tokencache.New[*cacheEntry](n)
 	}
 	var err error
 	if v.roles, err = compileRoles(opts.Roles); err != nil {
@@ -232,7 +233,7 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 	v.opts.Keys.defaults()
 	v.keys = &keySet{url: m.JWKSURI, get: v.get, now: v.now, opts: v.opts.Keys, log: v.log, stats: &v.stats}
 	if v.cache != nil {
-		v.keys.onRemove = v.cache.clear
+		v.keys.onRemove = v.cache.Clear
 	}
 	if err := v.keys.fetchWait(ctx, v.now()); err != nil {
 		return nil, fmt.Errorf("extauth: fetch the issuer's JWK Set: %w", err)
@@ -294,10 +295,10 @@ func (v *Verifier) verify(ctx context.Context, token string) (*oauth.AccessToken
 		return nil, reject(ErrMalformed, "empty or oversized token")
 	}
 	now := v.now()
-	var k tokenKey
+	var k tokencache.Key
 	if v.cache != nil {
-		k = hashToken(token)
-		if e := v.cache.get(k, now.UnixNano()); e != nil {
+		k = tokencache.KeyOf(token)
+		if e, ok := v.cache.Get(k, now.UnixNano()); ok {
 			if e.refuse != nil {
 				return nil, e.refuse
 			}
@@ -340,9 +341,9 @@ func (v *Verifier) verify(ctx context.Context, token string) (*oauth.AccessToken
 	default:
 		return nil, reject(ErrMalformed, "not a JWT, and introspection is not configured")
 	}
-	if v.cache != nil && until.After(now) {
+	if v.cache != nil {
 		c := *at
-		v.cache.put(k, &cacheEntry{at: &c, until: until.UnixNano()}, now.UnixNano())
+		v.cache.Put(k, &cacheEntry{at: &c}, until.UnixNano(), now.UnixNano())
 	}
 	at.Token = token
 	return at, nil
@@ -361,13 +362,13 @@ func (v *Verifier) introUntil(at *oauth.AccessToken, now time.Time) time.Time {
 }
 
 // cacheRefusal remembers an inactive answer for InactiveTTL.
-func (v *Verifier) cacheRefusal(k tokenKey, err error, now time.Time) {
+func (v *Verifier) cacheRefusal(k tokencache.Key, err error, now time.Time) {
 	var r *rejection
 	ttl := v.opts.Introspection.InactiveTTL
 	if v.cache == nil || ttl <= 0 || !errors.As(err, &r) || r.reason.server {
 		return
 	}
-	v.cache.put(k, &cacheEntry{refuse: r, until: now.Add(ttl).UnixNano()}, now.UnixNano())
+	v.cache.Put(k, &cacheEntry{refuse: r}, now.Add(ttl).UnixNano(), now.UnixNano())
 }
 
 // verifyJWT checks a JWS access token: header, key, signature, claims.

@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -12,6 +11,7 @@ import (
 	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/internal/jwtkeys"
 	"github.com/mcp-oauth/oauth/internal/secret"
+	"github.com/mcp-oauth/oauth/internal/tokencache"
 	"github.com/mcp-oauth/oauth/storage"
 )
 
@@ -36,24 +36,21 @@ func (p *Provider) LoadAccessToken(ctx context.Context, token string) (*oauth.Ac
 	if len(token) > maxTokenLength {
 		return nil, errInvalidAccessToken
 	}
-	key := tokenKey(sha256.Sum256([]byte(token)))
+	key := tokencache.KeyOf(token)
 	now := p.now().UnixNano()
-	e := p.tokens.get(key, now)
-	if e == nil {
+	e, ok := p.tokens.Get(key, now)
+	if !ok {
 		c, err := p.verify(ctx, token)
 		if err != nil {
 			return nil, errInvalidAccessToken.WithCause(err)
 		}
-		e = &cachedToken{at: *c.AccessToken("")}
-		e.exp = e.at.ExpiresAt.UnixNano()
-		if now < e.exp {
-			p.tokens.put(key, e, now)
-		}
+		e = c.AccessToken("") // Token empty: the cache never holds it
+		p.tokens.Put(key, e, e.ExpiresAt.UnixNano(), now)
 	}
-	if err := p.checkGrant(ctx, e.at.GrantID, e.at.ClientID); err != nil {
+	if err := p.checkGrant(ctx, e.GrantID, e.ClientID); err != nil {
 		return nil, err
 	}
-	at := e.at
+	at := *e
 	at.Token = token
 	at.Scopes = slices.Clone(at.Scopes)
 	at.Claims = maps.Clone(at.Claims)

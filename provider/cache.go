@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"crypto/sha256"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +14,7 @@ import (
 // small tool call, so a Provider remembers tokens it has verified and the
 // state of the grants they belong to:
 //
-//   - verifiedTokens maps the SHA-256 of a token whose signature, typ,
+//   - tokens (internal/tokencache) maps the SHA-256 of a token whose signature, typ,
 //     iss and aud checked out to the claims it carries, until the token
 //     expires. Only verified tokens enter, the audience is this
 //     Provider's own, and an entry is never used at or after the token's
@@ -58,68 +57,6 @@ const (
 	// revocationPollTimeout bounds one read of RevocationCount.
 	revocationPollTimeout = 5 * time.Second
 )
-
-// tokenKey is the SHA-256 of an access token: the cache never holds the
-// token itself.
-type tokenKey [sha256.Size]byte
-
-// cachedToken is what a verified token grants. at.Token is empty.
-type cachedToken struct {
-	at  oauth.AccessToken
-	exp int64 // UnixNano of the token's exp
-}
-
-// verifiedTokens is a bounded map of verified tokens.
-type verifiedTokens struct {
-	mu      sync.RWMutex
-	entries map[tokenKey]*cachedToken
-	max     int
-}
-
-func newVerifiedTokens(max int) *verifiedTokens {
-	return &verifiedTokens{entries: make(map[tokenKey]*cachedToken), max: max}
-}
-
-// get returns the entry of k if it is unexpired at now (UnixNano).
-func (c *verifiedTokens) get(k tokenKey, now int64) *cachedToken {
-	c.mu.RLock()
-	e := c.entries[k]
-	c.mu.RUnlock()
-	if e == nil || now >= e.exp {
-		return nil
-	}
-	return e
-}
-
-// put adds an entry. When the map is full it first drops the entries
-// expired at now, then, if that freed less than a quarter, arbitrary
-// entries down to three quarters of the bound (each costs one more
-// signature check if its token comes back).
-func (c *verifiedTokens) put(k tokenKey, e *cachedToken, now int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.entries) >= c.max {
-		for k, old := range c.entries {
-			if now >= old.exp {
-				delete(c.entries, k)
-			}
-		}
-		for k := range c.entries {
-			if len(c.entries) < c.max*3/4 {
-				break
-			}
-			delete(c.entries, k)
-		}
-	}
-	c.entries[k] = e
-}
-
-// clear empties the cache.
-func (c *verifiedTokens) clear() {
-	c.mu.Lock()
-	clear(c.entries)
-	c.mu.Unlock()
-}
 
 // grantStates remembers grant states; see the comment at the top of this
 // file.

@@ -15,9 +15,7 @@ func PollNow(p *Provider) error { return p.pollOnce(p.elapsed()) }
 
 // CachedTokens returns how many verified tokens p remembers.
 func CachedTokens(p *Provider) int {
-	p.tokens.mu.RLock()
-	defer p.tokens.mu.RUnlock()
-	return len(p.tokens.entries)
+	return p.tokens.Len()
 }
 
 // ReloadKeys rereads the key set, as a replica does periodically.

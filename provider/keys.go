@@ -56,7 +56,7 @@ func (p *Provider) reloadKeysLocked(ctx context.Context) error {
 			if ks.byID[id] == nil {
 				// Tokens signed with a deleted key must not outlive it in
 				// the cache.
-				p.tokens.clear()
+				p.tokens.Clear()
 				break
 			}
 		}

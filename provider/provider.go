@@ -28,6 +28,7 @@ import (
 	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/internal/jwtkeys"
 	"github.com/mcp-oauth/oauth/internal/keywrap"
+	"github.com/mcp-oauth/oauth/internal/tokencache"
 	"github.com/mcp-oauth/oauth/storage"
 )
 
@@ -169,7 +170,7 @@ type Provider struct {
 
 	// The fast path of LoadAccessToken (cache.go); nil when
 	// Options.VerifiedTokenCacheSize is negative.
-	tokens    *verifiedTokens
+	tokens    *tokencache.Cache[*oauth.AccessToken] // verified tokens, Token empty
 	grants    *grantStates
 	start     time.Time // when New ran; the grant states' clock, elapsed, counts from it
 	stopWatch func()
@@ -262,7 +263,7 @@ func New(ctx context.Context, store storage.Store, opts Options) (*Provider, err
 		p.opts.VerifiedTokenCacheSize = opts.VerifiedTokenCacheSize
 	}
 	if opts.VerifiedTokenCacheSize > 0 {
-		p.tokens = newVerifiedTokens(opts.VerifiedTokenCacheSize)
+		p.tokens = tokencache.New[*oauth.AccessToken](opts.VerifiedTokenCacheSize)
 		p.grants = newGrantStates()
 		p.start = time.Now()
 		if err := p.pollOnce(p.elapsed()); err != nil {
