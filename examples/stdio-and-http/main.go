@@ -188,9 +188,16 @@ func serveHTTP(ctx context.Context, ln net.Listener, so serveOptions, stdout io.
 	}
 	// The approval hint is shown in the browser of whoever starts an
 	// authorization: never put a database URL (it may hold a password) in it.
-	approveCmd := func(code string) string { return self + " approve -db " + dbPath + " " + code }
+	// Nor the KEK file's path: the commands need the same KEK, named.
+	kekArg := ""
+	if so.kek != nil {
+		kekArg = " -kek-file <the server's KEK file>"
+	}
+	approveCmd := func(code string) string { return self + " approve -db " + dbPath + kekArg + " " + code }
 	if isPostgres(dbPath) {
-		approveCmd = func(code string) string { return "MCPAUTH_DB=<the server's database URL> " + self + " approve " + code }
+		approveCmd = func(code string) string {
+			return "MCPAUTH_DB=<the server's database URL> " + self + " approve" + kekArg + " " + code
+		}
 	}
 	opts := mcpauth.Options{
 		Issuer:       issuer,
