@@ -12,6 +12,10 @@ const (
 	AuthMethodNone              = "none"
 	AuthMethodClientSecretBasic = "client_secret_basic"
 	AuthMethodClientSecretPost  = "client_secret_post"
+	// AuthMethodPrivateKeyJWT is a JWT client assertion signed with the
+	// client's key (RFC 7523 §2.2, OpenID Connect Core §9), whose public
+	// keys the client registered as jwks or jwks_uri (RFC 7591 §2).
+	AuthMethodPrivateKeyJWT = "private_key_jwt"
 )
 
 // Grant types (RFC 6749 §4, RFC 7591 §2).
@@ -20,6 +24,15 @@ const (
 	GrantTypeRefreshToken      = "refresh_token"
 	// GrantTypeDeviceCode is the RFC 8628 §3.4 device authorization grant.
 	GrantTypeDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
+	// GrantTypeClientCredentials is the RFC 6749 §4.4 grant of a
+	// confidential client acting for itself (MCP's SEP-1046).
+	GrantTypeClientCredentials = "client_credentials"
+	// GrantTypeJWTBearer is the RFC 7523 §2.1 JWT authorization grant,
+	// which carries an identity assertion JWT authorization grant
+	// (ID-JAG) in MCP's Enterprise-Managed Authorization (SEP-990).
+	GrantTypeJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	// GrantTypeTokenExchange is the RFC 8693 §2.1 token exchange.
+	GrantTypeTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
 
 // DeviceAuthorization is the device authorization response of RFC 8628
@@ -118,6 +131,15 @@ type Grant struct {
 	// ([GrantSetup.Claims]); every access token of the grant carries them.
 	// Values are as encoding/json decodes them (numbers are float64).
 	Claims map[string]any
+	// GrantType is the grant type that made the grant without an owner's
+	// approval: GrantTypeClientCredentials or GrantTypeJWTBearer; empty
+	// for a grant the owner approved (authorization code, device code).
+	GrantType string
+	// ExpiresAt is zero for a grant that lives as long as it has a code
+	// or refresh token. A grant that issues access tokens only (GrantType
+	// set) lives until ExpiresAt, which each issue extends to its token's
+	// expiry.
+	ExpiresAt time.Time
 }
 
 // GrantSetup is what a setup step completes with: values to keep with the

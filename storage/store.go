@@ -50,8 +50,8 @@ type Store interface {
 	// codes, pending requests, refresh tokens, grant data values and
 	// client registrations (with their grants), revoked grants, and
 	// grants left with neither a code nor a refresh token (a code that
-	// expired unredeemed, or a last refresh token that expired), each
-	// with its data; a backend that is also an AccountStore deletes
+	// expired unredeemed, or a last refresh token that expired) and whose
+	// ExpiresAt is zero or not after now, each with its data; a backend that is also an AccountStore deletes
 	// expired console sessions too. It returns the number of rows deleted
 	// and the grants that were active until this sweep deleted them, with
 	// their data key and unexpired data (so that the Provider can tell the
@@ -101,6 +101,17 @@ type GrantStore interface {
 	ListGrants(ctx context.Context) ([]*oauth.Grant, error)
 	// ListSubjectGrants returns the subject's active grants, oldest first.
 	ListSubjectGrants(ctx context.Context, subject string) ([]*oauth.Grant, error)
+	// CreateGrant stores an active grant that no owner approved, one that
+	// issues access tokens only (client credentials, JWT assertions:
+	// Grant.GrantType is set and Grant.ExpiresAt is not zero), with its
+	// data key; ErrConflict if its ID is taken. Sweep deletes it once
+	// ExpiresAt has passed.
+	CreateGrant(ctx context.Context, g *GrantRecord) error
+	// ExtendGrant sets the LastUsedAt of the active grant id to now and
+	// moves its ExpiresAt to expiresAt if that is later, in one atomic
+	// step; ErrNotFound if the grant is absent, revoked, or its ExpiresAt
+	// is zero or not after now.
+	ExtendGrant(ctx context.Context, id string, expiresAt, now time.Time) error
 	// RevokeGrant marks the grant revoked at now and deletes its codes,
 	// refresh tokens, data key and data, in one transaction. If this call
 	// revoked it, it returns the grant as it was (RevokedAt zero), with

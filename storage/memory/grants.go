@@ -3,6 +3,7 @@ package memory
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -20,6 +21,68 @@ func (s *Store) GetGrant(ctx context.Context, id string) (*oauth.Grant, error) {
 		return nil, storage.ErrNotFound
 	}
 	return copyGrant(r.Grant), nil
+}
+
+// prepareGrant copies what a grant record holds for storing: the grant
+// (its claims normalized as a JSON column would hold them) and its values,
+// under the grant's ID. ErrConflict if two values share a name.
+func prepareGrant(grant *storage.GrantRecord) (*oauth.Grant, map[string]*storage.GrantDataRecord, error) {
+	claims, err := normalizeClaims(grant.Claims)
+	if err != nil {
+		return nil, nil, err
+	}
+	g := grant.Grant
+	g.Claims = nil
+	g = *copyGrant(&g)
+	g.Claims = claims
+	data := make(map[string]*storage.GrantDataRecord, len(grant.Data))
+	for _, d := range grant.Data {
+		if _, dup := data[d.Name]; dup {
+			return nil, nil, fmt.Errorf("grant data %q given twice: %w", d.Name, storage.ErrConflict)
+		}
+		c := copyGrantData(d)
+		c.GrantID = grant.ID
+		data[d.Name] = c
+	}
+	return &g, data, nil
+}
+
+// putGrantLocked stores g, prepared from grant, with its data key and data.
+func (s *Store) putGrantLocked(grant *storage.GrantRecord, g *oauth.Grant, data map[string]*storage.GrantDataRecord) {
+	s.grants[grant.ID] = &grantRow{Grant: g, dataKey: slices.Clone(grant.DataKey), seq: s.next()}
+	if len(data) > 0 {
+		s.data[grant.ID] = data
+	}
+}
+
+// CreateGrant implements storage.GrantStore.
+func (s *Store) CreateGrant(ctx context.Context, grant *storage.GrantRecord) error {
+	g, data, err := prepareGrant(grant)
+	if err != nil {
+		return fmt.Errorf("memory: create grant: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.grants[grant.ID]; dup {
+		return fmt.Errorf("memory: grant %q exists: %w", grant.ID, storage.ErrConflict)
+	}
+	s.putGrantLocked(grant, g, data)
+	return nil
+}
+
+// ExtendGrant implements storage.GrantStore.
+func (s *Store) ExtendGrant(ctx context.Context, id string, expiresAt, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.grants[id]
+	if !ok || !r.RevokedAt.IsZero() || !r.ExpiresAt.After(now) {
+		return storage.ErrNotFound
+	}
+	r.LastUsedAt = now
+	if expiresAt.After(r.ExpiresAt) {
+		r.ExpiresAt = expiresAt
+	}
+	return nil
 }
 
 // ListGrants returns copies of the active (unrevoked) grants, oldest (by

@@ -121,22 +121,9 @@ func (s *Store) DecidePending(ctx context.Context, id string, status oauth.Pendi
 // code with code's hash already exists, or two values share a name; an
 // error if the claims have no JSON encoding.
 func (s *Store) CompletePending(ctx context.Context, id string, grant *storage.GrantRecord, code *storage.CodeRecord, now time.Time) error {
-	claims, err := normalizeClaims(grant.Claims)
+	g, data, err := prepareGrant(grant)
 	if err != nil {
 		return fmt.Errorf("memory: complete pending: %w", err)
-	}
-	g := grant.Grant
-	g.Claims = nil
-	g = *copyGrant(&g)
-	g.Claims = claims
-	data := make(map[string]*storage.GrantDataRecord, len(grant.Data))
-	for _, d := range grant.Data {
-		if _, dup := data[d.Name]; dup {
-			return fmt.Errorf("memory: complete pending: grant data %q given twice: %w", d.Name, storage.ErrConflict)
-		}
-		c := copyGrantData(d)
-		c.GrantID = grant.ID
-		data[d.Name] = c
 	}
 
 	s.mu.Lock()
@@ -155,10 +142,7 @@ func (s *Store) CompletePending(ctx context.Context, id string, grant *storage.G
 		return fmt.Errorf("memory: code exists: %w", storage.ErrConflict)
 	}
 	r.Status, r.Setup = oauth.PendingCompleted, nil
-	s.grants[grant.ID] = &grantRow{Grant: &g, dataKey: slices.Clone(grant.DataKey), seq: s.next()}
-	if len(data) > 0 {
-		s.data[grant.ID] = data
-	}
+	s.putGrantLocked(grant, g, data)
 	s.codes[code.Hash] = copyCode(code)
 	return nil
 }

@@ -10,8 +10,8 @@ import (
 // Sweep deletes every row that can no longer be used at now: expired codes,
 // pending requests, refresh tokens and grant data values; lapsed clients
 // with their grants and those grants' codes, refresh tokens and data;
-// revoked grants; and grants left with neither a code nor a refresh token,
-// with their data. It returns the number of rows deleted, counting every
+// revoked grants; and grants left with neither a code nor a refresh token
+// whose ExpiresAt is zero or not after now, with their data. It returns the number of rows deleted, counting every
 // row of every kind, and the grants that were active until this sweep
 // deleted them, each as it was, with its data key and the values
 // unexpired at now.
@@ -79,7 +79,8 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (*storage.SweepResult,
 		}
 	}
 	res.Rows += s.sweepSessionsLocked(now)
-	// Grants with neither a code nor a refresh token left can issue nothing.
+	// Grants with neither a code nor a refresh token left can issue nothing
+	// (unless they issue access tokens only and have not expired).
 	used := make(map[string]bool, len(s.codes)+len(s.refresh))
 	for _, c := range s.codes {
 		used[c.GrantID] = true
@@ -88,7 +89,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (*storage.SweepResult,
 		used[r.GrantID] = true
 	}
 	for gid, g := range s.grants {
-		if used[gid] {
+		if used[gid] || g.ExpiresAt.After(now) {
 			continue
 		}
 		rec, n := s.revokeLocked(g, now)

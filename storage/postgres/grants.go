@@ -31,7 +31,41 @@ SELECT pg_notify('` + revocationChannel + `', current_schema()) FROM c`
 	qDeleteGrantTokens = `DELETE FROM refresh_tokens WHERE grant_id = $1`
 	// qDeleteGrantData deletes the grant's values and returns them.
 	qDeleteGrantData = `DELETE FROM grant_data WHERE grant_id = $1 RETURNING ` + dataCols
+	qExtendGrant     = `UPDATE grants SET last_used_at = $2, expires_at = GREATEST(expires_at, $3)
+WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2`
 )
+
+// insertGrant stores grant, whose qInsertGrant arguments are args, and
+// its data, in tx.
+func insertGrant(ctx context.Context, tx pgx.Tx, grant *storage.GrantRecord, args []any) error {
+	if _, err := tx.Exec(ctx, qInsertGrant, args...); err != nil {
+		return err
+	}
+	for _, d := range grant.Data {
+		if _, err := tx.Exec(ctx, qInsertData, dataArgs(grant.ID, d)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateGrant implements storage.GrantStore.
+func (s *Store) CreateGrant(ctx context.Context, g *storage.GrantRecord) error {
+	args, err := grantArgs(g)
+	if err != nil {
+		return fmt.Errorf("postgres: create grant: %w", err)
+	}
+	return wrap("create grant", s.tx(ctx, func(tx pgx.Tx) error { return insertGrant(ctx, tx, g, args) }))
+}
+
+// ExtendGrant implements storage.GrantStore in one statement.
+func (s *Store) ExtendGrant(ctx context.Context, id string, expiresAt, now time.Time) error {
+	tag, err := s.pool.Exec(ctx, qExtendGrant, id, now, expiresAt)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = pgx.ErrNoRows
+	}
+	return wrap("extend grant", err)
+}
 
 func scanGrant(row pgx.Row) (*oauth.Grant, error) {
 	var g oauth.Grant
@@ -44,9 +78,9 @@ func scanGrant(row pgx.Row) (*oauth.Grant, error) {
 // scanGrantInto scans grantCols, then the columns of extra, into g and
 // extra.
 func scanGrantInto(row pgx.Row, g *oauth.Grant, extra ...any) error {
-	var created, used, revoked pgtype.Timestamptz
+	var created, used, revoked, exp pgtype.Timestamptz
 	var claims []byte
-	dest := []any{&g.ID, &g.ClientID, &g.Subject, &g.Scopes, &g.Resource, &created, &used, &revoked, &g.RedirectURI, &claims}
+	dest := []any{&g.ID, &g.ClientID, &g.Subject, &g.Scopes, &g.Resource, &created, &used, &revoked, &g.RedirectURI, &claims, &g.GrantType, &exp}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return err
 	}
@@ -55,7 +89,7 @@ func scanGrantInto(row pgx.Row, g *oauth.Grant, extra ...any) error {
 	if g.Claims, err = decodeClaims(claims); err != nil {
 		return err
 	}
-	g.CreatedAt, g.LastUsedAt, g.RevokedAt = fromTS(created), fromTS(used), fromTS(revoked)
+	g.CreatedAt, g.LastUsedAt, g.RevokedAt, g.ExpiresAt = fromTS(created), fromTS(used), fromTS(revoked), fromTS(exp)
 	return nil
 }
 

@@ -28,7 +28,7 @@ var (
 
 // CompletePending's inserts of the grant and the code.
 var (
-	qInsertGrant = `INSERT INTO grants (` + grantCols + `, data_key) VALUES (` + placeholders(1, 11) + `)`
+	qInsertGrant = `INSERT INTO grants (` + grantCols + `, data_key) VALUES (` + placeholders(1, 13) + `)`
 	qInsertCode  = `INSERT INTO codes (` + codeCols + `) VALUES (` + placeholders(1, 12) + `)`
 )
 
@@ -51,7 +51,7 @@ func grantArgs(g *storage.GrantRecord) ([]any, error) {
 		return nil, err
 	}
 	return []any{g.ID, g.ClientID, g.Subject, encodeList(g.Scopes), g.Resource,
-		ts(g.CreatedAt), ts(g.LastUsedAt), ts(g.RevokedAt), g.RedirectURI, claims, g.DataKey}, nil
+		ts(g.CreatedAt), ts(g.LastUsedAt), ts(g.RevokedAt), g.RedirectURI, claims, g.GrantType, ts(g.ExpiresAt), g.DataKey}, nil
 }
 
 func codeArgs(c *storage.CodeRecord) []any {
@@ -136,13 +136,8 @@ func (s *Store) CompletePending(ctx context.Context, id string, grant *storage.G
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, qInsertGrant, gArgs...); err != nil {
+		if err := insertGrant(ctx, tx, grant, gArgs); err != nil {
 			return err
-		}
-		for _, d := range grant.Data {
-			if _, err := tx.Exec(ctx, qInsertData, dataArgs(grant.ID, d)...); err != nil {
-				return err
-			}
 		}
 		_, err = tx.Exec(ctx, qInsertCode, cArgs...)
 		return err

@@ -28,11 +28,13 @@ var (
 	qSweepPending   = `DELETE FROM pending WHERE expires_at <= $1`
 	qSweepSessions  = `DELETE FROM sessions WHERE idle_expires_at <= $1 OR expires_at <= $1`
 	// qSweepOrphans deletes grants left with neither a code nor a refresh
-	// token: they can issue nothing. A grant and its code are inserted in
-	// one transaction and redemption keeps the code row, so a live grant is
+	// token, unless they issue access tokens only and have not expired:
+	// they can issue nothing. A grant and its code are inserted in one
+	// transaction and redemption keeps the code row, so a live grant is
 	// never without one of them.
 	qSweepOrphans = `DELETE FROM grants WHERE NOT EXISTS (SELECT 1 FROM codes WHERE grant_id = grants.id)
-  AND NOT EXISTS (SELECT 1 FROM refresh_tokens WHERE grant_id = grants.id) RETURNING ` + grantCols + `, data_key`
+  AND NOT EXISTS (SELECT 1 FROM refresh_tokens WHERE grant_id = grants.id)
+  AND (expires_at IS NULL OR expires_at <= $1) RETURNING ` + grantCols + `, data_key`
 	// qSweepExpiredData deletes expired values, last: it locks no grant
 	// row, so it cannot hold a value that a put, which locks its grant
 	// first, waits for while this sweep waits for that grant.
@@ -105,7 +107,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (*storage.SweepResult,
 			}
 			res.Rows += tag.RowsAffected()
 		}
-		orphans, err := list(ctx, tx, scanGrantRecord, qSweepOrphans)
+		orphans, err := list(ctx, tx, scanGrantRecord, qSweepOrphans, now)
 		if err != nil {
 			return err
 		}

@@ -28,6 +28,8 @@ var (
 	qDeleteGrantTokens = `DELETE FROM refresh_tokens WHERE grant_id = ?`
 	qDeleteGrantData   = `DELETE FROM grant_data WHERE grant_id = ?`
 	qTouchActiveGrant  = `UPDATE grants SET last_used_at = ? WHERE id = ? AND revoked_at = 0`
+	qExtendGrant       = `UPDATE grants SET last_used_at = ?, expires_at = max(expires_at, ?)
+WHERE id = ? AND revoked_at = 0 AND expires_at > ?`
 )
 
 func scanGrant(row scanner) (*oauth.Grant, error) {
@@ -42,9 +44,9 @@ func scanGrant(row scanner) (*oauth.Grant, error) {
 // extra.
 func scanGrantInto(row scanner, g *oauth.Grant, extra ...any) error {
 	var scopes string
-	var created, used, revoked int64
+	var created, used, revoked, exp int64
 	var claims sql.NullString
-	dest := []any{&g.ID, &g.ClientID, &g.Subject, &scopes, &g.Resource, &created, &used, &revoked, &g.RedirectURI, &claims}
+	dest := []any{&g.ID, &g.ClientID, &g.Subject, &scopes, &g.Resource, &created, &used, &revoked, &g.RedirectURI, &claims, &g.GrantType, &exp}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return err
 	}
@@ -55,7 +57,7 @@ func scanGrantInto(row scanner, g *oauth.Grant, extra ...any) error {
 	if g.Claims, err = decodeClaims(claims); err != nil {
 		return err
 	}
-	g.CreatedAt, g.LastUsedAt, g.RevokedAt = fromMS(created), fromMS(used), fromMS(revoked)
+	g.CreatedAt, g.LastUsedAt, g.RevokedAt, g.ExpiresAt = fromMS(created), fromMS(used), fromMS(revoked), fromMS(exp)
 	return nil
 }
 
@@ -84,6 +86,46 @@ func decodeClaims(s sql.NullString) (map[string]any, error) {
 		return nil, nil
 	}
 	return m, nil
+}
+
+// insertGrant stores grant with its data key and data, in t.
+func (t wtx) insertGrant(grant *storage.GrantRecord) error {
+	gScopes, err := encodeList(grant.Scopes)
+	if err != nil {
+		return err
+	}
+	claims, err := encodeClaims(grant.Claims)
+	if err != nil {
+		return err
+	}
+	if _, err := t.exec(qInsertGrant, grant.ID, grant.ClientID, grant.Subject, gScopes, grant.Resource,
+		ms(grant.CreatedAt), ms(grant.LastUsedAt), ms(grant.RevokedAt), grant.RedirectURI, claims,
+		grant.GrantType, ms(grant.ExpiresAt), nullBlob(grant.DataKey)); err != nil {
+		return err
+	}
+	for _, d := range grant.Data {
+		if _, err := t.exec(qInsertData, dataArgs(grant.ID, d)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateGrant implements storage.GrantStore.
+func (s *Store) CreateGrant(ctx context.Context, g *storage.GrantRecord) error {
+	return wrap("create grant", s.update(ctx, func(t wtx) error { return t.insertGrant(g) }))
+}
+
+// ExtendGrant implements storage.GrantStore in one statement.
+func (s *Store) ExtendGrant(ctx context.Context, id string, expiresAt, now time.Time) error {
+	err := s.update(ctx, func(t wtx) error {
+		n, err := t.execN(qExtendGrant, ms(now), ms(expiresAt), id, ms(now))
+		if err == nil && n == 0 {
+			err = sql.ErrNoRows
+		}
+		return err
+	})
+	return wrap("extend grant", err)
 }
 
 // GetGrant implements storage.GrantStore.

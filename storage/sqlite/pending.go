@@ -25,7 +25,7 @@ var (
 
 // CompletePending's inserts of the grant and the code.
 var (
-	qInsertGrant = `INSERT INTO grants (` + grantCols + `, data_key) VALUES (` + placeholders(11) + `)`
+	qInsertGrant = `INSERT INTO grants (` + grantCols + `, data_key) VALUES (` + placeholders(13) + `)`
 	qInsertCode  = `INSERT INTO codes (` + codeCols + `) VALUES (` + placeholders(12) + `)`
 )
 
@@ -116,14 +116,6 @@ func (s *Store) DecidePending(ctx context.Context, id string, status oauth.Pendi
 // storage.ErrConflict if it is not approved, the grant's ID or the code's
 // hash is taken, or two values share a name.
 func (s *Store) CompletePending(ctx context.Context, id string, grant *storage.GrantRecord, code *storage.CodeRecord, now time.Time) error {
-	gScopes, err := encodeList(grant.Scopes)
-	if err != nil {
-		return fmt.Errorf("sqlite: complete pending: %w", err)
-	}
-	claims, err := encodeClaims(grant.Claims)
-	if err != nil {
-		return fmt.Errorf("sqlite: complete pending: %w", err)
-	}
 	params, err := paramArgs(&code.AuthorizationParams)
 	if err != nil {
 		return fmt.Errorf("sqlite: complete pending: %w", err)
@@ -135,14 +127,8 @@ func (s *Store) CompletePending(ctx context.Context, id string, grant *storage.G
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(qInsertGrant, grant.ID, grant.ClientID, grant.Subject, gScopes, grant.Resource,
-			ms(grant.CreatedAt), ms(grant.LastUsedAt), ms(grant.RevokedAt), grant.RedirectURI, claims, nullBlob(grant.DataKey)); err != nil {
+		if err := t.insertGrant(grant); err != nil {
 			return err
-		}
-		for _, d := range grant.Data {
-			if _, err := t.exec(qInsertData, dataArgs(grant.ID, d)...); err != nil {
-				return err
-			}
 		}
 		_, err = t.exec(qInsertCode, codeArgs...)
 		return err

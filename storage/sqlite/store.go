@@ -530,7 +530,7 @@ func paramDest(p *oauth.AuthorizationParams, scopes *string) []any {
 }
 
 // grantCols are the columns of oauth.Grant, in the order of scanGrant.
-const grantCols = `id, client_id, subject, scopes, resource, created_at, last_used_at, revoked_at, redirect_uri, claims`
+const grantCols = `id, client_id, subject, scopes, resource, created_at, last_used_at, revoked_at, redirect_uri, claims, grant_type, expires_at`
 
 const codeCols = `hash, grant_id, subject, ` + paramCols + `, expires_at, consumed_at`
 

@@ -16,10 +16,12 @@ const lapsed = `(expires_at > 0 AND expires_at <= ?)`
 const deadGrants = `SELECT id FROM grants WHERE revoked_at > 0
   OR client_id IN (SELECT id FROM clients WHERE ` + lapsed + `)`
 
-// orphan is the condition on grants, without arguments, that a grant has
-// neither a code nor a refresh token left: it can issue nothing.
+// orphan is the condition on grants, with one argument (now), that a
+// grant has neither a code nor a refresh token left and has no ExpiresAt
+// in the future: it can issue nothing.
 const orphan = `NOT EXISTS (SELECT 1 FROM codes WHERE grant_id = grants.id)
-  AND NOT EXISTS (SELECT 1 FROM refresh_tokens WHERE grant_id = grants.id)`
+  AND NOT EXISTS (SELECT 1 FROM refresh_tokens WHERE grant_id = grants.id)
+  AND grants.expires_at <= ?`
 
 // sweeps are Sweep's statements, in order; each takes now nows times, at
 // most twice.
@@ -48,10 +50,11 @@ var sweeps = []struct {
 	{`DELETE FROM clients WHERE ` + lapsed, 1, true, true, nil, 0},
 	{`DELETE FROM pending WHERE ` + lapsed, 1, true, false, nil, 0},
 	{`DELETE FROM sessions WHERE idle_expires_at <= ? OR expires_at <= ?`, 2, true, false, nil, 0},
-	// Grants left with neither a code nor a refresh token can issue nothing.
-	{`UPDATE grants SET revoked_at = ? WHERE revoked_at = 0 AND ` + orphan, 1, false, true, &rqOrphan, 0},
-	{`DELETE FROM grant_data WHERE grant_id IN (SELECT id FROM grants WHERE ` + orphan + `)`, 0, true, false, nil, 0},
-	{`DELETE FROM grants WHERE ` + orphan, 0, true, false, nil, 0},
+	// Grants left with neither a code nor a refresh token can issue nothing
+	// (unless they issue access tokens only and have not expired).
+	{`UPDATE grants SET revoked_at = ? WHERE revoked_at = 0 AND ` + orphan, 2, false, true, &rqOrphan, 1},
+	{`DELETE FROM grant_data WHERE grant_id IN (SELECT id FROM grants WHERE ` + orphan + `)`, 1, true, false, nil, 0},
+	{`DELETE FROM grants WHERE ` + orphan, 1, true, false, nil, 0},
 }
 
 // Sweep implements storage.Store in one write transaction. It deletes

@@ -35,7 +35,7 @@ func testGrantRoundTrip(t *testing.T, f *fixture) {
 	g, code := f.newGrantAndCode(p, "alice", base, base.Add(time.Minute))
 	g.CreatedAt = base.Add(fine)
 	g.LastUsedAt = base.Add(time.Second + fine)
-	checkAllSet(t, "grant", &g.Grant, "RevokedAt")
+	checkAllSet(t, "grant", &g.Grant, "RevokedAt", "GrantType", "ExpiresAt")
 	want := clone(g)
 	f.must(f.s.CompletePending(f.ctx, p.ID, g, code, base), "CompletePending")
 	checkEqual(t, "GetGrant", f.grant(g.ID), &want.Grant)

@@ -82,7 +82,8 @@ func TestCloneAndScribble(t *testing.T) {
 
 func TestUnset(t *testing.T) {
 	g := &oauth.Grant{ID: "g", ClientID: "c", Subject: "s", Scopes: []string{"a"}, Resource: "r", RedirectURI: "https://a.example/cb",
-		CreatedAt: base, LastUsedAt: base, Claims: map[string]any{"k": "v"}}
+		CreatedAt: base, LastUsedAt: base, Claims: map[string]any{"k": "v"},
+		GrantType: "client_credentials", ExpiresAt: base}
 	if u := unset(g); len(u) != 1 || u[0] != "RevokedAt" {
 		t.Errorf("unset = %q, want [RevokedAt]", u)
 	}

@@ -55,6 +55,12 @@ var mutants = []mutant{
 		[]string{"Clients/CopiesInAndOut"}},
 	{"SecondsPrecision", func(s *memory.Store) storage.Store { return secondsPrecision{s} },
 		[]string{"Clients/RoundTrip"}},
+	{"ExtendMovesBack", func(s *memory.Store) storage.Store { return extendMovesBack{s} },
+		[]string{"MachineGrants/Extend"}},
+	{"ExtendAnyGrant", func(s *memory.Store) storage.Store { return extendAnyGrant{s} },
+		[]string{"MachineGrants/ExtendRefused"}},
+	{"SweepIgnoresGrantExpiry", func(s *memory.Store) storage.Store { return sweepIgnoresGrantExpiry{s} },
+		[]string{"MachineGrants/SweepKeepsUntilExpiry"}},
 	{"RevokeTwiceFails", func(s *memory.Store) storage.Store { return revokeTwiceFails{s} },
 		[]string{"Grants/RevokeTwice"}},
 	{"TouchClientNoop", func(s *memory.Store) storage.Store { return touchClientNoop{s} },
@@ -274,6 +280,50 @@ func (s revokeTwiceFails) RevokeGrant(ctx context.Context, id string, now time.T
 		return nil, storage.ErrConflict
 	}
 	return s.Store.RevokeGrant(ctx, id, now)
+}
+
+// extendMovesBack sets ExpiresAt to what it is given, earlier or not.
+type extendMovesBack struct{ *memory.Store }
+
+func (s extendMovesBack) ExtendGrant(ctx context.Context, id string, expiresAt, now time.Time) error {
+	g, err := s.Store.GetGrant(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := s.Store.ExtendGrant(ctx, id, expiresAt, now); err != nil || !expiresAt.Before(g.ExpiresAt) {
+		return err
+	}
+	// Move it back by revoking and recreating the grant as it should not be.
+	rec, err := s.Store.RevokeGrant(ctx, id, now)
+	if err != nil || rec == nil {
+		return err
+	}
+	s.Store.Sweep(ctx, time.Time{})
+	rec.ExpiresAt, rec.LastUsedAt, rec.RevokedAt = expiresAt, now, time.Time{}
+	return s.Store.CreateGrant(ctx, rec)
+}
+
+// extendAnyGrant reports success without checking the grant.
+type extendAnyGrant struct{ *memory.Store }
+
+func (s extendAnyGrant) ExtendGrant(ctx context.Context, id string, expiresAt, now time.Time) error {
+	s.Store.ExtendGrant(ctx, id, expiresAt, now)
+	return nil
+}
+
+// sweepIgnoresGrantExpiry ends grants that issue access tokens only at
+// every sweep, as if they had expired.
+type sweepIgnoresGrantExpiry struct{ *memory.Store }
+
+func (s sweepIgnoresGrantExpiry) Sweep(ctx context.Context, now time.Time) (*storage.SweepResult, error) {
+	gs, _ := s.Store.ListGrants(ctx)
+	for _, g := range gs {
+		if !g.ExpiresAt.IsZero() {
+			s.Store.ExtendGrant(ctx, g.ID, g.ExpiresAt, g.ExpiresAt.Add(-time.Nanosecond))
+			s.Store.RevokeGrant(ctx, g.ID, now)
+		}
+	}
+	return s.Store.Sweep(ctx, now)
 }
 
 type touchClientNoop struct{ *memory.Store }

@@ -97,6 +97,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	}{
 		{"Clients", clientTests},
 		{"Grants", grantTests},
+		{"MachineGrants", machineTests},
 		{"Codes", codeTests},
 		{"RefreshTokens", refreshTests},
 		{"Pending", pendingTests},
