@@ -200,6 +200,47 @@ type GrantDataProvider interface {
 	DeleteGrantData(ctx context.Context, grantID, name string) error
 }
 
+// TokenIssuer is implemented by a Provider that issues access tokens
+// without an owner's approval at the time: on the client credentials
+// grant (RFC 6749 §4.4, MCP's SEP-1046), on a JWT authorization grant
+// such as an enterprise identity provider's ID-JAG (RFC 7523 §2.1, MCP's
+// SEP-990), and by token exchange of its own access tokens (RFC 8693).
+// The HTTP layer authenticates the client and checks the request (an
+// assertion's signature, issuer, audience, lifetime and replay; the
+// scopes and resource) before calling it; none of these grants issues a
+// refresh token.
+type TokenIssuer interface {
+	// IssuedGrantTypes returns which of GrantTypeClientCredentials and
+	// GrantTypeTokenExchange some client may use (GrantTypeJWTBearer is
+	// on when the HTTP layer has a trusted assertion issuer): the HTTP
+	// layer advertises these in its metadata (RFC 8414 §2).
+	IssuedGrantTypes() []string
+	// IssueToken issues an access token on a grant of req.GrantType
+	// (GrantTypeClientCredentials or GrantTypeJWTBearer) for client.
+	IssueToken(ctx context.Context, client *Client, req *IssueRequest) (*TokenResponse, error)
+	// ExchangeToken issues, for subject, an access token of this Provider
+	// that LoadAccessToken verified, a token for resource with scopes (a
+	// subset of subject's) on behalf of the same owner, with client as the
+	// actor (RFC 8693 §2.2, §4.1). The new token lives no longer than
+	// subject and stops working when subject's grant ends.
+	ExchangeToken(ctx context.Context, client *Client, subject *AccessToken, scopes []string, resource string) (*TokenResponse, error)
+}
+
+// IssueRequest is the argument of [TokenIssuer.IssueToken].
+type IssueRequest struct {
+	// GrantType is GrantTypeClientCredentials or GrantTypeJWTBearer.
+	GrantType string
+	// Subject is the token's sub: the client's ID for client credentials
+	// (RFC 9068 §2.2), the asserted user for a JWT grant.
+	Subject string
+	// Scopes are the scopes granted, already checked.
+	Scopes []string
+	// Resource is the canonical resource the token is bound to (RFC 8707).
+	Resource string
+	// Claims are custom claims for the token, as [GrantSetup.Claims].
+	Claims map[string]any
+}
+
 // KeySetProvider is implemented by a Provider that signs its access tokens
 // with asymmetric keys and publishes them: the HTTP layer then serves the
 // set at /jwks.json and names it in the metadata's jwks_uri (RFC 8414 §2).

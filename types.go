@@ -242,6 +242,11 @@ type AccessToken struct {
 	// them from the token (an external identity provider's role claims or
 	// scopes); nil otherwise.
 	Roles []string
+	// Act is the token's RFC 8693 §4.1 act claim: who acts for Subject (a
+	// client that exchanged a token, with "sub" its client ID), and
+	// nested, who acted before; nil for a token the owner's client holds
+	// itself.
+	Act map[string]any
 }
 
 // TokenResponse is a successful token response (RFC 6749 §5.1).
@@ -251,6 +256,9 @@ type TokenResponse struct {
 	ExpiresIn    int64  `json:"expires_in,omitempty"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
+	// IssuedTokenType is the RFC 8693 §2.2.1 issued_token_type of a token
+	// exchange's response; empty otherwise.
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
 }
 
 // PendingStatus is the state of an authorization request waiting for, or

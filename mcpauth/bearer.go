@@ -86,6 +86,9 @@ const (
 	// ExtraRoles holds the token's roles, a []string (absent when it has
 	// none).
 	ExtraRoles = "roles"
+	// ExtraAct holds the token's RFC 8693 §4.1 act claim, a
+	// map[string]any (absent when it has none).
+	ExtraAct = "act"
 	// extraGrantData holds the *grantAccess of GrantData.
 	extraGrantData = "mcpauth.grant_data"
 )
@@ -195,6 +198,9 @@ func RequireBearer(verify TokenVerifier, opts BearerOptions) func(http.Handler) 
 			}
 			if len(at.Roles) > 0 {
 				ti.Extra[ExtraRoles] = slices.Clone(at.Roles)
+			}
+			if at.Act != nil {
+				ti.Extra[ExtraAct] = at.Act
 			}
 			if opts.GrantData != nil {
 				ti.Extra[extraGrantData] = &grantAccess{opts.GrantData, at.GrantID, opts.Upstream}
@@ -403,6 +409,10 @@ type Caller struct {
 	// Roles are the caller's roles, as the verifier mapped them from the
 	// token (see BearerOptions.RequiredRoles); nil when it has none.
 	Roles []string
+	// Act is the token's RFC 8693 §4.1 act claim when it was obtained by
+	// token exchange: Act["sub"] is the client that exchanged it (ClientID
+	// too), who acts for Subject; nil otherwise.
+	Act map[string]any
 }
 
 // CallerOf returns the authenticated caller of an MCP request handled
@@ -431,7 +441,8 @@ func CallerFromTokenInfo(ti *auth.TokenInfo) (*Caller, bool) {
 	str := func(k string) string { s, _ := ti.Extra[k].(string); return s }
 	claims, _ := ti.Extra[ExtraClaims].(map[string]any)
 	roles, _ := ti.Extra[ExtraRoles].([]string)
+	act, _ := ti.Extra[ExtraAct].(map[string]any)
 	return &Caller{Subject: ti.UserID, ClientID: str(ExtraClientID), GrantID: str(ExtraGrantID), TokenID: str(ExtraTokenID),
 		Scopes: slices.Clone(ti.Scopes), ExpiresAt: ti.Expiration, Claims: claims, Resource: str(ExtraResource),
-		Roles: slices.Clone(roles)}, true
+		Roles: slices.Clone(roles), Act: act}, true
 }

@@ -33,12 +33,17 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.Error
 		if len(v) > 1 {
 			return nil, oauth.ErrInvalidRequest.WithDescription("parameter " + k + " is repeated")
 		}
-		if len(v[0]) > MaxParamLen && k != "token" {
+		if len(v[0]) > MaxParamLen && !tokenParams[k] {
 			return nil, oauth.ErrInvalidRequest.WithDescription("parameter " + k + " is too long")
 		}
 	}
 	return r.PostForm, nil
 }
+
+// tokenParams are the parameters that carry a token or an assertion
+// (RFC 7009 §2.1, RFC 8693 §2.1, RFC 7523 §2.1 and §2.2): they may be
+// longer than MaxParamLen, within MaxFormBytes.
+var tokenParams = map[string]bool{"token": true, "subject_token": true, "assertion": true, "client_assertion": true}
 
 // authenticateClient identifies and authenticates the client of a token,
 // revocation or introspection request (RFC 6749 §2.3.1, OAuth 2.1 §2.4):

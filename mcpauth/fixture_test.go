@@ -37,6 +37,12 @@ func newMCPServer() *mcp.Server {
 
 func newFixture(t *testing.T, mutate func(*Options)) *fixture {
 	t.Helper()
+	return newFixtureOf(t, newMCPServer(), mutate)
+}
+
+// newFixtureOf is newFixture with the MCP server mcpSrv.
+func newFixtureOf(t *testing.T, mcpSrv *mcp.Server, mutate func(*Options)) *fixture {
+	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	base := "http://" + srv.Listener.Addr().String()
 	store := memory.New()
@@ -44,7 +50,7 @@ func newFixture(t *testing.T, mutate func(*Options)) *fixture {
 	if mutate != nil {
 		mutate(&opts)
 	}
-	h, err := Wrap(newMCPServer(), opts)
+	h, err := Wrap(mcpSrv, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

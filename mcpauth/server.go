@@ -17,6 +17,7 @@ import (
 	"github.com/mcp-oauth/oauth/approval"
 	"github.com/mcp-oauth/oauth/internal/ratelimit"
 	"github.com/mcp-oauth/oauth/internal/redirect"
+	"github.com/mcp-oauth/oauth/internal/replay"
 )
 
 // Endpoint paths, relative to the issuer (DESIGN.md, "HTTP surface").
@@ -88,6 +89,16 @@ type ServerOptions struct {
 	// Limits; nil, or "" from it, means the connection's peer. Wrap sets it
 	// from X-Forwarded-For when TrustProxyHeaders is set.
 	ClientIP func(r *http.Request) string
+	// Assertions are the trusted issuers of JWT authorization grants
+	// (RFC 7523 §2.1): enterprise identity providers whose ID-JAGs
+	// (SEP-990) a client may exchange for an access token. Empty turns
+	// the grant off.
+	Assertions []AssertionVerifier
+	// AssertionSubject maps an assertion's issuer and sub to the subject
+	// of the grant (the owner that tools see); "" refuses the identity
+	// with access_denied. Nil means sub as it is, which is right for one
+	// trusted issuer; with several, map them apart.
+	AssertionSubject func(issuer, sub string) string
 	// Logger receives operational events; nil discards them. Tokens, codes
 	// and secrets are never logged.
 	Logger *slog.Logger
@@ -145,6 +156,7 @@ type AuthorizationServer struct {
 	regs, auths *ratelimit.Window // nil when off
 	regLimit    int
 	authLimit   int
+	replays     *replay.Cache // jti of the assertions accepted (grants.go)
 }
 
 // NewAuthorizationServer returns the authorization server for p. Optional
@@ -190,7 +202,13 @@ func NewAuthorizationServer(p oauth.Provider, opts ServerOptions) (*Authorizatio
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &AuthorizationServer{p: p, opts: opts, log: log, mux: http.NewServeMux(), issuerU: iu, resources: resources}
+	for i, v := range opts.Assertions {
+		if v == nil || v.Issuer() == "" {
+			return nil, fmt.Errorf("mcpauth: Assertions[%d] is nil or has no issuer", i)
+		}
+	}
+	s := &AuthorizationServer{p: p, opts: opts, log: log, mux: http.NewServeMux(), issuerU: iu, resources: resources,
+		replays: replay.New(maxAssertionsInFlight)}
 	s.regs, s.regLimit = newLimit(opts.Limits.Registrations, DefaultRegistrationsPerMinute)
 	s.auths, s.authLimit = newLimit(opts.Limits.Authorizations, DefaultAuthorizationsPerMinute)
 	s.meta = s.metadata()
@@ -292,6 +310,12 @@ func (s *AuthorizationServer) metadata() *oauthex.AuthServerMeta {
 	}
 	if _, ok := s.p.(oauth.DeviceProvider); ok {
 		m.GrantTypesSupported = append(m.GrantTypesSupported, oauth.GrantTypeDeviceCode)
+	}
+	if ti, ok := s.p.(oauth.TokenIssuer); ok {
+		m.GrantTypesSupported = append(m.GrantTypesSupported, ti.IssuedGrantTypes()...)
+		if len(s.opts.Assertions) > 0 {
+			m.GrantTypesSupported = append(m.GrantTypesSupported, oauth.GrantTypeJWTBearer)
+		}
 	}
 	return m
 }

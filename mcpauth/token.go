@@ -28,6 +28,12 @@ func (s *AuthorizationServer) serveToken(w http.ResponseWriter, r *http.Request)
 		resp, err = s.exchangeRefresh(r, client, form)
 	case oauth.GrantTypeDeviceCode:
 		resp, err = s.exchangeDeviceCode(r, client, form)
+	case oauth.GrantTypeClientCredentials:
+		resp, err = s.exchangeClientCredentials(r, client, form)
+	case oauth.GrantTypeTokenExchange:
+		resp, err = s.exchangeToken(r, client, form)
+	case oauth.GrantTypeJWTBearer:
+		resp, err = s.exchangeAssertion(r, client, form)
 	case "":
 		err = oauth.ErrInvalidRequest.WithDescription("grant_type is required")
 	default:

@@ -151,6 +151,14 @@ type Options struct {
 	// Approval by code keeps working. Console.Identity and
 	// Console.Accounts must then be empty.
 	Upstream *upstream.IdP
+	// Assertions are the enterprise identity providers whose identity
+	// assertion JWT authorization grants (ID-JAG, MCP's SEP-990; RFC
+	// 7523 §2.1) the token endpoint exchanges for access tokens, and
+	// AssertionSubject maps their subjects (see ServerOptions). Machine
+	// clients (client credentials, token exchange) are configured in
+	// ProviderOptions.Clients.
+	Assertions       []AssertionVerifier
+	AssertionSubject func(issuer, sub string) string
 	// Console configures the console at PathConsole, where signed-in
 	// owners approve codes and manage grants and clients. Sign-in is
 	// Console.Accounts, else Console.Identity, else the built-in
@@ -288,6 +296,7 @@ func Wrap(server *mcp.Server, opts Options) (*Handler, error) {
 		ClientIDMetadataDocumentSupported: !opts.ClientIDMetadataDocuments.Disable && opts.Provider == nil,
 		ApprovalPage:                      opts.ApprovalPage, Logger: log,
 		Limits: opts.Limits, ClientIP: clientIP,
+		Assertions: opts.Assertions, AssertionSubject: opts.AssertionSubject,
 	})
 	if err != nil {
 		return nil, err

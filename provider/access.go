@@ -30,8 +30,10 @@ func (p *Provider) LoadAccessToken(ctx context.Context, token string) (*oauth.Ac
 		if err != nil {
 			return nil, errInvalidAccessToken.WithCause(err)
 		}
-		at := c.AccessToken(token)
-		return at, p.checkGrant(ctx, at.GrantID, at.ClientID)
+		e := verifiedOf(c)
+		at := &e.at
+		at.Token = token
+		return at, p.checkGrant(ctx, at.GrantID, e.grantClient)
 	}
 	if len(token) > maxTokenLength {
 		return nil, errInvalidAccessToken
@@ -44,17 +46,34 @@ func (p *Provider) LoadAccessToken(ctx context.Context, token string) (*oauth.Ac
 		if err != nil {
 			return nil, errInvalidAccessToken.WithCause(err)
 		}
-		e = c.AccessToken("") // Token empty: the cache never holds it
-		p.tokens.Put(key, e, e.ExpiresAt.UnixNano(), now)
+		e = verifiedOf(c) // Token empty: the cache never holds it
+		p.tokens.Put(key, e, e.at.ExpiresAt.UnixNano(), now)
 	}
-	if err := p.checkGrant(ctx, e.GrantID, e.ClientID); err != nil {
+	if err := p.checkGrant(ctx, e.at.GrantID, e.grantClient); err != nil {
 		return nil, err
 	}
-	at := *e
+	at := e.at
 	at.Token = token
 	at.Scopes = slices.Clone(at.Scopes)
 	at.Claims = maps.Clone(at.Claims)
+	at.Act = maps.Clone(at.Act)
 	return &at, nil
+}
+
+// verified is a verified access token as the cache holds it: without the
+// token itself, and with the client of its grant, which for an exchanged
+// token is not the client it was issued to.
+type verified struct {
+	at          oauth.AccessToken
+	grantClient string
+}
+
+func verifiedOf(c *jwtkeys.Claims) *verified {
+	e := &verified{at: *c.AccessToken(""), grantClient: c.ClientID}
+	if c.GrantClient != "" {
+		e.grantClient = c.GrantClient
+	}
+	return e
 }
 
 // maxTokenLength bounds the access tokens LoadAccessToken considers;
@@ -129,7 +148,9 @@ func (p *Provider) reloadAllowed() bool {
 
 // RevokeToken implements oauth.Provider (RFC 7009 §2.1): revoking a refresh
 // or access token revokes the grant it belongs to, if the grant is the
-// client's. Anything else is ignored.
+// client's. Anything else is ignored, and so is an access token obtained
+// by token exchange, which lives on the grant of the token it was
+// exchanged for and expires with it.
 func (p *Provider) RevokeToken(ctx context.Context, client *oauth.Client, token, hint string) error {
 	grantID := ""
 	if secret.WellFormed(secret.PrefixRefreshToken, token) {
@@ -139,7 +160,9 @@ func (p *Provider) RevokeToken(ctx context.Context, client *oauth.Client, token,
 		} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("provider: revoke: %w", err)
 		}
-	} else if c, err := p.verify(ctx, token); err == nil && c.ClientID == client.ID {
+	} else if c, err := p.verify(ctx, token); err == nil && c.ClientID == client.ID && c.GrantClient == "" {
+		// An exchanged token (GrantClient set) lives on the grant of the
+		// token it was exchanged for, which is not its client's to end.
 		grantID = c.GrantID
 	}
 	if grantID == "" {

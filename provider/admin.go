@@ -15,12 +15,23 @@ var _ oauth.Administrator = (*Provider)(nil)
 
 // ListClients returns the live registered clients, oldest first.
 func (p *Provider) ListClients(ctx context.Context) ([]*oauth.Client, error) {
-	return p.store.ListClients(ctx, p.now())
+	list, err := p.store.ListClients(ctx, p.now())
+	if err != nil {
+		return nil, err
+	}
+	var static []*oauth.Client
+	for _, sc := range p.opts.Clients {
+		static = append(static, p.static[sc.ID])
+	}
+	return append(static, list...), nil
 }
 
 // DeleteClient deletes a client and revokes all of its grants, deleting
 // their data; Options.OnGrantEnd hears of each.
 func (p *Provider) DeleteClient(ctx context.Context, clientID string) error {
+	if p.static[clientID] != nil {
+		return oauth.ErrInvalidRequest.WithDescription("client " + clientID + " is configured in code (Options.Clients), not registered")
+	}
 	ended, err := p.store.DeleteClient(ctx, clientID, p.now())
 	if p.grants != nil {
 		p.grants.forgetActive() // whatever err says, grants may have gone

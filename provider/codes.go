@@ -152,28 +152,32 @@ func (p *Provider) tokenResponse(ctx context.Context, clientID, grantID, subject
 		return nil, err
 	}
 	now := p.now()
-	k := p.freshKeys(ctx).active
-	scope := strings.Join(scopes, " ")
-	at, err := k.Sign(&jwtkeys.Claims{
+	return p.sign(ctx, &jwtkeys.Claims{
 		RegisteredClaims: registeredClaims(p.opts.Issuer, subject, resource, now, p.opts.AccessTokenTTL),
 		ClientID:         clientID,
-		Scope:            scope,
+		Scope:            strings.Join(scopes, " "),
 		GrantID:          grantID,
 		Extra:            extra,
 		SealedExtra:      sealed,
-	})
+	}, p.opts.AccessTokenTTL)
+}
+
+// sign signs c, which expires in ttl, with the active key and returns the
+// token response.
+func (p *Provider) sign(ctx context.Context, c *jwtkeys.Claims, ttl time.Duration) (*oauth.TokenResponse, error) {
+	at, err := p.freshKeys(ctx).active.Sign(c)
 	if err != nil {
 		return nil, fmt.Errorf("provider: %w", err)
 	}
 	if len(at) > maxTokenLength {
 		// LoadAccessToken would refuse it: fail here, loudly, not at use.
-		return nil, fmt.Errorf("provider: the custom claims of grant %s make its access token %d bytes, over %d: %w", grantID, len(at), maxTokenLength, oauth.ErrGrantDataLimit)
+		return nil, fmt.Errorf("provider: the custom claims of grant %s make its access token %d bytes, over %d: %w", c.GrantID, len(at), maxTokenLength, oauth.ErrGrantDataLimit)
 	}
 	return &oauth.TokenResponse{
 		AccessToken: at,
 		TokenType:   "Bearer",
-		ExpiresIn:   int64(p.opts.AccessTokenTTL / time.Second),
-		Scope:       scope,
+		ExpiresIn:   int64(ttl / time.Second),
+		Scope:       c.Scope,
 	}, nil
 }
 

@@ -73,6 +73,11 @@ type Options struct {
 	// accepts any of Resource and Resources (the resource server compares
 	// AccessToken.Resource with its own; mcpauth does).
 	Resources []string
+	// Clients are clients configured in code rather than registered: the
+	// only ones that may use the client_credentials grant (RFC 6749 §4.4)
+	// or token exchange (RFC 8693), which open registration refuses. See
+	// StaticClient.
+	Clients []StaticClient
 	// AccessTokenTTL is the lifetime of access tokens; zero means 1 hour.
 	AccessTokenTTL time.Duration
 	// RefreshTokenTTL is the lifetime of each refresh token; zero means 30 days.
@@ -170,13 +175,14 @@ type Provider struct {
 
 	// The fast path of LoadAccessToken (cache.go); nil when
 	// Options.VerifiedTokenCacheSize is negative.
-	tokens    *tokencache.Cache[*oauth.AccessToken] // verified tokens, Token empty
+	tokens    *tokencache.Cache[*verified] // verified tokens, Token empty
 	grants    *grantStates
 	start     time.Time // when New ran; the grant states' clock, elapsed, counts from it
 	stopWatch func()
 
-	devices devicePolls   // poll times of device requests (device.go)
-	created createdGrants // grants as created, for their claims (cache.go)
+	static  map[string]*oauth.Client // Options.Clients, by ID (clients.go)
+	devices devicePolls              // poll times of device requests (device.go)
+	created createdGrants            // grants as created, for their claims (cache.go)
 }
 
 var (
@@ -204,6 +210,10 @@ func New(ctx context.Context, store storage.Store, opts Options) (*Provider, err
 		if r == opts.Resource || slices.Index(opts.Resources, r) < i {
 			return nil, fmt.Errorf("provider: Resources[%d] %q is named twice", i, r)
 		}
+	}
+	static, err := staticClients(opts.Clients)
+	if err != nil {
+		return nil, err
 	}
 	setDefault(&opts.AccessTokenTTL, DefaultAccessTokenTTL)
 	setDefault(&opts.RefreshTokenTTL, DefaultRefreshTokenTTL)
@@ -237,6 +247,7 @@ func New(ctx context.Context, store storage.Store, opts Options) (*Provider, err
 		return nil, fmt.Errorf("provider: %w", err)
 	}
 	p := &Provider{
+		static:     static,
 		kek:        ring,
 		store:      store,
 		opts:       opts,
@@ -263,7 +274,7 @@ func New(ctx context.Context, store storage.Store, opts Options) (*Provider, err
 		p.opts.VerifiedTokenCacheSize = opts.VerifiedTokenCacheSize
 	}
 	if opts.VerifiedTokenCacheSize > 0 {
-		p.tokens = tokencache.New[*oauth.AccessToken](opts.VerifiedTokenCacheSize)
+		p.tokens = tokencache.New[*verified](opts.VerifiedTokenCacheSize)
 		p.grants = newGrantStates()
 		p.start = time.Now()
 		if err := p.pollOnce(p.elapsed()); err != nil {

@@ -142,6 +142,11 @@ type Claims struct {
 	// Sealed is the mcpauth_sealed claim: base64url of nonce and
 	// ciphertext.
 	Sealed string `json:"mcpauth_sealed,omitempty"`
+	// Act is the RFC 8693 §4.1 actor claim of an exchanged token.
+	Act map[string]any `json:"act,omitempty"`
+	// GrantClient (mcpauth_gc) is the client of the grant an exchanged
+	// token belongs to, which is not the client it was issued to.
+	GrantClient string `json:"mcpauth_gc,omitempty"`
 }
 
 // reserved are the registered claims of RFC 7519 §4.1, the JWT access
@@ -185,7 +190,8 @@ func hasFoldPrefix(s, prefix string) bool {
 // structClaims are the JSON names of the fields of Claims, decoded by
 // exact name only.
 var structClaims = map[string]bool{"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true,
-	"jti": true, "client_id": true, "scope": true, "gid": true, "mcpauth_sealed": true}
+	"jti": true, "client_id": true, "scope": true, "gid": true, "mcpauth_sealed": true,
+	"act": true, "mcpauth_gc": true}
 
 // claimsJSON is Claims without its methods, for encoding/json.
 type claimsJSON Claims
@@ -342,7 +348,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 // AccessToken converts verified claims to the domain type.
 func (c *Claims) AccessToken(token string) *oauth.AccessToken {
 	at := &oauth.AccessToken{Token: token, ID: c.ID, ClientID: c.ClientID, GrantID: c.GrantID, Subject: c.Subject,
-		Scopes: strings.Fields(c.Scope), Claims: c.Extra}
+		Scopes: strings.Fields(c.Scope), Claims: c.Extra, Act: c.Act}
 	if len(c.Audience) > 0 {
 		at.Resource = c.Audience[0]
 	}
