@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"golang.org/x/oauth2"
@@ -52,8 +53,16 @@ func whoamiServer() *mcp.Server {
 // callTool connects a go-sdk MCP client that sends token and calls tool.
 func callTool(ctx context.Context, endpoint, token, tool string) (string, error) {
 	hc := oauth2.NewClient(ctx, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token}))
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1.0.0"}, nil).
-		Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: hc, MaxRetries: -1}, nil)
+	return connectAndCall(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: hc, MaxRetries: -1}, tool)
+}
+
+// callToolWithHandler is callTool with the tokens of an OAuth handler.
+func callToolWithHandler(ctx context.Context, endpoint string, h auth.OAuthHandler, tool string) (string, error) {
+	return connectAndCall(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, OAuthHandler: h, MaxRetries: -1}, tool)
+}
+
+func connectAndCall(ctx context.Context, tr *mcp.StreamableClientTransport, tool string) (string, error) {
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1.0.0"}, nil).Connect(ctx, tr, nil)
 	if err != nil {
 		return "", err
 	}

@@ -45,7 +45,8 @@ func (s *AuthorizationServer) serveRegister(w http.ResponseWriter, r *http.Reque
 		return
 	}
 	_, devices := s.p.(oauth.DeviceProvider)
-	if e := normalizeRegistration(&md, devices); e != nil {
+	_, issuer := s.p.(oauth.TokenIssuer)
+	if e := normalizeRegistration(&md, devices, issuer && len(s.opts.Assertions) > 0); e != nil {
 		writeError(w, s.log, e)
 		return
 	}
@@ -84,11 +85,16 @@ func (r registrationResponse) MarshalJSON() ([]byte, error) {
 // the RFC 8628 device_code grant when devices is set and the client asks
 // for it; response_types is ["code"] for the code flow; application_type is
 // inferred from the redirect URIs. A client of the device grant alone needs
-// no redirect URI.
-func normalizeRegistration(md *oauthex.ClientRegistrationMetadata, devices bool) *oauth.Error {
+// no redirect URI. The RFC 7523 JWT grant (an ID-JAG's, SEP-990) is kept
+// when assertions is set and the client asks for it; client_credentials
+// and token exchange are never registered here: they are for clients
+// configured in code (provider.Options.Clients), since a client that
+// registered itself must not get tokens without an owner's approval.
+func normalizeRegistration(md *oauthex.ClientRegistrationMetadata, devices, assertions bool) *oauth.Error {
 	bad := oauth.ErrInvalidClientMetadata.WithDescription
 	codeFlow := len(md.GrantTypes) == 0 || slices.Contains(md.GrantTypes, oauth.GrantTypeAuthorizationCode)
 	device := slices.Contains(md.GrantTypes, oauth.GrantTypeDeviceCode)
+	jwtGrant := slices.Contains(md.GrantTypes, oauth.GrantTypeJWTBearer)
 	switch {
 	case device && !devices:
 		return bad("this server does not support the device_code grant")
@@ -119,6 +125,9 @@ func normalizeRegistration(md *oauthex.ClientRegistrationMetadata, devices bool)
 	}
 	if device {
 		md.GrantTypes = append(md.GrantTypes, oauth.GrantTypeDeviceCode)
+	}
+	if assertions && jwtGrant {
+		md.GrantTypes = append(md.GrantTypes, oauth.GrantTypeJWTBearer)
 	}
 	md.GrantTypes = append(md.GrantTypes, oauth.GrantTypeRefreshToken)
 	if codeFlow {
