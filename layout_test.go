@@ -55,8 +55,9 @@ func packageImports(t *testing.T) map[string]map[string]bool {
 
 // TestImportGraph keeps the package seams of DESIGN.md: the root imports
 // nothing of the module; internal, storage, provider and approval never import
-// upwards; approval never imports provider; upstream and extauth import
-// only the root and internal packages; only mcpauth (and the programs)
+// upwards; approval never imports provider; the federation packages
+// (upstream, extauth, proxy, tokenexchange) import only the root and
+// internal packages; only mcpauth (and the programs)
 // know every part.
 func TestImportGraph(t *testing.T) {
 	graph := packageImports(t)
@@ -78,7 +79,7 @@ func TestImportGraph(t *testing.T) {
 				bad = under(imp, "approval") || under(imp, "mcpauth")
 			case under(dir, "approval"):
 				bad = under(imp, "provider") || under(imp, "mcpauth") || (under(imp, "storage") && imp != "storage")
-			case under(dir, "upstream"), under(dir, "extauth"):
+			case under(dir, "upstream"), under(dir, "extauth"), under(dir, "proxy"), under(dir, "tokenexchange"):
 				// The federation packages know the root contract alone.
 				bad = imp != "." && !under(imp, "internal")
 			}

@@ -15,6 +15,7 @@ import (
 
 	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/provider"
+	"github.com/mcp-oauth/oauth/tokenexchange"
 )
 
 // Secrets of the machine clients of newMachineFixture.
@@ -42,18 +43,23 @@ func callerServer(name string) *mcp.Server {
 // credentials, scope read) and rs (token exchange).
 func newMachineFixture(t *testing.T, mutate func(*Options)) *fixture {
 	return newFixtureOf(t, callerServer("notes"), func(o *Options) {
-		o.Scopes, o.ToolScopes = []string{"read", "write"}, nil
-		o.Resources = []Resource{{Server: callerServer("files"), Path: "/files/mcp", Scopes: []string{"read"}}}
-		o.ProviderOptions.Clients = []provider.StaticClient{
-			{ID: "svc", Secret: svcSecret, ClientRegistrationMetadata: oauthex.ClientRegistrationMetadata{
-				ClientName: "Nightly job", GrantTypes: []string{oauth.GrantTypeClientCredentials}, Scope: "read"}},
-			{ID: "rs", Secret: rsSecret, ClientRegistrationMetadata: oauthex.ClientRegistrationMetadata{
-				ClientName: "Notes backend", GrantTypes: []string{oauth.GrantTypeTokenExchange}}},
-		}
+		newMachineOptions(o)
 		if mutate != nil {
 			mutate(o)
 		}
 	})
+}
+
+// newMachineOptions sets newMachineFixture's resources and clients.
+func newMachineOptions(o *Options) {
+	o.Scopes, o.ToolScopes = []string{"read", "write"}, nil
+	o.Resources = []Resource{{Server: callerServer("files"), Path: "/files/mcp", Scopes: []string{"read"}}}
+	o.ProviderOptions.Clients = []provider.StaticClient{
+		{ID: "svc", Secret: svcSecret, ClientRegistrationMetadata: oauthex.ClientRegistrationMetadata{
+			ClientName: "Nightly job", GrantTypes: []string{oauth.GrantTypeClientCredentials}, Scope: "read"}},
+		{ID: "rs", Secret: rsSecret, ClientRegistrationMetadata: oauthex.ClientRegistrationMetadata{
+			ClientName: "Notes backend", GrantTypes: []string{oauth.GrantTypeTokenExchange}}},
+	}
 }
 
 // whoami connects a go-sdk client to endpoint, authorized by handler or,
@@ -313,5 +319,52 @@ func TestTokenExchangeRefusals(t *testing.T) {
 	}
 	if r := f.post("/token", exchangeForm(subject, "resource", files), rs); r.status != 200 {
 		t.Errorf("the valid request after the refusals: %d %s", r.status, r.body)
+	}
+}
+
+// TestTokenExchangeFromTool: a tool of notes, as the resource server rs,
+// exchanges its caller's token with package tokenexchange for a files
+// token (RFC 8693) and calls files with it, for the same user.
+func TestTokenExchangeFromTool(t *testing.T) {
+	var base string
+	var sts *tokenexchange.Client
+	notes := callerServer("notes")
+	mcp.AddTool(notes, &mcp.Tool{Name: "relay"}, func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+		subject, ok := tokenexchange.SubjectFromRequest(req)
+		if !ok {
+			return nil, nil, fmt.Errorf("no bearer token")
+		}
+		tok, err := sts.Exchange(ctx, &tokenexchange.Request{SubjectToken: subject, Resource: []string{base + "/files/mcp"}, Scopes: []string{"read"}})
+		if err != nil {
+			return nil, nil, err
+		}
+		got, err := whoami(t, base+"/files/mcp", nil, tok.AccessToken)
+		if err != nil {
+			return nil, nil, err
+		}
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: got}}}, nil, nil
+	})
+	f := newFixtureOf(t, notes, func(o *Options) {
+		newMachineOptions(o)
+	})
+	base = f.base
+	var err error
+	if sts, err = tokenexchange.New(tokenexchange.Options{Issuer: base, ClientID: "rs", ClientSecret: rsSecret}); err != nil {
+		t.Fatal(err)
+	}
+	user, _ := f.userToken()
+	tr := &mcp.StreamableClientTransport{Endpoint: base + "/mcp", MaxRetries: -1,
+		HTTPClient: oauth2.NewClient(t.Context(), oauth2.StaticTokenSource(&oauth2.Token{AccessToken: user}))}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil).Connect(t.Context(), tr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "relay"})
+	if err != nil || res.IsError {
+		t.Fatalf("relay: %v %v", res, err)
+	}
+	if got, want := res.Content[0].(*mcp.TextContent).Text, "alice via rs scopes=read act=map[sub:rs] resource="+base+"/files/mcp"; got != want {
+		t.Errorf("relay = %q, want %q", got, want)
 	}
 }

@@ -48,6 +48,8 @@ type Options struct {
 	Clients []Client
 	// Services are machine clients.
 	Services []Service
+	// Apps are web clients with JWT access tokens for an audience.
+	Apps []App
 }
 
 // Provider is a running OpenID Provider whose signing keys rotate on
@@ -74,7 +76,14 @@ func Start(t testing.TB, opts Options) *Provider {
 	for _, c := range opts.Clients {
 		reg[c.ID] = storage.WebClient(c.ID, c.Secret, c.RedirectURIs...)
 	}
+	apps := map[string]*App{}
+	for _, a := range opts.Apps {
+		reg[a.ID] = storage.WebClient(a.ID, a.Secret, a.RedirectURIs...)
+		a.Audience, a.Claims = slices.Clone(a.Audience), maps.Clone(a.Claims)
+		apps[a.ID] = &a
+	}
 	st := &serviceStorage{
+		apps:     apps,
 		Storage:  storage.NewStorageWithClients(storage.NewUserStore(issuer), reg),
 		issuer:   issuer,
 		services: map[string]*Service{},
@@ -165,6 +174,7 @@ type serviceStorage struct {
 	*storage.Storage
 	issuer   string
 	services map[string]*Service // never modified after Start
+	apps     map[string]*App     // never modified after Start
 
 	mu     sync.Mutex
 	keys   []*rsaKey // the last signs
@@ -225,6 +235,13 @@ func (s *serviceStorage) GetClientByClientID(ctx context.Context, id string) (op
 	if svc := s.services[id]; svc != nil {
 		return serviceClient{svc}, nil
 	}
+	if s.app(id) != nil {
+		c, err := s.Storage.GetClientByClientID(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		return appClient{c}, nil
+	}
 	return s.Storage.GetClientByClientID(ctx, id)
 }
 
@@ -260,6 +277,7 @@ func (s *serviceStorage) ClientCredentialsTokenRequest(ctx context.Context, id s
 
 // CreateAccessToken implements op.Storage, recording a Service's tokens.
 func (s *serviceStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+	req = unwrapApp(req)
 	id, exp, err := s.Storage.CreateAccessToken(ctx, req)
 	if svc := s.services[req.GetSubject()]; err == nil && svc != nil {
 		s.mu.Lock()
@@ -272,6 +290,9 @@ func (s *serviceStorage) CreateAccessToken(ctx context.Context, req op.TokenRequ
 // GetPrivateClaimsFromScopes implements op.Storage: a Service's JWTs
 // carry scope and its Claims.
 func (s *serviceStorage) GetPrivateClaimsFromScopes(ctx context.Context, userID, clientID string, scopes []string) (map[string]any, error) {
+	if a := s.app(clientID); a != nil {
+		return s.appClaims(ctx, a, userID, scopes)
+	}
 	svc := s.services[clientID]
 	if svc == nil {
 		return s.Storage.GetPrivateClaimsFromScopes(ctx, userID, clientID, scopes)
@@ -292,7 +313,11 @@ func (s *serviceStorage) SetIntrospectionFromToken(ctx context.Context, resp *oi
 	t := s.tokens[tokenID]
 	s.mu.Unlock()
 	if t == nil {
-		return s.Storage.SetIntrospectionFromToken(ctx, resp, tokenID, subject, clientID)
+		err := s.Storage.SetIntrospectionFromToken(ctx, resp, tokenID, subject, clientID)
+		if err == nil {
+			s.appIntrospection(resp)
+		}
+		return err
 	}
 	if t.revoked || !time.Now().Before(t.exp) {
 		return errors.New("token is not active")
