@@ -98,8 +98,16 @@ func (e *benchEnv) codeWith(b *testing.B, setup *oauth.GrantSetup) string {
 }
 
 func (e *benchEnv) post(form url.Values) *httptest.ResponseRecorder {
+	return e.postBasic(form, "", "")
+}
+
+// postBasic is post with HTTP Basic client credentials, unless id is "".
+func (e *benchEnv) postBasic(form url.Values, id, secret string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest("POST", PathToken, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if id != "" {
+		req.SetBasicAuth(id, secret)
+	}
 	w := httptest.NewRecorder()
 	e.as.ServeHTTP(w, req)
 	return w
