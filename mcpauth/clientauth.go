@@ -48,10 +48,14 @@ var tokenParams = map[string]bool{"token": true, "subject_token": true, "asserti
 // authenticateClient identifies and authenticates the client of a token,
 // revocation or introspection request (RFC 6749 §2.3.1, OAuth 2.1 §2.4):
 // HTTP Basic (client_secret_basic), client_secret in the body
-// (client_secret_post), or client_id alone for a public client ("none").
+// (client_secret_post), a JWT client assertion (private_key_jwt, RFC 7523
+// §2.2), or client_id alone for a public client ("none").
 // Using two methods at once is invalid_request. Failures are invalid_client
 // (401), which also makes clients such as Claude register again.
 func (s *AuthorizationServer) authenticateClient(r *http.Request, form url.Values) (*oauth.Client, *oauth.Error) {
+	if form.Has("client_assertion") || form.Has("client_assertion_type") {
+		return s.authenticateAssertion(r, form)
+	}
 	id, sec, basic := r.BasicAuth()
 	if basic {
 		var err1, err2 error
@@ -99,6 +103,35 @@ func (s *AuthorizationServer) authenticateClient(r *http.Request, form url.Value
 	}
 	if !ok {
 		return nil, oauth.ErrInvalidClient.WithDescription("client authentication failed")
+	}
+	return client, nil
+}
+
+// authenticateAssertion authenticates a private_key_jwt client (RFC 7523
+// §2.2); client_id is optional beside the assertion (RFC 7521 §4.2) and
+// must then be the assertion's sub.
+func (s *AuthorizationServer) authenticateAssertion(r *http.Request, form url.Values) (*oauth.Client, *oauth.Error) {
+	if _, _, basic := r.BasicAuth(); basic || r.Header.Get("Authorization") != "" || form.Has("client_secret") {
+		return nil, oauth.ErrInvalidRequest.WithDescription("use one client authentication method, not two")
+	}
+	assertion := form.Get("client_assertion")
+	id := form.Get("client_id")
+	if id == "" {
+		id = assertionSubject(assertion)
+	}
+	if id == "" {
+		return nil, oauth.ErrInvalidClient.WithDescription("client authentication required")
+	}
+	client, err := s.p.GetClient(r.Context(), id)
+	if err != nil {
+		e := oauth.AsError(err)
+		if e.Code == oauth.ErrServerError.Code {
+			return nil, e
+		}
+		return nil, oauth.ErrInvalidClient.WithDescription("unknown client")
+	}
+	if e := s.verifyClientAssertion(r.Context(), client, form.Get("client_assertion_type"), assertion); e != nil {
+		return nil, e
 	}
 	return client, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -56,6 +57,27 @@ func (s *AuthorizationServer) serveRegister(w http.ResponseWriter, r *http.Reque
 		return
 	}
 	writeJSON(w, http.StatusCreated, registrationResponse{resp})
+}
+
+// checkClientKeys checks the keys of a private_key_jwt registration (RFC
+// 7591 §2): jwks or jwks_uri, not both; inline keys public signing keys;
+// jwks_uri an https URL without fragment.
+func checkClientKeys(md *oauthex.ClientRegistrationMetadata) *oauth.Error {
+	bad := oauth.ErrInvalidClientMetadata.WithDescription
+	switch {
+	case (md.JWKS == "") == (md.JWKSURI == ""):
+		return bad("private_key_jwt needs jwks or jwks_uri, not both")
+	case md.JWKS != "":
+		if _, err := parseJWKS([]byte(md.JWKS)); err != nil {
+			return bad("jwks: " + err.Error())
+		}
+	default:
+		u, err := url.Parse(md.JWKSURI)
+		if err != nil || u.Scheme != "https" || u.Host == "" || u.Fragment != "" || u.User != nil {
+			return bad("jwks_uri must be an https URL without credentials or fragment")
+		}
+	}
+	return nil
 }
 
 // registrationResponse adds client_secret_expires_at, which RFC 7591 §3.2.1
@@ -116,8 +138,12 @@ func normalizeRegistration(md *oauthex.ClientRegistrationMetadata, devices, asse
 	case "":
 		md.TokenEndpointAuthMethod = oauth.AuthMethodClientSecretBasic
 	case oauth.AuthMethodNone, oauth.AuthMethodClientSecretBasic, oauth.AuthMethodClientSecretPost:
+	case oauth.AuthMethodPrivateKeyJWT:
+		if e := checkClientKeys(md); e != nil {
+			return e
+		}
 	default:
-		return bad("unsupported token_endpoint_auth_method; use none, client_secret_basic or client_secret_post")
+		return bad("unsupported token_endpoint_auth_method; use none, client_secret_basic, client_secret_post or private_key_jwt")
 	}
 	md.GrantTypes = nil
 	if codeFlow {

@@ -99,6 +99,11 @@ type ServerOptions struct {
 	// with access_denied. Nil means sub as it is, which is right for one
 	// trusted issuer; with several, map them apart.
 	AssertionSubject func(issuer, sub string) string
+	// KeyFetcher fetches the jwks_uri documents of clients that
+	// authenticate with private_key_jwt (RFC 7523 §2.2); nil means only
+	// clients with inline jwks can. Wrap sets it to the guarded fetcher of
+	// Client ID Metadata Documents.
+	KeyFetcher KeyFetcher
 	// Logger receives operational events; nil discards them. Tokens, codes
 	// and secrets are never logged.
 	Logger *slog.Logger
@@ -156,7 +161,8 @@ type AuthorizationServer struct {
 	regs, auths *ratelimit.Window // nil when off
 	regLimit    int
 	authLimit   int
-	replays     *replay.Cache // jti of the assertions accepted (grants.go)
+	replays     *replay.Cache // jti of the assertions accepted (grants.go, clientassert.go)
+	clientKeys  *clientKeys   // jwks_uri documents of private_key_jwt clients
 }
 
 // NewAuthorizationServer returns the authorization server for p. Optional
@@ -208,7 +214,7 @@ func NewAuthorizationServer(p oauth.Provider, opts ServerOptions) (*Authorizatio
 		}
 	}
 	s := &AuthorizationServer{p: p, opts: opts, log: log, mux: http.NewServeMux(), issuerU: iu, resources: resources,
-		replays: replay.New(maxAssertionsInFlight)}
+		replays: replay.New(maxAssertionsInFlight), clientKeys: &clientKeys{fetch: opts.KeyFetcher, sets: map[string]*cachedKeys{}}}
 	s.regs, s.regLimit = newLimit(opts.Limits.Registrations, DefaultRegistrationsPerMinute)
 	s.auths, s.authLimit = newLimit(opts.Limits.Authorizations, DefaultAuthorizationsPerMinute)
 	s.meta = s.metadata()
@@ -284,7 +290,7 @@ func (s *AuthorizationServer) Metadata() *oauthex.AuthServerMeta {
 }
 
 func (s *AuthorizationServer) metadata() *oauthex.AuthServerMeta {
-	authMethods := []string{oauth.AuthMethodNone, oauth.AuthMethodClientSecretBasic, oauth.AuthMethodClientSecretPost}
+	authMethods := []string{oauth.AuthMethodNone, oauth.AuthMethodClientSecretBasic, oauth.AuthMethodClientSecretPost, oauth.AuthMethodPrivateKeyJWT}
 	m := &oauthex.AuthServerMeta{
 		Issuer:                                     s.opts.Issuer,
 		AuthorizationEndpoint:                      s.url(PathAuthorize),

@@ -297,6 +297,7 @@ func Wrap(server *mcp.Server, opts Options) (*Handler, error) {
 		ApprovalPage:                      opts.ApprovalPage, Logger: log,
 		Limits: opts.Limits, ClientIP: clientIP,
 		Assertions: opts.Assertions, AssertionSubject: opts.AssertionSubject,
+		KeyFetcher: documentFetcher(&opts).Get,
 	})
 	if err != nil {
 		return nil, err
@@ -354,6 +355,15 @@ func checkCustomProvider(opts *Options, log *slog.Logger) error {
 	return nil
 }
 
+// documentFetcher returns a fetcher of Client ID Metadata Documents, and
+// of private_key_jwt clients' jwks_uri documents, guarded as
+// Options.ClientIDMetadataDocuments says.
+func documentFetcher(opts *Options) *cimd.Fetcher {
+	c := opts.ClientIDMetadataDocuments
+	return cimd.New(cimd.Options{AllowHosts: c.AllowHosts, DenyHosts: c.DenyHosts,
+		AllowPrivateAddresses: c.AllowPrivateAddresses, RootCAs: c.RootCAs})
+}
+
 // newDefaultProvider builds the default Provider on store from
 // opts.ProviderOptions, with what Wrap owns filled in.
 func newDefaultProvider(store storage.Store, opts *Options, res []*served, consoleURL string, log *slog.Logger) (*provider.Provider, error) {
@@ -368,9 +378,7 @@ func newDefaultProvider(store storage.Store, opts *Options, res []*served, conso
 		po.Resources = append(po.Resources, r.url)
 	}
 	if po.ClientMetadata == nil && !opts.ClientIDMetadataDocuments.Disable {
-		c := opts.ClientIDMetadataDocuments
-		po.ClientMetadata = cimd.New(cimd.Options{AllowHosts: c.AllowHosts, DenyHosts: c.DenyHosts,
-			AllowPrivateAddresses: c.AllowPrivateAddresses, RootCAs: c.RootCAs}).Client
+		po.ClientMetadata = documentFetcher(opts).Client
 	}
 	if po.DeviceVerification == nil {
 		po.DeviceVerification = func(code string) (string, string) {

@@ -77,7 +77,7 @@ func (p *Provider) RegisterClient(ctx context.Context, md *oauthex.ClientRegistr
 		c.ExpiresAt = now.Add(p.opts.ClientTTL)
 	}
 	var plain string
-	if md.TokenEndpointAuthMethod != oauth.AuthMethodNone {
+	if md.TokenEndpointAuthMethod != oauth.AuthMethodNone && md.TokenEndpointAuthMethod != oauth.AuthMethodPrivateKeyJWT {
 		plain = secret.New(secret.PrefixClientSecret)
 		c.SecretHash = secret.Hash(plain)
 	}

@@ -480,3 +480,46 @@ var nonPublic = func() []netip.Prefix {
 	}
 	return out
 }()
+
+// Get fetches a JSON document other than a client's metadata (a client's
+// jwks_uri, RFC 7591 §2) through the same guard: https only, the host
+// policy, public addresses, no redirects, the fetch-slot bound, Timeout,
+// and at most maxBytes.
+func (f *Fetcher) Get(ctx context.Context, rawURL string, maxBytes int64) ([]byte, error) {
+	u, err := CheckURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if (len(f.opts.AllowHosts) > 0 && !hostMatch(f.opts.AllowHosts, u.Hostname())) || hostMatch(f.opts.DenyHosts, u.Hostname()) {
+		return nil, errors.New("cimd: host not allowed")
+	}
+	select {
+	case f.slots <- struct{}{}:
+		defer func() { <-f.slots }()
+	default:
+		return nil, errors.New("cimd: too many fetches in flight")
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("cimd: status %d", resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(body)) > maxBytes {
+		return nil, fmt.Errorf("cimd: document larger than %d bytes", maxBytes)
+	}
+	return body, nil
+}
