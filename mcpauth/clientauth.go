@@ -75,16 +75,9 @@ func (s *AuthorizationServer) authenticateClient(r *http.Request, form url.Value
 	} else {
 		id, sec = form.Get("client_id"), form.Get("client_secret")
 	}
-	if id == "" {
-		return nil, oauth.ErrInvalidClient.WithDescription("client authentication required")
-	}
-	client, err := s.p.GetClient(r.Context(), id)
-	if err != nil {
-		e := oauth.AsError(err)
-		if e.Code == oauth.ErrServerError.Code {
-			return nil, e
-		}
-		return nil, oauth.ErrInvalidClient.WithDescription("unknown client")
+	client, e := s.clientOf(r, id)
+	if e != nil {
+		return nil, e
 	}
 	if client.Public() {
 		if sec != "" {
@@ -107,6 +100,23 @@ func (s *AuthorizationServer) authenticateClient(r *http.Request, form url.Value
 	return client, nil
 }
 
+// clientOf returns the client id names: invalid_client when id is empty
+// or unknown, server_error when the lookup failed.
+func (s *AuthorizationServer) clientOf(r *http.Request, id string) (*oauth.Client, *oauth.Error) {
+	if id == "" {
+		return nil, oauth.ErrInvalidClient.WithDescription("client authentication required")
+	}
+	client, err := s.p.GetClient(r.Context(), id)
+	if err != nil {
+		e := oauth.AsError(err)
+		if e.Code == oauth.ErrServerError.Code {
+			return nil, e
+		}
+		return nil, oauth.ErrInvalidClient.WithDescription("unknown client")
+	}
+	return client, nil
+}
+
 // authenticateAssertion authenticates a private_key_jwt client (RFC 7523
 // §2.2); client_id is optional beside the assertion (RFC 7521 §4.2) and
 // must then be the assertion's sub.
@@ -119,16 +129,9 @@ func (s *AuthorizationServer) authenticateAssertion(r *http.Request, form url.Va
 	if id == "" {
 		id = assertionSubject(assertion)
 	}
-	if id == "" {
-		return nil, oauth.ErrInvalidClient.WithDescription("client authentication required")
-	}
-	client, err := s.p.GetClient(r.Context(), id)
-	if err != nil {
-		e := oauth.AsError(err)
-		if e.Code == oauth.ErrServerError.Code {
-			return nil, e
-		}
-		return nil, oauth.ErrInvalidClient.WithDescription("unknown client")
+	client, e := s.clientOf(r, id)
+	if e != nil {
+		return nil, e
 	}
 	if e := s.verifyClientAssertion(r.Context(), client, form.Get("client_assertion_type"), assertion); e != nil {
 		return nil, e
