@@ -127,7 +127,7 @@ func (s *AuthorizationServer) authenticateAssertion(r *http.Request, form url.Va
 	assertion := form.Get("client_assertion")
 	id := form.Get("client_id")
 	if id == "" {
-		id = assertionSubject(assertion)
+		id, _ = s.assertions.UnverifiedClientID(assertion)
 	}
 	client, e := s.clientOf(r, id)
 	if e != nil {

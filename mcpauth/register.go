@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/internal/clientassert"
 	"github.com/mcp-oauth/oauth/internal/redirect"
 	"github.com/mcp-oauth/oauth/internal/secret"
 )
@@ -51,6 +51,10 @@ func (s *AuthorizationServer) serveRegister(w http.ResponseWriter, r *http.Reque
 		writeError(w, s.log, e)
 		return
 	}
+	if e := s.checkClientKeys(&md); e != nil {
+		writeError(w, s.log, e)
+		return
+	}
 	resp, err := s.p.RegisterClient(r.Context(), &md)
 	if err != nil {
 		writeError(w, s.log, err)
@@ -60,22 +64,22 @@ func (s *AuthorizationServer) serveRegister(w http.ResponseWriter, r *http.Reque
 }
 
 // checkClientKeys checks the keys of a private_key_jwt registration (RFC
-// 7591 §2): jwks or jwks_uri, not both; inline keys public signing keys;
-// jwks_uri an https URL without fragment.
-func checkClientKeys(md *oauthex.ClientRegistrationMetadata) *oauth.Error {
-	bad := oauth.ErrInvalidClientMetadata.WithDescription
-	switch {
-	case (md.JWKS == "") == (md.JWKSURI == ""):
-		return bad("private_key_jwt needs jwks or jwks_uri, not both")
-	case md.JWKS != "":
-		if _, err := parseJWKS([]byte(md.JWKS)); err != nil {
-			return bad("jwks: " + err.Error())
+// 7591 §2): jwks or jwks_uri, one of them; inline keys public signing
+// keys; jwks_uri an https URL (internal/clientassert's ValidateKeys).
+func (s *AuthorizationServer) checkClientKeys(md *oauthex.ClientRegistrationMetadata) *oauth.Error {
+	if md.TokenEndpointAuthMethod != oauth.AuthMethodPrivateKeyJWT {
+		return nil
+	}
+	if md.JWKS == "" && md.JWKSURI == "" {
+		return oauth.ErrInvalidClientMetadata.WithDescription("private_key_jwt needs jwks or jwks_uri")
+	}
+	if err := s.assertions.ValidateKeys(keysOf(&oauth.Client{ClientRegistrationMetadata: *md})); err != nil {
+		desc := "the keys are not acceptable"
+		var e *clientassert.Error
+		if errors.As(err, &e) && e.Detail != "" {
+			desc = e.Detail
 		}
-	default:
-		u, err := url.Parse(md.JWKSURI)
-		if err != nil || u.Scheme != "https" || u.Host == "" || u.Fragment != "" || u.User != nil {
-			return bad("jwks_uri must be an https URL without credentials or fragment")
-		}
+		return oauth.ErrInvalidClientMetadata.WithDescription(desc)
 	}
 	return nil
 }
@@ -138,10 +142,7 @@ func normalizeRegistration(md *oauthex.ClientRegistrationMetadata, devices, asse
 	case "":
 		md.TokenEndpointAuthMethod = oauth.AuthMethodClientSecretBasic
 	case oauth.AuthMethodNone, oauth.AuthMethodClientSecretBasic, oauth.AuthMethodClientSecretPost:
-	case oauth.AuthMethodPrivateKeyJWT:
-		if e := checkClientKeys(md); e != nil {
-			return e
-		}
+	case oauth.AuthMethodPrivateKeyJWT: // its keys: checkClientKeys
 	default:
 		return bad("unsupported token_endpoint_auth_method; use none, client_secret_basic, client_secret_post or private_key_jwt")
 	}

@@ -15,6 +15,7 @@ import (
 
 	oauth "github.com/mcp-oauth/oauth"
 	"github.com/mcp-oauth/oauth/approval"
+	"github.com/mcp-oauth/oauth/internal/clientassert"
 	"github.com/mcp-oauth/oauth/internal/ratelimit"
 	"github.com/mcp-oauth/oauth/internal/redirect"
 	"github.com/mcp-oauth/oauth/internal/replay"
@@ -161,8 +162,8 @@ type AuthorizationServer struct {
 	regs, auths *ratelimit.Window // nil when off
 	regLimit    int
 	authLimit   int
-	replays     *replay.Cache // jti of the assertions accepted (grants.go, clientassert.go)
-	clientKeys  *clientKeys   // jwks_uri documents of private_key_jwt clients
+	replays     *replay.Cache          // jti of the assertions accepted (grants.go, clientassert.go)
+	assertions  *clientassert.Verifier // private_key_jwt (clientassert.go)
 }
 
 // NewAuthorizationServer returns the authorization server for p. Optional
@@ -214,7 +215,10 @@ func NewAuthorizationServer(p oauth.Provider, opts ServerOptions) (*Authorizatio
 		}
 	}
 	s := &AuthorizationServer{p: p, opts: opts, log: log, mux: http.NewServeMux(), issuerU: iu, resources: resources,
-		replays: replay.New(maxAssertionsInFlight), clientKeys: &clientKeys{fetch: opts.KeyFetcher, sets: map[string]*cachedKeys{}}}
+		replays: replay.New(maxAssertionsInFlight)}
+	if s.assertions, err = s.newClientAssertions(); err != nil {
+		return nil, err
+	}
 	s.regs, s.regLimit = newLimit(opts.Limits.Registrations, DefaultRegistrationsPerMinute)
 	s.auths, s.authLimit = newLimit(opts.Limits.Authorizations, DefaultAuthorizationsPerMinute)
 	s.meta = s.metadata()
