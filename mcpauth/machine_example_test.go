@@ -2,21 +2,25 @@ package mcpauth_test
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/extauth"
 	"github.com/mcp-oauth/oauth/mcpauth"
 	"github.com/mcp-oauth/oauth/provider"
 	"github.com/mcp-oauth/oauth/storage/memory"
+	"github.com/mcp-oauth/oauth/upstream"
 )
 
 // A service with no user behind it (a nightly job) is configured in code
@@ -79,4 +83,60 @@ func Example_machineClients() {
 	// job: Bearer notes:read
 	// exchanged: urn:ietf:params:oauth:token-type:access_token notes:read
 	// for nightly-job acted on by notes-backend
+}
+
+// An enterprise identity provider is trusted for MCP's Enterprise-Managed
+// Authorization (SEP-990): MCP clients exchange the user's ID token at the
+// IdP for an ID-JAG and present it here with the jwt-bearer grant (RFC
+// 7523 §2.1). TestEnterpriseManagedAuthorization runs this setup with
+// go-sdk's EnterpriseHandler.
+func Example_enterpriseIdP() {
+	ctx := context.Background()
+	const issuer = "https://notes.example.com"
+	jag, err := extauth.New(ctx, extauth.Options{
+		Issuer:     "https://acme.okta.com", // the IdP; its keys come from its discovery document
+		Audiences:  []string{issuer},        // an ID-JAG's aud is this authorization server
+		TokenTypes: []string{mcpauth.TokenTypeIDJAG},
+		Claims:     []string{"resource"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	server := mcp.NewServer(&mcp.Implementation{Name: "notes", Version: "1.0.0"}, nil)
+	h, err := mcpauth.Wrap(server, mcpauth.Options{Issuer: issuer, Store: memory.New(),
+		Assertions: []mcpauth.AssertionVerifier{jag}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Fatal(http.ListenAndServe(":8080", h))
+}
+
+// Owners sign in through the company's OpenID Connect provider (federated
+// mode): this server stays the authorization server MCP clients talk to,
+// and the upstream tokens of the sign-in are kept with each grant for
+// tools (UpstreamToken). TestBrowserUpstreamSignIn runs this setup in
+// Chromium against an in-process OpenID Provider.
+func Example_upstreamSignIn() {
+	ctx := context.Background()
+	const issuer = "https://notes.example.com"
+	idp, err := upstream.New(ctx, upstream.Options{
+		Issuer:   "https://login.example.com/realms/corp",
+		ClientID: "mcp-server", ClientSecret: os.Getenv("SSO_SECRET"), // redirect URI: issuer + "/upstream/callback"
+		Scopes: []string{"email", "profile", "offline_access"},
+		Name:   "Corp SSO",
+		Allow:  upstream.Policy{Domains: []string{"example.com"}},
+		CookieKey: func() []byte {
+			k, _ := hex.DecodeString(os.Getenv("COOKIE_KEY")) // 32 bytes, the same on every replica
+			return k
+		}(),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	server := mcp.NewServer(&mcp.Implementation{Name: "notes", Version: "1.0.0"}, nil)
+	h, err := mcpauth.Wrap(server, mcpauth.Options{Issuer: issuer, Store: memory.New(), Upstream: idp})
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Fatal(http.ListenAndServe(":8080", h))
 }
