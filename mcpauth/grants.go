@@ -191,6 +191,9 @@ func (s *AuthorizationServer) exchangeToken(r *http.Request, client *oauth.Clien
 				scopes = append(scopes, x)
 			}
 		}
+		if len(scopes) == 0 && len(known) > 0 {
+			return nil, oauth.ErrInvalidScope.WithDescription("none of the subject token's scopes is offered for the resource")
+		}
 	}
 	return ti.ExchangeToken(r.Context(), client, subject, scopes, resource)
 }

@@ -289,6 +289,12 @@ func TestTokenExchangeRefusals(t *testing.T) {
 	f := newMachineFixture(t, nil)
 	subject, _ := f.userToken()
 	files := f.base + "/files/mcp"
+	// A token with scope write only, which files does not offer.
+	wr := f.post("/token", exchangeForm(subject, "scope", "write"), []string{"rs", rsSecret})
+	writeOnly := wr.str("access_token")
+	if wr.status != 200 || wr.str("scope") != "write" {
+		t.Fatalf("exchange for write: %d %s", wr.status, wr.body)
+	}
 	dyn := f.register(`{"redirect_uris":["https://app.example.com/cb"],"client_name":"Self-registered"}`)
 	rs := []string{"rs", rsSecret}
 	for _, tc := range []struct {
@@ -307,6 +313,7 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		{"audience and resource differ", exchangeForm(subject, "resource", files, "audience", f.base+"/mcp"), rs, 400, "invalid_target"},
 		{"scope the subject lacks", exchangeForm(subject, "resource", files, "scope", "admin"), rs, 400, "invalid_scope"},
 		{"scope the resource lacks", exchangeForm(subject, "resource", files, "scope", "write"), rs, 400, "invalid_scope"},
+		{"no scope of the subject's offered", exchangeForm(writeOnly, "resource", files), rs, 400, "invalid_scope"},
 		{"self-registered client", exchangeForm(subject, "resource", files), []string{dyn.id, dyn.secret}, 400, "unauthorized_client"},
 		{"client of client credentials", exchangeForm(subject, "resource", files), []string{"svc", svcSecret}, 400, "unauthorized_client"},
 	} {
