@@ -24,3 +24,18 @@ type cacheEntry struct {
 	at     *oauth.AccessToken // with Token empty; nil for a refusal
 	refuse *rejection
 }
+
+// accepted is a cacheEntry of an accepted token with its copy of the
+// AccessToken, in one allocation.
+type accepted struct {
+	e  cacheEntry
+	at oauth.AccessToken
+}
+
+// newAccepted returns the cache entry of at: a copy of it (whose Token is
+// set later on the original only).
+func newAccepted(at *oauth.AccessToken) *cacheEntry {
+	a := &accepted{at: *at}
+	a.e.at = &a.at
+	return &a.e
+}

@@ -69,19 +69,33 @@ func (v *Verifier) accessToken(c *claimSet, now time.Time, src source) (*oauth.A
 	if hasIat && now.Add(v.skew).Before(iat) {
 		return nil, reject(ErrNotYetValid, "iat is in the future")
 	}
-	if at.Subject, _ = rawString(c.used[cSub]); at.Subject == "" {
+	sub, _ := rawStringBytes(c.used[cSub])
+	if len(sub) == 0 {
 		return nil, reject(ErrMalformed, "the token has no sub")
 	}
-	at.ID, _ = rawString(c.used[cJti])
-	at.ExpiresAt, at.IssuedAt = exp, iat
-	for _, i := range []int{cClientID, cAzp, cAppid, cCid} {
-		if s, _ := rawString(c.used[i]); s != "" {
-			at.ClientID = s
+	jti, _ := rawStringBytes(c.used[cJti])
+	var clientID []byte
+	for _, i := range [...]int{cClientID, cAzp, cAppid, cCid} {
+		if s, _ := rawStringBytes(c.used[i]); len(s) > 0 {
+			clientID = s
 			break
 		}
 	}
-	if s, ok := rawString(c.used[cScope]); ok {
-		at.Scopes = strings.Fields(s)
+	scope, hasScope := rawStringBytes(c.used[cScope])
+	// Subject, ID, ClientID and scope share one allocation.
+	var sb strings.Builder
+	sb.Grow(len(sub) + len(jti) + len(clientID) + len(scope))
+	sb.Write(sub)
+	sb.Write(jti)
+	sb.Write(clientID)
+	sb.Write(scope)
+	strs := sb.String()
+	at.Subject, strs = strs[:len(sub)], strs[len(sub):]
+	at.ID, strs = strs[:len(jti)], strs[len(jti):]
+	at.ClientID, strs = strs[:len(clientID)], strs[len(clientID):]
+	at.ExpiresAt, at.IssuedAt = exp, iat
+	if hasScope {
+		at.Scopes = strings.Fields(strs)
 	} else if raw := c.used[cScp]; raw != nil {
 		scp, _ := decodeValue(raw)
 		at.Scopes = claimStrings(scp)
@@ -109,10 +123,11 @@ func (v *Verifier) audience(raw []byte) (resource string, present, ok bool) {
 	if raw == nil {
 		return "", false, true
 	}
-	var names [][]byte
+	var buf [8][]byte // most tokens name few audiences: no allocation
+	names := buf[:0]
 	switch raw[0] {
 	case '"':
-		names = [][]byte{raw}
+		names = append(names, raw)
 	case '[':
 		ok = true
 		eachElement(raw, func(e []byte) {

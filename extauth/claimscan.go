@@ -1,10 +1,8 @@
 package extauth
 
 import (
-	"bytes"
 	"errors"
 	"strconv"
-	"unicode/utf8"
 
 	segjson "github.com/segmentio/encoding/json"
 )
@@ -93,8 +91,11 @@ type claimSet struct {
 	roots []member
 }
 
+// member is a member of a JSON object: its name, unescaped, and its raw
+// value, both slices of the object (or, for a name with escapes, of a
+// copy).
 type member struct {
-	name string
+	name []byte
 	raw  []byte
 }
 
@@ -103,6 +104,18 @@ type claimPicker struct {
 	all   bool             // decode every member into rest
 	names map[string]uint8 // else: wantRest and wantRoot by name
 	keep  map[string]bool  // the names that reach AccessToken.Claims (nil with all)
+	// maybe has bit nameBit(n) set for every name n of names, so that
+	// most members of a token are passed over without a map lookup.
+	maybe uint64
+}
+
+// nameBit is a bit of claimPicker.maybe for a member name.
+func nameBit(name []byte) uint64 {
+	h := uint(len(name))
+	if len(name) > 0 {
+		h = h*31 + uint(name[0]) + 7*uint(name[len(name)-1])
+	}
+	return 1 << (h % 64)
 }
 
 const (
@@ -132,6 +145,9 @@ func newClaimPicker(keep []string, roles *roleMapper) *claimPicker {
 		}
 		p.names[k] |= wantRest
 	}
+	for n := range p.names {
+		p.maybe |= nameBit([]byte(n))
+	}
 	return p
 }
 
@@ -143,16 +159,25 @@ var errNotObject = errors.New("not a JSON object")
 // pick reads the JSON object data. A name that repeats takes its last
 // value, as encoding/json does (RFC 7519 §4).
 func (p *claimPicker) pick(data []byte) (*claimSet, error) {
-	if !segjson.Valid(data) {
-		return nil, errNotObject
+	c := new(claimSet)
+	if err := p.pickInto(c, data); err != nil {
+		return nil, err
 	}
-	c := &claimSet{raw: data}
-	err := eachMember(data, func(key []byte, name string, raw []byte) error {
+	return c, nil
+}
+
+// pickInto is pick into c, which must be zero.
+func (p *claimPicker) pickInto(c *claimSet, data []byte) error {
+	if !segjson.Valid(data) {
+		return errNotObject
+	}
+	c.raw = data
+	return eachMember(data, func(key []byte, name string, raw []byte) error {
 		if u := usedIndex(key); u >= 0 {
 			c.used[u] = raw
 		}
 		var want uint8
-		if len(p.names) > 0 {
+		if p.maybe&nameBit(key) != 0 {
 			want = p.names[string(key)]
 		}
 		if p.all {
@@ -161,11 +186,11 @@ func (p *claimPicker) pick(data []byte) (*claimSet, error) {
 		if want == 0 {
 			return nil
 		}
-		if name == "" {
-			name = string(key)
-		}
 		if want&wantRoot != 0 {
-			c.roots = append(c.roots, member{name, raw})
+			if c.roots == nil {
+				c.roots = make([]member, 0, 4)
+			}
+			c.roots = append(c.roots, member{key, raw})
 		}
 		if want&wantRest == 0 {
 			return nil
@@ -177,13 +202,12 @@ func (p *claimPicker) pick(data []byte) (*claimSet, error) {
 		if c.rest == nil {
 			c.rest = make(map[string]any)
 		}
+		if name == "" {
+			name = string(key)
+		}
 		c.rest[name] = v
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
 }
 
 // eachMember calls fn with each member of the JSON object data, which
@@ -214,7 +238,7 @@ func eachMember(data []byte, fn func(key []byte, name string, raw []byte) error)
 		i = skipSpace(data, i+1)
 		vEnd := endOfValue(data, i)
 		key, name := rawKey[1:len(rawKey)-1], ""
-		if bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key) {
+		if !plainString(key) {
 			var unq string // declared here, so that only escaped names reach the heap
 			if err := segjson.Unmarshal(rawKey, &unq); err != nil {
 				return err
@@ -264,10 +288,32 @@ func rawString(raw []byte) (s string, ok bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
 	}
-	if in := raw[1 : len(raw)-1]; bytes.IndexByte(in, '\\') < 0 && utf8.Valid(in) {
+	if in := raw[1 : len(raw)-1]; plainString(in) {
 		return string(in), true
 	}
-	return s, segjson.Unmarshal(raw, &s) == nil
+	return unquote(raw)
+}
+
+// rawStringBytes is rawString as bytes: for a string without escapes, a
+// slice of raw, so that reading it allocates nothing.
+func rawStringBytes(raw []byte) ([]byte, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return nil, false
+	}
+	if in := raw[1 : len(raw)-1]; plainString(in) {
+		return in, true
+	}
+	s, ok := unquote(raw)
+	return []byte(s), ok
+}
+
+// unquote decodes the JSON string raw (with escapes, or not UTF-8) with
+// segjson. It is a function of its own so that only such strings pay for
+// the decoding target, which escapes.
+func unquote(raw []byte) (string, bool) {
+	var s string
+	err := segjson.Unmarshal(raw, &s)
+	return s, err == nil
 }
 
 // rawEquals reports whether raw is the JSON string s written without
@@ -310,13 +356,10 @@ func skipSpace(b []byte, i int) int {
 }
 
 // endOfString returns the index after the JSON string that starts at
-// b[i] (a quote), or len(b).
+// b[i] (a quote), or len(b). A backslash takes the byte after it.
 func endOfString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
+	for i++; i < len(b); i += 2 {
+		if i = nextQuoteOrBackslash(b, i); i < len(b) && b[i] == '"' {
 			return i + 1
 		}
 	}

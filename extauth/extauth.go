@@ -42,6 +42,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	oauth "github.com/mcp-oauth/oauth"
@@ -342,8 +343,7 @@ func (v *Verifier) verify(ctx context.Context, token string) (*oauth.AccessToken
 		return nil, reject(ErrMalformed, "not a JWT, and introspection is not configured")
 	}
 	if v.cache != nil {
-		c := *at
-		v.cache.Put(k, &cacheEntry{at: &c}, until.UnixNano(), now.UnixNano())
+		v.cache.Put(k, newAccepted(at), until.UnixNano(), now.UnixNano())
 	}
 	at.Token = token
 	return at, nil
@@ -371,36 +371,64 @@ func (v *Verifier) cacheRefusal(k tokencache.Key, err error, now time.Time) {
 	v.cache.Put(k, &cacheEntry{refuse: r}, now.Add(ttl).UnixNano(), now.UnixNano())
 }
 
+// scratchBytes is the size of verifyJWT's scratch buffers: room for the
+// largest payload a token of MaxTokenBytes can have (and so for any header
+// of at most maxHeaderBytes).
+const scratchBytes = MaxTokenBytes / 4 * 3
+
+// scratch holds buffers into which verifyJWT decodes the JOSE header and
+// the payload, so that a token costs no allocation for them. Nothing that
+// verifyJWT returns refers to them: what the AccessToken (and an error)
+// carries is copied out (rawString, decodeValue, segjson without its
+// zero-copy flags). No buffer is held while the JWK Set may be fetched.
+var scratch = sync.Pool{New: func() any { return new([scratchBytes]byte) }}
+
 // verifyJWT checks a JWS access token: header, key, signature, claims.
 func (v *Verifier) verifyJWT(ctx context.Context, token string, now time.Time) (*oauth.AccessToken, error) {
-	j, err := parseJWS(token)
+	var sigBuf [maxSigBytes]byte
+	j, err := v.checkHeader(token, sigBuf[:])
 	if err != nil {
 		return nil, err
-	}
-	if !v.algs[j.alg] {
-		return nil, reject(ErrDisallowedAlgorithm, "")
-	}
-	typ := ""
-	if j.hasTyp {
-		typ = normType(j.typ)
-	}
-	if !v.types[typ] {
-		return nil, reject(ErrWrongType, "")
 	}
 	k, err := v.keys.lookup(ctx, j.kid, j.alg)
 	if err != nil {
 		return nil, err
 	}
-	if err := method(j.alg).Verify(j.signingInput, j.sig, k.pub); err != nil {
+	if !verifySignature(j.alg, j.signingInput, j.sig, k.pub) {
 		return nil, reject(ErrBadSignature, "")
 	}
-	payload, err := b64s.DecodeString(j.payload)
+	buf := scratch.Get().(*[scratchBytes]byte)
+	defer scratch.Put(buf)
+	payload, err := decodeInto(buf[:], j.payload)
 	if err != nil {
 		return nil, reject(ErrMalformed, "payload is not base64url")
 	}
-	c, err := v.picker.pick(payload)
-	if err != nil {
+	var c claimSet
+	if err := v.picker.pickInto(&c, payload); err != nil {
 		return nil, reject(ErrMalformed, "payload is not a JSON object")
 	}
-	return v.accessToken(c, now, fromJWT)
+	return v.accessToken(&c, now, fromJWT)
+}
+
+// checkHeader splits token, decoding its signature into sigBuf, and
+// checks its header's alg and typ. It returns j without typ, which was a slice of a scratch buffer.
+func (v *Verifier) checkHeader(token string, sigBuf []byte) (j jws, err error) {
+	buf := scratch.Get().(*[scratchBytes]byte)
+	defer scratch.Put(buf)
+	if j, err = splitDecodeJWS(token, sigBuf, buf[:maxHeaderBytes]); err != nil {
+		return j, err
+	}
+	if !v.algs[j.alg] {
+		return j, reject(ErrDisallowedAlgorithm, "")
+	}
+	var typBuf [64]byte
+	var typ []byte
+	if j.hasTyp {
+		typ = typeKey(j.typ, typBuf[:])
+	}
+	if !v.types[string(typ)] {
+		return j, reject(ErrWrongType, "")
+	}
+	j.typ = nil // a slice of buf
+	return j, nil
 }

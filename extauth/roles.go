@@ -1,6 +1,7 @@
 package extauth
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -90,10 +91,20 @@ func (m *roleMapper) roles(c *claimSet, scopes []string) []string {
 	if m == nil {
 		return nil
 	}
-	var out []string
+	// A role is a string of RoleOptions, or bytes of the claims, which
+	// are copied at the end, all into one allocation.
+	type role struct {
+		s string
+		b []byte // non-empty for a role of the claims
+	}
+	var buf [16]role
+	rs := buf[:0]
+	// room reports whether a role of n bytes may be added: not empty, not
+	// too long, and room left.
+	room := func(n int) bool { return n > 0 && n <= maxRoleLen && len(rs) < maxRoles }
 	add := func(r string) {
-		if r != "" && len(r) <= maxRoleLen && len(out) < maxRoles && !slices.Contains(out, r) {
-			out = append(out, r)
+		if room(len(r)) && !slices.ContainsFunc(rs, func(x role) bool { return x.s == r || string(x.b) == r }) {
+			rs = append(rs, role{s: r})
 		}
 	}
 	for _, s := range scopes {
@@ -102,14 +113,35 @@ func (m *roleMapper) roles(c *claimSet, scopes []string) []string {
 		}
 	}
 	for _, rc := range m.claims {
-		for _, v := range rawStrings(rc.lookup(c.roots)) {
-			if rc.m == nil {
-				add(v)
-				continue
+		eachRawString(rc.lookup(c.roots), func(v []byte) {
+			if rc.m != nil {
+				for _, r := range rc.m[string(v)] {
+					add(r)
+				}
+				return
 			}
-			for _, r := range rc.m[v] {
-				add(r)
+			if room(len(v)) && !slices.ContainsFunc(rs, func(x role) bool { return x.s == string(v) || string(x.b) == string(v) }) {
+				rs = append(rs, role{b: v})
 			}
+		})
+	}
+	if len(rs) == 0 {
+		return nil
+	}
+	var sb strings.Builder
+	n := 0
+	for _, r := range rs {
+		n += len(r.b)
+	}
+	sb.Grow(n)
+	for _, r := range rs {
+		sb.Write(r.b)
+	}
+	strs := sb.String()
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		if out[i] = r.s; r.b != nil {
+			out[i], strs = strs[:len(r.b)], strs[len(r.b):]
 		}
 	}
 	return out
@@ -123,7 +155,7 @@ func (rc *compiledClaim) lookup(roots []member) []byte {
 	bestN := 0
 	for _, m := range roots {
 		for n := len(rc.prefixes); n > bestN-1 && n > 0; n-- {
-			if m.name == rc.prefixes[n-1] {
+			if string(m.name) == rc.prefixes[n-1] {
 				if n >= bestN {
 					best, bestN = m.raw, n
 				}
@@ -178,19 +210,31 @@ func lookupFrom(raw []byte, prefixes []string, j int) []byte {
 // rawStrings returns the strings of a raw claim value: a string split at
 // whitespace, or the string elements of an array.
 func rawStrings(raw []byte) []string {
-	if len(raw) == 0 {
-		return nil
-	}
-	if s, ok := rawString(raw); ok {
-		return strings.Fields(s)
-	}
 	var out []string
+	eachRawString(raw, func(s []byte) { out = append(out, string(s)) })
+	return out
+}
+
+// eachRawString calls fn with each string of a raw claim value, as
+// rawStrings returns them, without allocating them: the fields of a
+// string (split at white space, as strings.Fields splits), or the string
+// elements of an array, unescaped. Each is a slice of raw, or, for a
+// string with escapes, of a copy.
+func eachRawString(raw []byte, fn func(s []byte)) {
+	if len(raw) == 0 {
+		return
+	}
+	if s, ok := rawStringBytes(raw); ok {
+		for f := range bytes.FieldsSeq(s) {
+			fn(f)
+		}
+		return
+	}
 	eachElement(raw, func(e []byte) {
-		if s, ok := rawString(e); ok {
-			out = append(out, s)
+		if s, ok := rawStringBytes(e); ok {
+			fn(s)
 		}
 	})
-	return out
 }
 
 // claimStrings returns the strings of a decoded claim value: a string
