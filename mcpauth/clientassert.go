@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	oauth "github.com/mcp-oauth/oauth"
+	"github.com/mcp-oauth/oauth/internal/cimd"
 	"github.com/mcp-oauth/oauth/internal/clientassert"
 )
 
@@ -43,7 +44,11 @@ func keysOf(c *oauth.Client) clientassert.KeySource {
 // memory is temporarily_unavailable), with a description that never
 // quotes the assertion.
 func (s *AuthorizationServer) verifyClientAssertion(ctx context.Context, client *oauth.Client, typ, assertion string) *oauth.Error {
-	if client.TokenEndpointAuthMethod != oauth.AuthMethodPrivateKeyJWT {
+	// A metadata-document client is used as a public client, but one whose
+	// document names keys (ChatGPT's prefers private_key_jwt and lists
+	// none) may authenticate with them, and its assertion is then checked.
+	documentKeys := cimd.IsClientIDURL(client.ID) && (client.JWKS != "" || client.JWKSURI != "")
+	if client.TokenEndpointAuthMethod != oauth.AuthMethodPrivateKeyJWT && !documentKeys {
 		return oauth.ErrInvalidClient.WithDescription("client assertion refused: the client is not registered for private_key_jwt")
 	}
 	err := s.assertions.Verify(ctx, client.ID, keysOf(client), typ, assertion)

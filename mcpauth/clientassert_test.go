@@ -257,3 +257,40 @@ func FuzzClientAssertion(f *testing.F) {
 		}
 	})
 }
+
+// TestDocumentClientAssertion: a metadata-document client that prefers
+// private_key_jwt and offers none (ChatGPT's document) is used as a public
+// client, and when it sends an assertion anyway, the assertion is verified
+// with the document's keys: a good one passes, a forged one is refused.
+func TestDocumentClientAssertion(t *testing.T) {
+	docs := newDocHost(t)
+	f := newFixture(t, docs.options)
+	key := newRSASigner(t, "chatgpt-1")
+	keys, _ := json.Marshal(json.RawMessage(jwks(t, key)))
+	id := docs.add("/oauth/client.json", `{"client_id":"%s","client_name":"ChatGPT","redirect_uris":["https://chatgpt.example/cb"],
+		"token_endpoint_auth_method":"private_key_jwt","token_endpoint_auth_methods_supported":["none","private_key_jwt"],"jwks":`+string(keys)+`}`)
+	c := client{id: id, redirect: "https://chatgpt.example/cb"}
+	assertion := func(s *assertionSigner) string {
+		now := time.Now()
+		return s.sign(t, map[string]any{"iss": id, "sub": id, "aud": f.base + "/token", "jti": rand.Text(), "iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}, "")
+	}
+	exchange := func(a string) *response {
+		u := f.authorize(authParams(c), f.approve("alice"))
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {u.Query().Get("code")}, "code_verifier": {verifier},
+			"redirect_uri": {c.redirect}, "client_id": {id}}
+		if a != "" {
+			form.Set("client_assertion_type", ClientAssertionType)
+			form.Set("client_assertion", a)
+		}
+		return f.post("/token", form, nil)
+	}
+	if r := exchange(assertion(key)); r.status != 200 {
+		t.Errorf("with the document's key: %d %s", r.status, r.body)
+	}
+	if r := exchange(""); r.status != 200 {
+		t.Errorf("as a public client: %d %s", r.status, r.body)
+	}
+	if r := exchange(assertion(newRSASigner(t, "chatgpt-1"))); r.status != 401 || r.str("error") != "invalid_client" {
+		t.Errorf("with a forged assertion: %d %s", r.status, r.body)
+	}
+}

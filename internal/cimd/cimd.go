@@ -420,7 +420,9 @@ func Parse(clientID string, body []byte) (*oauth.Client, error) {
 	md.TokenEndpointAuthMethod = oauth.AuthMethodNone
 	md.GrantTypes = []string{oauth.GrantTypeAuthorizationCode, oauth.GrantTypeRefreshToken}
 	md.ResponseTypes = []string{"code"}
-	md.JWKS, md.SoftwareStatement = "", ""
+	// The document's keys are kept: a client that offers none but sends a
+	// private_key_jwt assertion anyway (ChatGPT) has it verified by them.
+	md.JWKS, md.SoftwareStatement = string(d.RawJWKS), ""
 	if md.ApplicationType == "" {
 		if redirect.AllNative(md.RedirectURIs) {
 			md.ApplicationType = "native"
