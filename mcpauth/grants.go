@@ -169,6 +169,9 @@ func (s *AuthorizationServer) exchangeToken(r *http.Request, client *oauth.Clien
 	}
 	subject, err := s.p.LoadAccessToken(r.Context(), form.Get("subject_token"))
 	if err != nil {
+		if oauth.AsError(err).Code == oauth.ErrServerError.Code {
+			return nil, err // the store failed: not the client's fault
+		}
 		return nil, oauth.ErrInvalidGrant.WithDescription("subject_token is invalid, expired or revoked")
 	}
 	resource, known, e := s.resourceScopes(target, subject.Resource)
@@ -241,7 +244,7 @@ func (s *AuthorizationServer) machineAccess(client *oauth.Client, resource, scop
 	if len(scope) > MaxParamLen {
 		return "", nil, oauth.ErrInvalidScope.WithDescription("scope is too long")
 	}
-	url, known, e := s.resourceScopes(resource, "")
+	canonical, known, e := s.resourceScopes(resource, "")
 	if e != nil {
 		return "", nil, e
 	}
@@ -263,5 +266,5 @@ func (s *AuthorizationServer) machineAccess(client *oauth.Client, resource, scop
 	if len(out) == 0 && len(known) > 0 {
 		return "", nil, oauth.ErrInvalidScope.WithDescription("none of the requested scopes is allowed to this client")
 	}
-	return url, out, nil
+	return canonical, out, nil
 }
