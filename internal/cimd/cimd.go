@@ -212,8 +212,7 @@ func (f *Fetcher) Client(ctx context.Context, clientID string) (*oauth.Client, e
 	if err != nil {
 		return nil, oauth.ErrInvalidClient.WithDescription(err.Error())
 	}
-	host := u.Hostname()
-	if hostMatch(f.opts.DenyHosts, host) || (len(f.opts.AllowHosts) > 0 && !hostMatch(f.opts.AllowHosts, host)) {
+	if !f.hostAllowed(u) {
 		return nil, oauth.ErrInvalidClient.WithDescription("client metadata documents from this host are not accepted")
 	}
 	now := f.opts.Now()
@@ -295,36 +294,63 @@ func (f *Fetcher) fetch(ctx context.Context, clientID string) (*oauth.Client, ti
 	fail := func(desc string, cause error) (*oauth.Client, time.Duration, error) {
 		return nil, 0, oauth.ErrInvalidClient.WithDescription(desc).WithCause(cause)
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, clientID, nil)
-	if err != nil {
-		return fail("client metadata document could not be retrieved", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := f.client.Do(req)
-	if err != nil {
-		return fail("client metadata document could not be retrieved", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fail("client metadata document could not be retrieved", fmt.Errorf("status %d", resp.StatusCode))
-	}
-	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-		return fail("client metadata document is not JSON", fmt.Errorf("content type %q", resp.Header.Get("Content-Type")))
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, DefaultMaxBytes+1))
-	if err != nil {
-		return fail("client metadata document could not be retrieved", err)
-	}
-	if len(body) > DefaultMaxBytes {
+	body, header, err := f.getJSON(ctx, clientID, DefaultMaxBytes)
+	switch {
+	case errors.Is(err, errNotJSON):
+		return fail("client metadata document is not JSON", err)
+	case errors.Is(err, errTooLarge):
 		return fail("client metadata document is larger than 5 KB", nil)
+	case err != nil:
+		return fail("client metadata document could not be retrieved", err)
 	}
 	c, err := Parse(clientID, body)
 	if err != nil {
 		return nil, 0, err
 	}
-	return c, f.freshness(resp.Header), nil
+	return c, f.freshness(header), nil
+}
+
+var (
+	errNotJSON  = errors.New("cimd: the document is not JSON")
+	errTooLarge = errors.New("cimd: the document is too large")
+)
+
+// getJSON GETs the JSON document at u through the guarded client, within
+// Timeout, and reads at most maxBytes of it: errNotJSON for another
+// content type, errTooLarge beyond maxBytes.
+func (f *Fetcher) getJSON(ctx context.Context, u string, maxBytes int64) ([]byte, http.Header, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, nil, fmt.Errorf("cimd: status %d", resp.StatusCode)
+	}
+	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return nil, nil, fmt.Errorf("%w: content type %q", errNotJSON, resp.Header.Get("Content-Type"))
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if int64(len(body)) > maxBytes {
+		return nil, nil, errTooLarge
+	}
+	return body, resp.Header, nil
+}
+
+// hostAllowed applies Options.AllowHosts and DenyHosts to u's host.
+func (f *Fetcher) hostAllowed(u *url.URL) bool {
+	host := u.Hostname()
+	return !hostMatch(f.opts.DenyHosts, host) && (len(f.opts.AllowHosts) == 0 || hostMatch(f.opts.AllowHosts, host))
 }
 
 // freshness derives the cache lifetime from Cache-Control (RFC 9111 §5.2):
@@ -486,13 +512,13 @@ var nonPublic = func() []netip.Prefix {
 // Get fetches a JSON document other than a client's metadata (a client's
 // jwks_uri, RFC 7591 §2) through the same guard: https only, the host
 // policy, public addresses, no redirects, the fetch-slot bound, Timeout,
-// and at most maxBytes.
+// a JSON content type, and at most maxBytes.
 func (f *Fetcher) Get(ctx context.Context, rawURL string, maxBytes int64) ([]byte, error) {
 	u, err := CheckURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	if (len(f.opts.AllowHosts) > 0 && !hostMatch(f.opts.AllowHosts, u.Hostname())) || hostMatch(f.opts.DenyHosts, u.Hostname()) {
+	if !f.hostAllowed(u) {
 		return nil, errors.New("cimd: host not allowed")
 	}
 	select {
@@ -501,27 +527,6 @@ func (f *Fetcher) Get(ctx context.Context, rawURL string, maxBytes int64) ([]byt
 	default:
 		return nil, errors.New("cimd: too many fetches in flight")
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := f.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("cimd: status %d", resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(body)) > maxBytes {
-		return nil, fmt.Errorf("cimd: document larger than %d bytes", maxBytes)
-	}
-	return body, nil
+	body, _, err := f.getJSON(ctx, u.String(), maxBytes)
+	return body, err
 }
